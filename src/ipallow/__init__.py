@@ -1,0 +1,36 @@
+"""ipallow: is this IP address inside a registered range, and which registration covers it?
+
+A compiled (Cython) Poptrie-style index over registered IPv4 and IPv6 CIDRs.
+
+>>> import ipallow
+>>> al = ipallow.Allowlist(["203.0.113.0/24", "2001:db8::/32"])
+>>> "203.0.113.9" in al, "8.8.8.8" in al
+(True, False)
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.resources import files as _files
+
+from ipallow import _parse  # noqa: F401  (installs the core's object converter)
+from ipallow.allowlist import Allowlist, Entry, Match
+from ipallow.errors import AddressError, HostBitsWarning, ParseError, Problem
+
+try:
+    __version__ = _version("ipallow")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+#: Path of the small sample registry bundled with the package (CSV).
+SAMPLE_LIST = str(_files("ipallow") / "data" / "sample.csv")
+
+__all__ = [
+    "Allowlist",
+    "Match",
+    "Entry",
+    "AddressError",
+    "ParseError",
+    "Problem",
+    "HostBitsWarning",
+    "SAMPLE_LIST",
+    "__version__",
+]

@@ -1,0 +1,146 @@
+"""Entries -> compiled tables: parse (C fast path, Python for the rest), lay out, build.
+
+The result is a :class:`Compiled`: a prefix table (one row per registered CIDR,
+grouped by registration), the registration data, and the two Poptrie tables.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ipallow import _parse, _trie
+from ipallow.errors import AddressError, HostBitsWarning
+
+# Level-0 sizes.  Big tables get Poptrie's 18 (IPv4) / 16 (IPv6) bits; small
+# ones a smaller array so a ten-entry list does not cost a megabyte.
+# IPv6 sizes keep every 6-bit step clear of the 64-bit word boundary.
+BIG_TABLE = 16384
+DIR_BITS_4 = (12, 18)
+DIR_BITS_6 = (10, 16)
+
+ErrorHandler = Callable[[int, Exception], None]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """Everything an Allowlist is made of; plain arrays, so it pickles and saves as is."""
+
+    version: np.ndarray      # uint8, per prefix
+    hi: np.ndarray           # uint64, per prefix (IPv6 high word; 0 for IPv4)
+    lo: np.ndarray           # uint64, per prefix (IPv6 low word; the address for IPv4)
+    prefixlen: np.ndarray    # uint8, per prefix
+    reg_first: np.ndarray    # int64, registration i owns prefixes reg_first[i]:reg_first[i+1]
+    prefix_reg: np.ndarray   # int32, registration index of each prefix
+    data: list | None        # registration data, or None when no entry carried any
+    tables: tuple            # (dir4, nodes4, leaves4, bits4, dir6, nodes6, leaves6, bits6)
+
+
+def compile_entries(entries: Any, strict: bool = True,
+                    on_error: ErrorHandler | None = None) -> Compiled:
+    """Parse and compile registered entries.
+
+    Arguments:
+        entries: an iterable of entries or ``(entry, data)`` pairs.
+        strict: host bits set in a CIDR is an error (else masked, with a warning).
+        on_error: called as ``on_error(position, exception)`` for each bad item
+            instead of raising the first one (the file loaders collect them).
+
+    Raises:
+        TypeError / AddressError: the first bad item, when ``on_error`` is None.
+    """
+    if isinstance(entries, (str, bytes)):
+        raise TypeError(f"expected an iterable of entries, not a single {type(entries).__name__}; "
+                        f"wrap it in a list")
+    try:
+        items = entries if isinstance(entries, list) else list(entries)
+    except TypeError:
+        raise TypeError(f"expected an iterable of entries, got {type(entries).__name__}") from None
+    version, hi, lo, plen, status, data, masked = _trie.parse_entries(items, strict)
+
+    # Items the C fast path left alone: other types, ranges, errors to report.
+    multi: dict[int, list[_parse.Network]] = {}
+    failed = False
+    for i in np.flatnonzero(status).tolist():
+        try:
+            entry, item_data = _parse.split_item(items[i])
+            networks, item_masked = _parse.entry_networks(entry, strict)
+        except (TypeError, ValueError) as exc:
+            if on_error is None:
+                exc.add_note(f"in registered entry #{i}")
+                raise
+            on_error(i, exc)
+            failed = True
+            continue
+        masked += item_masked
+        if item_data is not None:
+            if data is None:
+                data = [None] * len(items)
+            data[i] = item_data
+        if len(networks) == 1:
+            (v, value, length), = networks
+            version[i], hi[i], lo[i], plen[i] = v, value >> 64, value & 0xFFFFFFFFFFFFFFFF, length
+        else:
+            multi[i] = networks
+    if failed:
+        # The caller collected the problems and will raise; nothing is built.
+        return None  # type: ignore[return-value]
+    if masked and not strict:
+        warnings.warn(HostBitsWarning(f"strict=False: host bits cleared in {masked} "
+                                      f"network{'s' if masked != 1 else ''}")
+                      , stacklevel=3)
+    version, hi, lo, plen, reg_first, prefix_reg = _lay_out(version, hi, lo, plen, multi)
+    return Compiled(version, hi, lo, plen, reg_first, prefix_reg, data,
+                    build_tables(version, hi, lo, plen))
+
+
+def _lay_out(version, hi, lo, plen, multi):
+    """Prefix table grouped by registration; ranges contribute several rows."""
+    count = len(version)
+    if not multi:
+        return (version, hi, lo, plen, np.arange(count + 1, dtype=np.int64),
+                np.arange(count, dtype=np.int32))
+    sizes = np.ones(count, dtype=np.int64)
+    for i, networks in multi.items():
+        sizes[i] = len(networks)
+    reg_first = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(sizes, out=reg_first[1:])
+    total = int(reg_first[-1])
+    single = sizes == 1
+    out = [np.zeros(total, dtype=a.dtype) for a in (version, hi, lo, plen)]
+    starts = reg_first[:-1][single]
+    for dst, src in zip(out, (version, hi, lo, plen)):
+        dst[starts] = src[single]
+    for i, networks in multi.items():
+        for j, (v, value, length) in enumerate(networks):
+            row = reg_first[i] + j
+            out[0][row], out[1][row], out[2][row], out[3][row] = (
+                v, value >> 64, value & 0xFFFFFFFFFFFFFFFF, length)
+    prefix_reg = np.repeat(np.arange(count, dtype=np.int32), sizes)
+    return (*out, reg_first, prefix_reg)
+
+
+def build_tables(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.ndarray) -> tuple:
+    """The IPv4 and IPv6 Poptrie tables for a prefix table."""
+    values = np.arange(1, len(version) + 1, dtype=np.uint32)   # leaf = prefix index + 1
+    if len(version) >= 1 << 31:
+        raise OverflowError("more than 2**31 - 1 prefixes")
+    is4 = version == 4
+    # IPv4: sort by (address, length); a stable sort keeps the first duplicate first.
+    addr4, plen4, val4 = lo[is4], plen[is4], values[is4]
+    order = np.argsort((addr4 << np.uint64(6)) | plen4.astype(np.uint64), kind="stable")
+    bits4 = DIR_BITS_4[len(order) >= BIG_TABLE]
+    dir4, nodes4, leaves4 = _trie.build_table(
+        np.ascontiguousarray(addr4[order] << np.uint64(32)), np.zeros(len(order), np.uint64),
+        np.ascontiguousarray(plen4[order]), np.ascontiguousarray(val4[order]), bits4)
+    is6 = ~is4
+    hi6, lo6, plen6, val6 = hi[is6], lo[is6], plen[is6], values[is6]
+    order = np.lexsort((val6, plen6, lo6, hi6))
+    bits6 = DIR_BITS_6[len(order) >= BIG_TABLE]
+    dir6, nodes6, leaves6 = _trie.build_table(
+        np.ascontiguousarray(hi6[order]), np.ascontiguousarray(lo6[order]),
+        np.ascontiguousarray(plen6[order]), np.ascontiguousarray(val6[order]), bits6)
+    return (dir4, nodes4, leaves4, bits4, dir6, nodes6, leaves6, bits6)

@@ -1,0 +1,1268 @@
+# cython: freethreading_compatible = False
+"""The compiled core of ipallow: text parsing, the Poptrie-style index, lookups.
+
+Everything here works on C integers.  Keys live in a 128-bit space held as two
+``uint64_t`` (``hi``, ``lo``): an IPv6 address is itself, an IPv4 address is
+left-aligned (``hi = addr << 32``, ``lo = 0``), so one builder serves both
+families while IPv4 and IPv6 still get separate tables.
+
+The index (Asai & Ohara, "Poptrie", SIGCOMM 2015, in our own words):
+
+* The prefix set is leaf-pushed into *elementary intervals*: every address gets
+  the answer of its longest matching prefix, so a lookup never backtracks.
+* Level 0 (``dir``) is a plain array over the top ``dir_bits`` bits.  An entry
+  is either an answer (a leaf) or, with ``NODE_FLAG`` set, the index of a node.
+* A node covers the next 6 bits (64 slots).  ``vector`` marks slots that continue
+  into a child node; the children of a node are contiguous from ``base1``.  The
+  other slots are leaves; runs of equal leaves are stored once, ``leafvec``
+  marks where a run starts, and the leaves of a node are contiguous from
+  ``base0``.  Both are found with one popcount.
+* An answer (leaf value) is ``prefix index + 1``; 0 means "no match".
+
+The arrays are flat and pointer free (numpy arrays owned by Python), so a
+snapshot can be written and mapped back as is.
+"""
+
+cimport cython
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memchr, memcpy
+from cpython.unicode cimport PyUnicode_Check
+from cpython.bytes cimport PyBytes_Check, PyBytes_GET_SIZE, PyBytes_AS_STRING
+from cpython.long cimport PyLong_Check
+from cpython.bool cimport PyBool_Check
+from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
+
+import numpy as np
+
+from ipallow.errors import AddressError
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+    long long PyLong_AsLongLongAndOverflow(object o, int* overflow) except? -1
+
+
+# ---------------------------------------------------------------------------
+# Constants
+# ---------------------------------------------------------------------------
+
+cdef uint32_t NODE_FLAG = 0x80000000u
+cdef uint64_t ALL_ONES = 0xFFFFFFFFFFFFFFFFull
+# Strings longer than this cannot be an address or a network (the longest
+# valid form, a full IPv6 with embedded IPv4 and /128, is 49 characters).
+cdef Py_ssize_t MAX_TEXT = 64
+
+# Parser status codes.  Positive results are the IP version (4 or 6); errors
+# are negative and come with a 0-based byte offset of the offending character.
+cdef enum:
+    ERR_EMPTY = -1
+    ERR_CHAR = -2
+    ERR_V4_OCTETS = -3
+    ERR_V4_RANGE = -4
+    ERR_V4_LEADING_ZERO = -5
+    ERR_V4_EMPTY_OCTET = -6
+    ERR_V6_TOO_MANY = -7
+    ERR_V6_GROUP_LEN = -8
+    ERR_V6_DOUBLE_COLON = -9
+    ERR_V6_EMPTY_GROUP = -10
+    ERR_V6_TOO_FEW = -11
+    ERR_V6_EMBEDDED = -12
+    ERR_ZONE = -13
+    ERR_PLEN_MISSING = -14
+    ERR_PLEN_RANGE = -15
+    ERR_HOST_BITS = -16
+    ERR_NOT_ASCII = -17
+    ERR_NETWORK = -18
+    ERR_TOO_LONG = -19
+    ERR_NETMASK = -20
+    ERR_WHITESPACE = -21
+
+# The one table of reasons: the C paths and the Python paths both format
+# their messages from it (see ``address_error``), so they cannot drift.
+REASONS = {
+    ERR_EMPTY: "empty string",
+    ERR_CHAR: "unexpected character {char!r}",
+    ERR_V4_OCTETS: "expected 4 octets",
+    ERR_V4_RANGE: "octet greater than 255",
+    ERR_V4_LEADING_ZERO: "leading zero in octet",
+    ERR_V4_EMPTY_OCTET: "empty octet",
+    ERR_V6_TOO_MANY: "more than 8 groups",
+    ERR_V6_GROUP_LEN: "group longer than 4 hex digits",
+    ERR_V6_DOUBLE_COLON: "more than one '::'",
+    ERR_V6_EMPTY_GROUP: "empty group",
+    ERR_V6_TOO_FEW: "fewer than 8 groups and no '::'",
+    ERR_V6_EMBEDDED: "embedded IPv4 address must be the last 32 bits",
+    ERR_ZONE: "zone index ('%') not allowed",
+    ERR_PLEN_MISSING: "missing prefix length after '/'",
+    ERR_PLEN_RANGE: "prefix length out of range",
+    ERR_HOST_BITS: "host bits set",
+    ERR_NOT_ASCII: "non-ASCII character {char!r}",
+    ERR_NETWORK: "expected an address, not a network",
+    ERR_TOO_LONG: "too long to be an IP address",
+    ERR_NETMASK: "netmask is not contiguous",
+    ERR_WHITESPACE: "whitespace not allowed",
+}
+
+
+def address_error(str text, int code, Py_ssize_t offset, str kind="IP address"):
+    """Build the AddressError for parser status ``code`` at byte ``offset`` of ``text``."""
+    cdef bytes raw = text.encode("utf-8", "surrogatepass")
+    offset = max(0, min(offset, len(raw)))
+    # Columns are 1-based and count characters, not UTF-8 bytes.
+    column = len(raw[:offset].decode("utf-8", "ignore")) + 1
+    char = text[column - 1] if column <= len(text) else ""
+    reason = REASONS.get(code, "invalid").format(char=char)
+    return AddressError(text, reason, column, kind)
+
+
+# ---------------------------------------------------------------------------
+# Text parsing (dotted quad and every RFC 4291 IPv6 form), on raw bytes
+# ---------------------------------------------------------------------------
+
+cdef inline int hexval(char c) noexcept nogil:
+    if c'0' <= c <= c'9':
+        return c - c'0'
+    if c'a' <= c <= c'f':
+        return c - c'a' + 10
+    if c'A' <= c <= c'F':
+        return c - c'A' + 10
+    return -1
+
+
+cdef inline int bad_char(const char* s, Py_ssize_t i, Py_ssize_t* err) noexcept nogil:
+    err[0] = i
+    cdef unsigned char c = <unsigned char>s[i]
+    if c >= 0x80:
+        return ERR_NOT_ASCII
+    if c == c'%':
+        return ERR_ZONE
+    if c == c' ' or c == c'\t' or c == c'\n' or c == c'\r' or c == c'\v' or c == c'\f':
+        return ERR_WHITESPACE
+    return ERR_CHAR
+
+
+cdef int parse_ipv4(const char* s, Py_ssize_t start, Py_ssize_t end,
+                    uint32_t* out, Py_ssize_t* err) noexcept nogil:
+    """Strict dotted quad in s[start:end]: 4 decimal octets, no leading zeros."""
+    cdef Py_ssize_t i = start, octet_start
+    cdef uint32_t value = 0, octet
+    cdef int octets = 0, digits
+    while True:
+        octet_start = i
+        octet = 0
+        digits = 0
+        while i < end and c'0' <= s[i] <= c'9':
+            if digits == 3:
+                err[0] = octet_start
+                return ERR_V4_RANGE
+            octet = octet * 10 + <uint32_t>(s[i] - c'0')
+            digits += 1
+            i += 1
+        if digits == 0:
+            if i < end and s[i] != c'.':
+                return bad_char(s, i, err)
+            err[0] = i
+            return ERR_V4_EMPTY_OCTET
+        if octet > 255:
+            err[0] = octet_start
+            return ERR_V4_RANGE
+        if digits > 1 and s[octet_start] == c'0':
+            err[0] = octet_start
+            return ERR_V4_LEADING_ZERO
+        value = (value << 8) | octet
+        octets += 1
+        if i == end:
+            break
+        if s[i] != c'.':
+            return bad_char(s, i, err)
+        if octets == 4:
+            err[0] = i
+            return ERR_V4_OCTETS
+        i += 1
+    if octets != 4:
+        err[0] = end
+        return ERR_V4_OCTETS
+    out[0] = value
+    return 4
+
+
+cdef int parse_ipv6(const char* s, Py_ssize_t start, Py_ssize_t end,
+                    uint64_t* hi, uint64_t* lo, Py_ssize_t* err) noexcept nogil:
+    """Any RFC 4291 text form in s[start:end]: '::' once, embedded IPv4 last."""
+    cdef uint32_t groups[8]
+    cdef int ngroups = 0, gap = -1, digits, k, rc
+    cdef Py_ssize_t i = start, group_start
+    cdef uint32_t value, v4
+    if end - start >= 2 and s[i] == c':' and s[i + 1] == c':':
+        gap = 0
+        i += 2
+    elif i < end and s[i] == c':':
+        err[0] = i
+        return ERR_V6_EMPTY_GROUP
+    while i < end:
+        group_start = i
+        value = 0
+        digits = 0
+        while i < end and hexval(s[i]) >= 0:
+            value = (value << 4) | <uint32_t>hexval(s[i])
+            digits += 1
+            i += 1
+        if i < end and s[i] == c'.':
+            # Embedded IPv4: the rest of the text, standing for the last two groups.
+            if ngroups > 6 or (gap < 0 and ngroups != 6):
+                err[0] = group_start
+                return ERR_V6_EMBEDDED
+            rc = parse_ipv4(s, group_start, end, &v4, err)
+            if rc < 0:
+                return rc
+            groups[ngroups] = v4 >> 16
+            groups[ngroups + 1] = v4 & 0xFFFF
+            ngroups += 2
+            i = end
+            break
+        if digits == 0:
+            if i < end and s[i] != c':':
+                return bad_char(s, i, err)
+            err[0] = i
+            return ERR_V6_EMPTY_GROUP
+        if digits > 4:
+            err[0] = group_start
+            return ERR_V6_GROUP_LEN
+        if ngroups == 8:
+            err[0] = group_start
+            return ERR_V6_TOO_MANY
+        groups[ngroups] = value
+        ngroups += 1
+        if i == end:
+            break
+        if s[i] != c':':
+            return bad_char(s, i, err)
+        i += 1
+        if i < end and s[i] == c':':
+            if gap >= 0:
+                err[0] = i - 1
+                return ERR_V6_DOUBLE_COLON
+            gap = ngroups
+            i += 1
+        elif i == end:
+            err[0] = i
+            return ERR_V6_EMPTY_GROUP
+    if gap < 0 and ngroups != 8:
+        err[0] = end
+        return ERR_V6_TOO_FEW
+    if gap >= 0 and ngroups > 7:
+        err[0] = start
+        return ERR_V6_TOO_MANY
+    # Expand '::' into the missing zero groups.
+    cdef uint32_t full[8]
+    cdef int missing = 8 - ngroups
+    for k in range(8):
+        full[k] = 0
+    for k in range(ngroups):
+        if gap >= 0 and k >= gap:
+            full[k + missing] = groups[k]
+        else:
+            full[k] = groups[k]
+    hi[0] = ((<uint64_t>full[0] << 48) | (<uint64_t>full[1] << 32)
+             | (<uint64_t>full[2] << 16) | <uint64_t>full[3])
+    lo[0] = ((<uint64_t>full[4] << 48) | (<uint64_t>full[5] << 32)
+             | (<uint64_t>full[6] << 16) | <uint64_t>full[7])
+    return 6
+
+
+cdef int parse_address_bytes(const char* s, Py_ssize_t start, Py_ssize_t end,
+                             uint64_t* hi, uint64_t* lo, Py_ssize_t* err) noexcept nogil:
+    """An address in s[start:end] -> version and its natural value (IPv4 in ``lo``)."""
+    cdef uint32_t v4
+    cdef int rc
+    if end <= start:
+        err[0] = start
+        return ERR_EMPTY
+    if end - start > MAX_TEXT:
+        err[0] = start
+        return ERR_TOO_LONG
+    if memchr(s + start, c':', <size_t>(end - start)) != NULL:
+        return parse_ipv6(s, start, end, hi, lo, err)
+    rc = parse_ipv4(s, start, end, &v4, err)
+    if rc < 0:
+        return rc
+    hi[0] = 0
+    lo[0] = v4
+    return 4
+
+
+cdef inline void ones_below(int nbits, uint64_t* hi, uint64_t* lo) noexcept nogil:
+    """The low ``nbits`` bits of a 128-bit value set (0 <= nbits <= 128)."""
+    if nbits >= 128:
+        hi[0] = ALL_ONES
+        lo[0] = ALL_ONES
+    elif nbits >= 64:
+        hi[0] = ((<uint64_t>1 << (nbits - 64)) - 1) if nbits > 64 else 0
+        lo[0] = ALL_ONES
+    elif nbits > 0:
+        hi[0] = 0
+        lo[0] = (<uint64_t>1 << nbits) - 1
+    else:
+        hi[0] = 0
+        lo[0] = 0
+
+
+cdef inline bint has_host_bits(int version, uint64_t hi, uint64_t lo, int plen) noexcept nogil:
+    cdef uint64_t mhi, mlo
+    ones_below((32 if version == 4 else 128) - plen, &mhi, &mlo)
+    return ((hi & mhi) | (lo & mlo)) != 0
+
+
+cdef inline void mask_host_bits(int version, uint64_t* hi, uint64_t* lo, int plen) noexcept nogil:
+    cdef uint64_t mhi, mlo
+    ones_below((32 if version == 4 else 128) - plen, &mhi, &mlo)
+    hi[0] &= ~mhi
+    lo[0] &= ~mlo
+
+
+cdef inline void unmap_ipv4(int* version, uint64_t* hi, uint64_t* lo, int* plen) noexcept nogil:
+    """::ffff:a.b.c.d/96+n is the IPv4 network a.b.c.d/n (and an address the same)."""
+    if version[0] == 6 and hi[0] == 0 and (lo[0] >> 32) == 0xFFFF and plen[0] >= 96:
+        version[0] = 4
+        lo[0] = lo[0] & 0xFFFFFFFFu
+        plen[0] -= 96
+
+
+cdef int parse_network_bytes(const char* s, Py_ssize_t n, bint strict,
+                             uint64_t* hi, uint64_t* lo, int* plen,
+                             bint* masked, Py_ssize_t* err) noexcept nogil:
+    """'addr' or 'addr/len' (IPv4 also 'addr/netmask') -> version; host bits per ``strict``."""
+    cdef const char* slash = <const char*>memchr(s, c'/', <size_t>n)
+    cdef Py_ssize_t addr_end = n if slash == NULL else slash - s
+    cdef Py_ssize_t i
+    cdef int version, length, maxlen, rc
+    cdef uint32_t mask
+    cdef uint64_t mhi, mlo
+    version = parse_address_bytes(s, 0, addr_end, hi, lo, err)
+    if version < 0:
+        return version
+    maxlen = 32 if version == 4 else 128
+    masked[0] = False
+    if slash == NULL:
+        plen[0] = maxlen
+    else:
+        i = addr_end + 1
+        if i == n:
+            err[0] = i
+            return ERR_PLEN_MISSING
+        if version == 4 and memchr(s + i, c'.', <size_t>(n - i)) != NULL:
+            rc = parse_ipv4(s, i, n, &mask, err)
+            if rc < 0:
+                return rc
+            # A netmask must be ones followed by zeros.
+            length = 0
+            while length < 32 and (mask >> (31 - length)) & 1:
+                length += 1
+            if length < 32 and (mask & ((<uint32_t>1 << (32 - length)) - 1)) != 0:
+                err[0] = i
+                return ERR_NETMASK
+            plen[0] = length
+        else:
+            length = 0
+            while i < n:
+                if not (c'0' <= s[i] <= c'9'):
+                    return bad_char(s, i, err)
+                length = length * 10 + (s[i] - c'0')
+                if length > maxlen:
+                    err[0] = addr_end + 1
+                    return ERR_PLEN_RANGE
+                i += 1
+            plen[0] = length
+        if has_host_bits(version, hi[0], lo[0], plen[0]):
+            if strict:
+                err[0] = 0
+                return ERR_HOST_BITS
+            mask_host_bits(version, hi, lo, plen[0])
+            masked[0] = True
+    unmap_ipv4(&version, hi, lo, plen)
+    return version
+
+
+cdef const char* text_bytes(object text, Py_ssize_t* n, str kind) except NULL:
+    """The UTF-8 bytes of a str (for ASCII, CPython's own cached buffer: no copy).
+
+    Lone surrogates cannot be encoded; they are reported like any non-ASCII
+    character rather than as a UnicodeEncodeError.
+    """
+    try:
+        return PyUnicode_AsUTF8AndSize(text, n)
+    except UnicodeEncodeError as exc:
+        raise AddressError(text, REASONS[ERR_NOT_ASCII].format(char=text[exc.start]),
+                           exc.start + 1, kind) from None
+
+
+def parse_address(str text):
+    """Parse address text -> ``(version, value)``; ``::ffff:a.b.c.d`` stays IPv6 here.
+
+    Raises:
+        AddressError: the text is not an IPv4 or IPv6 address.
+    """
+    cdef Py_ssize_t n, err = 0
+    cdef const char* s = text_bytes(text, &n, "IP address")
+    cdef uint64_t hi = 0, lo = 0
+    cdef int rc = parse_address_bytes(s, 0, n, &hi, &lo, &err)
+    if rc < 0:
+        if rc == ERR_CHAR and s[err] == c'/':
+            rc = ERR_NETWORK
+        raise address_error(text, rc, err)
+    return rc, (<object>hi << 64) | lo
+
+
+def parse_network(str text, bint strict=True):
+    """Parse network text -> ``(version, value, prefixlen, masked)``.
+
+    A bare address is a /32 or /128.  IPv4-mapped IPv6 networks of length
+    96 or more come back as the IPv4 network.
+
+    Raises:
+        AddressError: malformed text, a bad prefix length, or host bits set
+            while ``strict`` is true.
+    """
+    cdef Py_ssize_t n, err = 0
+    cdef const char* s = text_bytes(text, &n, "network")
+    cdef uint64_t hi = 0, lo = 0
+    cdef int plen = 0
+    cdef bint masked = False
+    cdef int rc = parse_network_bytes(s, n, strict, &hi, &lo, &plen, &masked, &err)
+    if rc < 0:
+        raise address_error(text, rc, err, "network")
+    return rc, (<object>hi << 64) | lo, plen, masked
+
+
+@cython.boundscheck(False)
+def parse_entries(list items, bint strict=True):
+    """Fast path for compiling: parse every ``str`` or ``(str, data)`` item in C.
+
+    Returns ``(version, hi, lo, plen, status, data, masked)``: per item arrays,
+    ``status`` 0 where parsed and -1 where the item needs the general Python
+    path (other types, ranges, or an error to be reported there), ``data`` a
+    list of the data of ``(str, data)`` items (None elsewhere) or None when no
+    item carried data, and ``masked`` how many networks had host bits cleared.
+    """
+    cdef Py_ssize_t count = len(items), i, n, err
+    version_arr = np.zeros(count, dtype=np.uint8)
+    hi_arr = np.zeros(count, dtype=np.uint64)
+    lo_arr = np.zeros(count, dtype=np.uint64)
+    plen_arr = np.zeros(count, dtype=np.uint8)
+    status_arr = np.zeros(count, dtype=np.int8)
+    cdef uint8_t[::1] version = version_arr
+    cdef uint64_t[::1] his = hi_arr
+    cdef uint64_t[::1] los = lo_arr
+    cdef uint8_t[::1] plens = plen_arr
+    cdef signed char[::1] status = status_arr
+    cdef list data = None
+    cdef object item, text
+    cdef const char* s
+    cdef uint64_t hi, lo
+    cdef int plen, rc
+    cdef bint masked
+    cdef Py_ssize_t masked_count = 0
+    for i in range(count):
+        item = items[i]
+        if PyTuple_Check(item) and PyTuple_GET_SIZE(item) == 2:
+            if data is None:
+                data = [None] * count
+            data[i] = item[1]
+            text = item[0]
+        else:
+            text = item
+        if not PyUnicode_Check(text):
+            status[i] = -1
+            continue
+        try:
+            s = text_bytes(text, &n, "network")
+        except AddressError:
+            status[i] = -1
+            continue
+        rc = parse_network_bytes(s, n, strict, &hi, &lo, &plen, &masked, &err)
+        if rc < 0:
+            status[i] = -1
+            continue
+        version[i] = rc
+        his[i] = hi
+        los[i] = lo
+        plens[i] = plen
+        masked_count += masked
+    return version_arr, hi_arr, lo_arr, plen_arr, status_arr, data, masked_count
+
+
+# ---------------------------------------------------------------------------
+# The index: one table per family
+# ---------------------------------------------------------------------------
+
+ctypedef struct node_t:
+    uint64_t vector     # slots that continue into a child node
+    uint64_t leafvec    # leaf slots where a new run of equal leaves starts
+    uint32_t base0      # first leaf of this node
+    uint32_t base1      # first child node of this node
+
+ctypedef struct table_t:
+    const uint32_t* dir
+    const node_t* nodes
+    const uint32_t* leaves
+    int dir_bits
+    uint32_t n_nodes
+    uint32_t n_leaves
+
+# numpy view of node_t, so the node array is an ordinary numpy buffer.
+NODE_DTYPE = np.dtype([("vector", "<u8"), ("leafvec", "<u8"),
+                       ("base0", "<u4"), ("base1", "<u4")])
+assert NODE_DTYPE.itemsize == sizeof(node_t)
+
+
+cdef inline int popcount64(uint64_t x) noexcept nogil:
+    # Portable SWAR popcount: wheels built without -mpopcnt must not call the
+    # slow libgcc routine on every trie level.
+    x = x - ((x >> 1) & 0x5555555555555555ull)
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull)
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full
+    return <int>((x * 0x0101010101010101ull) >> 56)
+
+
+cdef inline unsigned slot_of(uint64_t hi, uint64_t lo, int offset) noexcept nogil:
+    """The 6 key bits starting at bit ``offset`` (0 = most significant), zero padded."""
+    if offset <= 58:
+        return <unsigned>((hi >> (58 - offset)) & 63)
+    if offset < 64:
+        return <unsigned>(((hi << (offset - 58)) | (lo >> (122 - offset))) & 63)
+    if offset <= 122:
+        return <unsigned>((lo >> (122 - offset)) & 63)
+    return <unsigned>((lo << (offset - 122)) & 63)
+
+
+cdef inline uint32_t table_lookup(const table_t* t, uint64_t hi, uint64_t lo) noexcept nogil:
+    """Leaf value (prefix index + 1, 0 = none) for a left-aligned 128-bit key."""
+    cdef uint32_t entry = t.dir[hi >> (64 - t.dir_bits)]
+    cdef int offset = t.dir_bits
+    cdef const node_t* node
+    cdef unsigned v
+    cdef uint64_t upto
+    while entry & NODE_FLAG:
+        node = &t.nodes[entry & ~NODE_FLAG]
+        v = slot_of(hi, lo, offset)
+        upto = (<uint64_t>2 << v) - 1          # slots 0..v (v = 63 wraps to all ones)
+        if (node.vector >> v) & 1:
+            entry = NODE_FLAG | (node.base1 + <uint32_t>popcount64(node.vector & upto) - 1)
+            offset += 6
+        else:
+            return t.leaves[node.base0 + <uint32_t>popcount64(node.leafvec & upto) - 1]
+    return entry
+
+
+cdef inline uint32_t table_lookup4(const table_t* t, uint32_t addr) noexcept nogil:
+    """IPv4 specialisation: the key fits in ``hi`` and never reaches bit 58."""
+    cdef uint64_t hi = <uint64_t>addr << 32
+    cdef uint32_t entry = t.dir[addr >> (32 - t.dir_bits)]
+    cdef int offset = t.dir_bits
+    cdef const node_t* node
+    cdef unsigned v
+    cdef uint64_t upto
+    while entry & NODE_FLAG:
+        node = &t.nodes[entry & ~NODE_FLAG]
+        v = <unsigned>((hi >> (58 - offset)) & 63)
+        upto = (<uint64_t>2 << v) - 1
+        if (node.vector >> v) & 1:
+            entry = NODE_FLAG | (node.base1 + <uint32_t>popcount64(node.vector & upto) - 1)
+            offset += 6
+        else:
+            return t.leaves[node.base0 + <uint32_t>popcount64(node.leafvec & upto) - 1]
+    return entry
+
+
+# ---------------------------------------------------------------------------
+# Building a table
+# ---------------------------------------------------------------------------
+
+cdef inline bint key_le(uint64_t ahi, uint64_t alo, uint64_t bhi, uint64_t blo) noexcept nogil:
+    return ahi < bhi or (ahi == bhi and alo <= blo)
+
+
+ctypedef struct builder_t:
+    # Elementary intervals: value val[k] holds from (bhi[k], blo[k]) up to the next start.
+    uint64_t* bhi
+    uint64_t* blo
+    uint32_t* val
+    Py_ssize_t m
+    # Output arrays, grown as needed.
+    node_t* nodes
+    Py_ssize_t n_nodes, cap_nodes
+    uint32_t* leaves
+    Py_ssize_t n_leaves, cap_leaves
+
+
+cdef int emit_boundary(builder_t* b, uint64_t hi, uint64_t lo, uint32_t value) noexcept nogil:
+    """Append 'value from (hi, lo) on', merging with the previous interval where equal."""
+    if b.bhi[b.m - 1] == hi and b.blo[b.m - 1] == lo:
+        b.val[b.m - 1] = value
+        if b.m >= 2 and b.val[b.m - 2] == value:
+            b.m -= 1
+    elif b.val[b.m - 1] != value:
+        b.bhi[b.m] = hi
+        b.blo[b.m] = lo
+        b.val[b.m] = value
+        b.m += 1
+    return 0
+
+
+cdef int sweep(builder_t* b, const uint64_t* hi, const uint64_t* lo, const uint8_t* plen,
+               const uint32_t* value, Py_ssize_t count) noexcept nogil:
+    """Leaf-push prefixes sorted by (start, length, value) into elementary intervals.
+
+    Prefixes are nested or disjoint, so a stack of the open ones (at most one
+    per length) gives the longest match; a duplicate keeps the first value.
+    """
+    cdef uint64_t stack_hi[130]
+    cdef uint64_t stack_lo[130]     # last address of each open prefix
+    cdef uint64_t stack_start_hi[130]
+    cdef uint64_t stack_start_lo[130]
+    cdef uint8_t stack_len[130]
+    cdef uint32_t stack_val[130]
+    cdef int depth = 0
+    cdef Py_ssize_t i
+    cdef uint64_t last_hi, last_lo, next_hi, next_lo
+    b.bhi[0] = 0
+    b.blo[0] = 0
+    b.val[0] = 0
+    b.m = 1
+    for i in range(count + 1):
+        # Close every open prefix that ends before this one starts (all, at the end).
+        while depth > 0 and (i == count or not key_le(hi[i], lo[i],
+                                                      stack_hi[depth - 1], stack_lo[depth - 1])):
+            depth -= 1
+            next_hi = stack_hi[depth]
+            next_lo = stack_lo[depth] + 1
+            if next_lo == 0:
+                next_hi += 1
+                if next_hi == 0:            # the prefix ended at the very last address
+                    continue
+            emit_boundary(b, next_hi, next_lo, stack_val[depth - 1] if depth > 0 else 0)
+        if i == count:
+            break
+        if (depth > 0 and stack_start_hi[depth - 1] == hi[i] and stack_start_lo[depth - 1] == lo[i]
+                and stack_len[depth - 1] == plen[i]):
+            continue                        # duplicate prefix: the first one wins
+        ones_below(128 - plen[i], &last_hi, &last_lo)
+        stack_start_hi[depth] = hi[i]
+        stack_start_lo[depth] = lo[i]
+        stack_hi[depth] = hi[i] | last_hi
+        stack_lo[depth] = lo[i] | last_lo
+        stack_len[depth] = plen[i]
+        stack_val[depth] = value[i]
+        depth += 1
+        emit_boundary(b, hi[i], lo[i], value[i])
+    return 0
+
+
+cdef inline void slot_start(uint64_t hi, uint64_t lo, int offset, unsigned v,
+                            uint64_t* shi, uint64_t* slo) noexcept nogil:
+    """Start of slot ``v`` of the node at bit ``offset`` whose block starts at (hi, lo)."""
+    cdef int shift = 122 - offset
+    shi[0] = hi
+    slo[0] = lo
+    if shift >= 64:
+        shi[0] |= <uint64_t>v << (shift - 64)
+    elif shift > 58:
+        shi[0] |= <uint64_t>v >> (64 - shift)
+        slo[0] |= <uint64_t>v << shift
+    elif shift >= 0:
+        slo[0] |= <uint64_t>v << shift
+    else:
+        slo[0] |= <uint64_t>v >> (-shift)
+
+
+cdef inline Py_ssize_t advance(const builder_t* b, Py_ssize_t k, uint64_t hi, uint64_t lo) noexcept nogil:
+    """Index of the interval containing (hi, lo), searching forward from ``k``."""
+    while k + 1 < b.m and key_le(b.bhi[k + 1], b.blo[k + 1], hi, lo):
+        k += 1
+    return k
+
+
+cdef inline bint uniform(const builder_t* b, Py_ssize_t k, uint64_t last_hi, uint64_t last_lo) noexcept nogil:
+    """True when interval ``k`` extends past (last_hi, last_lo): one answer for the block."""
+    return k + 1 >= b.m or not key_le(b.bhi[k + 1], b.blo[k + 1], last_hi, last_lo)
+
+
+cdef int reserve(builder_t* b, Py_ssize_t extra_nodes, Py_ssize_t extra_leaves) noexcept nogil:
+    cdef void* p
+    cdef Py_ssize_t cap
+    if b.n_nodes + extra_nodes > b.cap_nodes:
+        cap = max(2 * b.cap_nodes, b.n_nodes + extra_nodes + 64)
+        p = realloc(b.nodes, cap * sizeof(node_t))
+        if p == NULL:
+            return -1
+        b.nodes = <node_t*>p
+        b.cap_nodes = cap
+    if b.n_leaves + extra_leaves > b.cap_leaves:
+        cap = max(2 * b.cap_leaves, b.n_leaves + extra_leaves + 256)
+        p = realloc(b.leaves, cap * sizeof(uint32_t))
+        if p == NULL:
+            return -1
+        b.leaves = <uint32_t*>p
+        b.cap_leaves = cap
+    return 0
+
+
+cdef int fill_node(builder_t* b, Py_ssize_t index, uint64_t hi, uint64_t lo,
+                   int offset, Py_ssize_t k) noexcept nogil:
+    """Fill node ``index`` for the block starting at (hi, lo) at bit ``offset``.
+
+    Its children are reserved contiguously first, then filled depth first.
+    Returns -1 when memory runs out.
+    """
+    cdef uint64_t vector = 0, leafvec = 0
+    cdef uint64_t shi, slo, ohi, olo
+    cdef Py_ssize_t child_k[64]
+    cdef uint32_t leaf_val[64]
+    cdef int n_children = 0, n_leaves = 0, c
+    cdef unsigned v
+    cdef bint have_leaf = False
+    cdef uint32_t last_leaf = 0
+    cdef int sub_bits = 122 - offset          # size of one slot, in bits (may be < 0)
+    for v in range(64):
+        slot_start(hi, lo, offset, v, &shi, &slo)
+        k = advance(b, k, shi, slo)
+        ones_below(sub_bits if sub_bits > 0 else 0, &ohi, &olo)
+        if uniform(b, k, shi | ohi, slo | olo):
+            if not have_leaf or b.val[k] != last_leaf:
+                leafvec |= <uint64_t>1 << v
+                leaf_val[n_leaves] = b.val[k]
+                n_leaves += 1
+                last_leaf = b.val[k]
+                have_leaf = True
+        else:
+            vector |= <uint64_t>1 << v
+            child_k[n_children] = k
+            n_children += 1
+    if reserve(b, n_children, n_leaves) < 0:
+        return -1
+    cdef Py_ssize_t base1 = b.n_nodes, base0 = b.n_leaves
+    b.n_nodes += n_children
+    for c in range(n_leaves):
+        b.leaves[base0 + c] = leaf_val[c]
+    b.n_leaves += n_leaves
+    b.nodes[index].vector = vector
+    b.nodes[index].leafvec = leafvec
+    b.nodes[index].base0 = <uint32_t>base0
+    b.nodes[index].base1 = <uint32_t>base1
+    c = 0
+    for v in range(64):
+        if (vector >> v) & 1:
+            slot_start(hi, lo, offset, v, &shi, &slo)
+            if fill_node(b, base1 + c, shi, slo, offset + 6, child_k[c]) < 0:
+                return -1
+            c += 1
+    return 0
+
+
+cdef void copy_into(object array, const void* src, size_t size):
+    cdef uint8_t[::1] dst = array.view(np.uint8)
+    if size:
+        memcpy(&dst[0], src, size)
+
+
+def build_table(const uint64_t[::1] hi, const uint64_t[::1] lo, const uint8_t[::1] plen,
+                const uint32_t[::1] value, int dir_bits):
+    """Compile prefixes into ``(dir, nodes, leaves)`` numpy arrays.
+
+    Arguments:
+        hi, lo: left-aligned 128-bit prefix starts (no host bits), sorted
+            together with ``plen`` and ``value`` by (start, length, value).
+        plen: prefix lengths in the 128-bit space (IPv4 /n stays n).
+        value: the answer for each prefix, 1 <= value < 2**31.
+        dir_bits: bits resolved by the level-0 array (1..24).
+    """
+    cdef Py_ssize_t count = hi.shape[0], d, k = 0, ndir
+    if not (lo.shape[0] == count and plen.shape[0] == count and value.shape[0] == count):
+        raise ValueError("build_table: arrays differ in length")
+    if not 1 <= dir_bits <= 24:
+        raise ValueError("build_table: dir_bits must be 1..24")
+    cdef builder_t b
+    b.bhi = <uint64_t*>malloc((2 * count + 2) * sizeof(uint64_t))
+    b.blo = <uint64_t*>malloc((2 * count + 2) * sizeof(uint64_t))
+    b.val = <uint32_t*>malloc((2 * count + 2) * sizeof(uint32_t))
+    b.nodes = NULL
+    b.leaves = NULL
+    b.n_nodes = b.cap_nodes = b.n_leaves = b.cap_leaves = 0
+    ndir = <Py_ssize_t>1 << dir_bits
+    dir_arr = np.zeros(ndir, dtype=np.uint32)
+    cdef uint32_t[::1] directory = dir_arr
+    cdef uint64_t dhi, ohi, olo
+    cdef int failed = 0
+    try:
+        if b.bhi == NULL or b.blo == NULL or b.val == NULL:
+            raise MemoryError()
+        with nogil:
+            if count:
+                sweep(&b, &hi[0], &lo[0], &plen[0], &value[0], count)
+            else:
+                b.bhi[0] = 0
+                b.blo[0] = 0
+                b.val[0] = 0
+                b.m = 1
+            ones_below(128 - dir_bits, &ohi, &olo)
+            for d in range(ndir):
+                dhi = <uint64_t>d << (64 - dir_bits)
+                k = advance(&b, k, dhi, 0)
+                if uniform(&b, k, dhi | ohi, olo):
+                    directory[d] = b.val[k]
+                else:
+                    if reserve(&b, 1, 0) < 0:
+                        failed = 1
+                        break
+                    b.n_nodes += 1
+                    directory[d] = NODE_FLAG | <uint32_t>(b.n_nodes - 1)
+                    if fill_node(&b, b.n_nodes - 1, dhi, 0, dir_bits, k) < 0:
+                        failed = 1
+                        break
+        if failed:
+            raise MemoryError()
+        if b.n_nodes >= NODE_FLAG or b.n_leaves >= NODE_FLAG:
+            raise OverflowError("table too large for 31-bit node indices")
+        nodes_arr = np.empty(b.n_nodes, dtype=NODE_DTYPE)
+        leaves_arr = np.empty(b.n_leaves, dtype=np.uint32)
+        copy_into(nodes_arr, b.nodes, b.n_nodes * sizeof(node_t))
+        copy_into(leaves_arr, b.leaves, b.n_leaves * sizeof(uint32_t))
+        return dir_arr, nodes_arr, leaves_arr
+    finally:
+        free(b.bhi)
+        free(b.blo)
+        free(b.val)
+        free(b.nodes)
+        free(b.leaves)
+
+
+# ---------------------------------------------------------------------------
+# Turning Python objects into keys
+# ---------------------------------------------------------------------------
+
+# Converter for address objects that are not str / int / bytes (ipaddress,
+# netaddr, ...): installed by the Python layer, returns (version, int value)
+# or raises TypeError.  Bound here once so the lookup path does no attribute
+# lookups of its own.
+cdef object object_converter = None
+
+
+def set_object_converter(converter):
+    """Install the converter the core calls for address objects it does not know."""
+    global object_converter
+    object_converter = converter
+
+
+cdef uint64_t TWO_32 = 1ull << 32
+
+
+cdef int key_from_int_value(object value, object shown, uint64_t* hi, uint64_t* lo) except -1:
+    """Split a non-negative Python int below 2**128 into (hi, lo); 4 or 6 by size."""
+    cdef int overflow = 0
+    cdef long long small = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow == 0 and small >= 0:
+        hi[0] = 0
+        lo[0] = <uint64_t>small
+        return 4 if <uint64_t>small < TWO_32 else 6
+    if small < 0 or overflow < 0 or value >= (1 << 128):
+        raise AddressError(str(shown), "integer outside 0 .. 2**128-1", None)
+    hi[0] = <uint64_t>(value >> 64)
+    lo[0] = <uint64_t>(value & 0xFFFFFFFFFFFFFFFF)
+    return 6
+
+
+cdef inline uint64_t load_be64(const uint8_t* p) noexcept nogil:
+    return ((<uint64_t>p[0] << 56) | (<uint64_t>p[1] << 48) | (<uint64_t>p[2] << 40)
+            | (<uint64_t>p[3] << 32) | (<uint64_t>p[4] << 24) | (<uint64_t>p[5] << 16)
+            | (<uint64_t>p[6] << 8) | <uint64_t>p[7])
+
+
+cdef inline uint32_t load_be32(const uint8_t* p) noexcept nogil:
+    return ((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16)
+            | (<uint32_t>p[2] << 8) | <uint32_t>p[3])
+
+
+cdef int key_from_object(object ip, uint64_t* hi, uint64_t* lo) except -1:
+    """Any accepted address form -> 4 (``lo`` = IPv4 address) or 6 (``hi``, ``lo``).
+
+    IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) come back as IPv4.
+    """
+    cdef Py_ssize_t n, err = 0
+    cdef const char* s
+    cdef int version
+    cdef const uint8_t* raw
+    if PyUnicode_Check(ip):
+        s = text_bytes(ip, &n, "IP address")
+        version = parse_address_bytes(s, 0, n, hi, lo, &err)
+        if version < 0:
+            if version == ERR_CHAR and s[err] == c'/':
+                version = ERR_NETWORK
+            raise address_error(ip, version, err)
+    elif PyLong_Check(ip):
+        if PyBool_Check(ip):
+            raise TypeError("expected an IP address, got bool")
+        version = key_from_int_value(ip, ip, hi, lo)
+    elif PyBytes_Check(ip):
+        n = PyBytes_GET_SIZE(ip)
+        raw = <const uint8_t*>PyBytes_AS_STRING(ip)
+        if n == 4:
+            hi[0] = 0
+            lo[0] = load_be32(raw)
+            version = 4
+        elif n == 16:
+            hi[0] = load_be64(raw)
+            lo[0] = load_be64(raw + 8)
+            version = 6
+        else:
+            raise AddressError(repr(ip), f"packed address must be 4 or 16 bytes, not {n}", None)
+    else:
+        if object_converter is None:
+            raise TypeError(f"expected an IP address, got {type(ip).__name__}")
+        converted_version, value = object_converter(ip)
+        key_from_int_value(value, ip, hi, lo)
+        version = converted_version
+    if version == 6 and hi[0] == 0 and (lo[0] >> 32) == 0xFFFF:
+        lo[0] &= 0xFFFFFFFFu
+        version = 4
+    return version
+
+
+def address_key(ip):
+    """``ip`` in any accepted form -> ``(version, value)`` as the index sees it.
+
+    IPv4-mapped IPv6 addresses come back as ``(4, a.b.c.d)``.
+
+    Raises:
+        TypeError: ``ip`` is not of an accepted type.
+        AddressError: ``ip`` is not a valid address.
+    """
+    cdef uint64_t hi = 0, lo = 0
+    cdef int version = key_from_object(ip, &hi, &lo)
+    return version, (<object>hi << 64) | lo
+
+
+# ---------------------------------------------------------------------------
+# The compiled index
+# ---------------------------------------------------------------------------
+
+cdef enum:
+    MODE_CONTAINS = 0   # bool: any match
+    MODE_REGISTRATION = 1   # int32: registration index, -1 = none
+    MODE_PREFIX = 2     # int32: prefix index, -1 = none
+
+cdef enum:
+    CHUNK = 256         # addresses per batch step (a stack buffer of leaf values)
+
+
+cdef class Index:
+    """Compiled IPv4 and IPv6 tables plus the prefix -> registration map.
+
+    Immutable once its tables are set, so any number of threads may read it
+    at once; the batch methods release the GIL.
+    """
+    cdef table_t t4
+    cdef table_t t6
+    cdef const int32_t* prefix_reg
+    cdef Py_ssize_t n_prefixes
+    cdef object _arrays           # keeps the buffers behind the raw pointers alive
+
+    def __cinit__(self, *args, **kwargs):
+        self._arrays = None
+        self.n_prefixes = 0
+
+    def _set_tables(self, dir4, nodes4, leaves4, int dir_bits4,
+                    dir6, nodes6, leaves6, int dir_bits6, prefix_reg):
+        """Point the index at compiled arrays (once; the index is immutable after)."""
+        if self._arrays is not None:
+            raise RuntimeError("the index is immutable: its tables are already set")
+        arrays = []
+        for arr, dtype in ((dir4, np.uint32), (nodes4, NODE_DTYPE), (leaves4, np.uint32),
+                           (dir6, np.uint32), (nodes6, NODE_DTYPE), (leaves6, np.uint32),
+                           (prefix_reg, np.int32)):
+            if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != 1 \
+                    or not arr.flags.c_contiguous:
+                raise TypeError("index arrays must be 1-D C-contiguous arrays of the table dtypes")
+            arrays.append(arr)
+        for d, bits in ((dir4, dir_bits4), (dir6, dir_bits6)):
+            if not 1 <= bits <= 24 or d.shape[0] != (1 << bits):
+                raise ValueError("level-0 array does not match dir_bits")
+        self._arrays = tuple(arrays)
+        self.n_prefixes = prefix_reg.shape[0]
+        self.prefix_reg = <const int32_t*>pointer_of(prefix_reg)
+        fill_table(&self.t4, dir4, nodes4, leaves4, dir_bits4)
+        fill_table(&self.t6, dir6, nodes6, leaves6, dir_bits6)
+
+    cdef inline uint32_t leaf_of(self, object ip) except? 0xFFFFFFFF:
+        cdef uint64_t hi = 0, lo = 0
+        if self._arrays is None:
+            raise RuntimeError("the index has no tables")
+        if key_from_object(ip, &hi, &lo) == 4:
+            return table_lookup4(&self.t4, <uint32_t>lo)
+        return table_lookup(&self.t6, hi, lo)
+
+    def __contains__(self, ip):
+        return self.leaf_of(ip) != 0
+
+    def _match_index(self, ip):
+        """Index of the longest matching prefix, or -1."""
+        return <Py_ssize_t>self.leaf_of(ip) - 1
+
+    def _registration_index(self, ip):
+        """Registration index of the longest matching prefix, or -1."""
+        cdef uint32_t leaf = self.leaf_of(ip)
+        return self.prefix_reg[leaf - 1] if leaf else -1
+
+    def contains_many(self, addresses, out=None):
+        """Membership of every address: a numpy ``bool`` array.
+
+        Arguments:
+            addresses: a numpy ``uint32`` array (IPv4); an ``(n, 2)`` ``uint64``
+                array (IPv6 high, low); an ``(n, 16)`` or ``(n, 4)`` ``uint8``
+                array or ``S16``/``V16``/``S4`` array of packed addresses; or a
+                list (or numpy str/object array) of addresses in any accepted form.
+            out: optional preallocated C-contiguous ``bool`` array of length n.
+
+        Raises:
+            TypeError: unsupported container, dtype or element type.
+            ValueError: bad shape, an integer out of range, or an unparseable
+                element (``AddressError``, naming its position).
+        """
+        return self._batch(addresses, MODE_CONTAINS, out)
+
+    def lookup_many(self, addresses, out=None):
+        """Registration index of the longest match of every address (-1 = none).
+
+        Takes the same inputs as :meth:`contains_many`; returns ``int32``.
+        """
+        return self._batch(addresses, MODE_REGISTRATION, out)
+
+    def _match_many(self, addresses, out=None):
+        """Prefix index of the longest match of every address (-1 = none)."""
+        return self._batch(addresses, MODE_PREFIX, out)
+
+    cdef object _batch(self, addresses, int mode, out):
+        if self._arrays is None:
+            raise RuntimeError("the index has no tables")
+        kind, data = batch_input(addresses)
+        cdef Py_ssize_t n = data.shape[0] if kind != "objects" else len(data)
+        result = prepare_out(out, n, mode)
+        cdef uint8_t[::1] out_view = result.view(np.uint8)
+        cdef void* dst = <void*>&out_view[0] if n else NULL
+        cdef const uint32_t[::1] a32
+        cdef const uint64_t[:, ::1] a64
+        cdef const uint8_t[:, ::1] packed
+        if n == 0:
+            return result
+        if kind == "u32":
+            a32 = data
+            with nogil:
+                run_u32(&self.t4, &a32[0], n, mode, dst, self.prefix_reg)
+        elif kind == "u64x2":
+            a64 = data
+            with nogil:
+                run_u64x2(&self.t4, &self.t6, &a64[0, 0], n, mode, dst, self.prefix_reg)
+        elif kind == "packed":
+            packed = data
+            with nogil:
+                run_packed(&self.t4, &self.t6, &packed[0, 0], n, packed.shape[1], mode, dst,
+                           self.prefix_reg)
+        else:
+            self._run_objects(data, n, mode, dst)
+        return result
+
+    cdef int _run_objects(self, list items, Py_ssize_t n, int mode, void* dst) except -1:
+        cdef uint32_t leaves[CHUNK]
+        cdef Py_ssize_t base = 0, i, count
+        cdef uint64_t hi = 0, lo = 0
+        while base < n:
+            count = min(<Py_ssize_t>CHUNK, n - base)
+            for i in range(count):
+                try:
+                    if key_from_object(items[base + i], &hi, &lo) == 4:
+                        leaves[i] = table_lookup4(&self.t4, <uint32_t>lo)
+                    else:
+                        leaves[i] = table_lookup(&self.t6, hi, lo)
+                except (TypeError, ValueError) as exc:
+                    exc.add_note(f"at position {base + i} of the batch")
+                    raise
+            finish(leaves, count, mode, dst, base, self.prefix_reg)
+            base += count
+        return 0
+
+    @property
+    def nbytes(self):
+        """Bytes used by the compiled tables (level-0 arrays, nodes, leaves)."""
+        if self._arrays is None:
+            return 0
+        return sum(a.nbytes for a in self._arrays[:6])
+
+    def _table_stats(self):
+        """Sizes of the compiled tables, per family (for stats and benchmarks)."""
+        if self._arrays is None:
+            return {}
+        d4, n4, l4, d6, n6, l6, _ = self._arrays
+        return {4: {"dir_bits": self.t4.dir_bits, "nodes": n4.shape[0], "leaves": l4.shape[0],
+                    "nbytes": d4.nbytes + n4.nbytes + l4.nbytes},
+                6: {"dir_bits": self.t6.dir_bits, "nodes": n6.shape[0], "leaves": l6.shape[0],
+                    "nbytes": d6.nbytes + n6.nbytes + l6.nbytes}}
+
+
+cdef const void* pointer_of(object array) except? NULL:
+    cdef const uint8_t[::1] view = array.view(np.uint8)
+    return <const void*>&view[0] if view.shape[0] else NULL
+
+
+cdef int fill_table(table_t* t, dir_arr, nodes_arr, leaves_arr, int dir_bits) except -1:
+    t.dir = <const uint32_t*>pointer_of(dir_arr)
+    t.nodes = <const node_t*>pointer_of(nodes_arr)
+    t.leaves = <const uint32_t*>pointer_of(leaves_arr)
+    t.dir_bits = dir_bits
+    t.n_nodes = <uint32_t>nodes_arr.shape[0]
+    t.n_leaves = <uint32_t>leaves_arr.shape[0]
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Batch loops (GIL released)
+# ---------------------------------------------------------------------------
+
+cdef inline void finish(const uint32_t* leaves, Py_ssize_t count, int mode, void* dst,
+                        Py_ssize_t base, const int32_t* prefix_reg) noexcept nogil:
+    """Write one chunk of leaf values out in the form the caller asked for."""
+    cdef Py_ssize_t i
+    cdef uint8_t* flags
+    cdef int32_t* ints
+    if mode == MODE_CONTAINS:
+        flags = <uint8_t*>dst + base
+        for i in range(count):
+            flags[i] = leaves[i] != 0
+    elif mode == MODE_REGISTRATION:
+        ints = <int32_t*>dst + base
+        for i in range(count):
+            ints[i] = prefix_reg[leaves[i] - 1] if leaves[i] else -1
+    else:
+        ints = <int32_t*>dst + base
+        for i in range(count):
+            ints[i] = <int32_t>leaves[i] - 1
+
+
+cdef inline uint32_t lookup_hi_lo(const table_t* t4, const table_t* t6,
+                                  uint64_t hi, uint64_t lo) noexcept nogil:
+    """IPv6 key lookup; IPv4-mapped addresses go to the IPv4 table."""
+    if hi == 0 and (lo >> 32) == 0xFFFF:
+        return table_lookup4(t4, <uint32_t>lo)
+    return table_lookup(t6, hi, lo)
+
+
+cdef void run_u32(const table_t* t4, const uint32_t* a, Py_ssize_t n, int mode,
+                  void* dst, const int32_t* prefix_reg) noexcept nogil:
+    cdef uint32_t leaves[CHUNK]
+    cdef Py_ssize_t base = 0, i, count
+    while base < n:
+        count = min(<Py_ssize_t>CHUNK, n - base)
+        for i in range(count):
+            leaves[i] = table_lookup4(t4, a[base + i])
+        finish(leaves, count, mode, dst, base, prefix_reg)
+        base += count
+
+
+cdef void run_u64x2(const table_t* t4, const table_t* t6, const uint64_t* a, Py_ssize_t n,
+                    int mode, void* dst, const int32_t* prefix_reg) noexcept nogil:
+    cdef uint32_t leaves[CHUNK]
+    cdef Py_ssize_t base = 0, i, count
+    while base < n:
+        count = min(<Py_ssize_t>CHUNK, n - base)
+        for i in range(count):
+            leaves[i] = lookup_hi_lo(t4, t6, a[2 * (base + i)], a[2 * (base + i) + 1])
+        finish(leaves, count, mode, dst, base, prefix_reg)
+        base += count
+
+
+cdef void run_packed(const table_t* t4, const table_t* t6, const uint8_t* a, Py_ssize_t n,
+                     Py_ssize_t width, int mode, void* dst, const int32_t* prefix_reg) noexcept nogil:
+    cdef uint32_t leaves[CHUNK]
+    cdef Py_ssize_t base = 0, i, count
+    cdef const uint8_t* row
+    while base < n:
+        count = min(<Py_ssize_t>CHUNK, n - base)
+        for i in range(count):
+            row = a + (base + i) * width
+            if width == 4:
+                leaves[i] = table_lookup4(t4, load_be32(row))
+            else:
+                leaves[i] = lookup_hi_lo(t4, t6, load_be64(row), load_be64(row + 8))
+        finish(leaves, count, mode, dst, base, prefix_reg)
+        base += count
+
+
+def batch_input(addresses):
+    """Classify a batch -> (kind, data) with data contiguous and of the loop's dtype.
+
+    kinds: "u32" (IPv4 ints), "u64x2" (IPv6 high/low), "packed" (rows of 4 or
+    16 big-endian bytes), "objects" (a list handled element by element).
+    """
+    if isinstance(addresses, (str, bytes)):
+        raise TypeError(f"expected a sequence of addresses, not a single {type(addresses).__name__}")
+    if isinstance(addresses, list):
+        return "objects", addresses
+    if not isinstance(addresses, np.ndarray):
+        if hasattr(addresses, "__array__") and not isinstance(addresses, (tuple, range)):
+            addresses = np.asarray(addresses)
+        else:
+            try:
+                return "objects", list(addresses)
+            except TypeError:
+                raise TypeError(f"expected a sequence or array of addresses, "
+                                f"got {type(addresses).__name__}") from None
+    arr = addresses
+    kind = arr.dtype.kind
+    if kind in "UO":
+        if arr.ndim != 1:
+            raise ValueError(f"an array of address objects must be 1-D, not {arr.ndim}-D")
+        return "objects", arr.tolist()
+    if kind in "SV":
+        if arr.ndim != 1 or arr.dtype.itemsize not in (4, 16) or arr.dtype.fields:
+            raise ValueError(f"packed addresses must be a 1-D S4/S16/V4/V16 array, got {arr.dtype} "
+                             f"with shape {arr.shape}")
+        width = arr.dtype.itemsize
+        return "packed", np.ascontiguousarray(arr).view(np.uint8).reshape(-1, width)
+    if kind not in "ui":
+        raise TypeError(f"unsupported array dtype {arr.dtype}: use uint32 (IPv4), "
+                        f"(n, 2) uint64 (IPv6) or packed uint8 rows")
+    if arr.ndim == 1:
+        return "u32", checked_cast(arr, np.uint32, 1 << 32)
+    if arr.ndim == 2 and arr.shape[1] == 2 and arr.dtype.itemsize == 8:
+        return "u64x2", checked_cast(arr, np.uint64, 1 << 64)
+    if arr.ndim == 2 and arr.shape[1] in (4, 16) and arr.dtype.itemsize == 1:
+        return "packed", checked_cast(arr, np.uint8, 1 << 8)
+    raise ValueError(f"unsupported array shape {arr.shape} for dtype {arr.dtype}: use (n,) uint32, "
+                     f"(n, 2) uint64 or (n, 4) / (n, 16) uint8")
+
+
+cdef object checked_cast(arr, dtype, limit):
+    """``arr`` as a C-contiguous native ``dtype`` array; every value must be in [0, limit)."""
+    if arr.dtype != dtype:
+        flat = arr.reshape(-1)
+        bad = flat < 0
+        if np.iinfo(arr.dtype).max >= limit:
+            bad |= flat >= limit
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"address value {flat[pos]} at flat position {pos} "
+                             f"is out of range for {np.dtype(dtype).name}")
+        arr = arr.astype(dtype)
+    return np.ascontiguousarray(arr)
+
+
+cdef object prepare_out(out, Py_ssize_t n, int mode):
+    dtype = np.bool_ if mode == MODE_CONTAINS else np.int32
+    if out is None:
+        return np.empty(n, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
+    if out.dtype != dtype or out.ndim != 1 or out.shape[0] != n:
+        raise ValueError(f"out must be a 1-D {np.dtype(dtype).name} array of length {n}, "
+                         f"got {out.dtype} with shape {out.shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be C-contiguous and writeable")
+    return out

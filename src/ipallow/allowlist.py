@@ -1,0 +1,161 @@
+"""Allowlist: the public face of one compiled, immutable snapshot."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Iterator, NamedTuple
+
+import numpy as np
+
+from ipallow import _parse, _trie
+from ipallow._compile import Compiled, compile_entries
+
+__all__ = ["Allowlist", "Match", "Entry"]
+
+
+class Match(NamedTuple):
+    """The longest registered prefix covering an address."""
+
+    network: Any        #: ``ipaddress.IPv4Network`` / ``IPv6Network`` that matched
+    index: int          #: registration index (position in ``list(allowlist)``)
+    data: Any           #: the registration's data, or None
+
+
+class Entry(NamedTuple):
+    """One registration: the networks it covers and its data."""
+
+    index: int          #: position in the allowlist, in input order
+    networks: tuple     #: ``ipaddress`` networks (a range gives several)
+    data: Any           #: the data given with it, or None
+
+
+class Allowlist(_trie.Index):
+    """Registered IPv4/IPv6 ranges compiled into a Poptrie-style index.
+
+    ``ip in allowlist`` is true when at least one registration covers ``ip``;
+    :meth:`lookup` returns the longest matching registration.  Immutable:
+    build a new one to change it (compiling a million prefixes takes well
+    under a second), so it is safe to share between threads.
+
+    Arguments:
+        entries: iterable of entries or ``(entry, data)`` pairs.  An entry is a
+            CIDR or address string, a range ``"a - b"``, an int, 4/16 packed
+            bytes, or an ``ipaddress`` / ``netaddr`` address, network or range.
+        strict: host bits set in a CIDR (``10.0.0.1/8``) raise
+            :class:`~ipallow.AddressError`; with ``strict=False`` they are
+            cleared and one :class:`~ipallow.HostBitsWarning` says how many.
+
+    Raises:
+        TypeError: an entry of no accepted type.
+        AddressError: a malformed entry (a ``ValueError``).
+
+    >>> al = Allowlist(["203.0.113.0/24", ("2001:db8::/32", {"id": "PTA-7"})])
+    >>> "203.0.113.9" in al, al.lookup("2001:db8::1").data
+    (True, {'id': 'PTA-7'})
+    """
+
+    def __init__(self, entries: Iterable[Any] = (), *, strict: bool = True) -> None:
+        self._install(compile_entries(entries, strict))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, *, strict: bool = True) -> "Allowlist":
+        """Load a list file: ``.csv`` with a header, anything else one entry per line.
+
+        Text files: one entry per line (CIDR, address or range ``a - b``);
+        ``#`` starts a comment; blank lines are ignored.  CSV files: a header
+        row with a ``cidr`` (or ``network`` / ``ip``) column; every other
+        column becomes the registration's data (a dict).
+
+        Raises:
+            ParseError: listing every bad line as ``path:line:col: message``;
+                nothing is loaded.
+            OSError: the file cannot be read.
+
+        >>> Allowlist.from_file(ipallow.SAMPLE_LIST).lookup("203.0.113.9").data["id"]
+        'PTA-0003'
+        """
+        from ipallow.loaders import load_list
+        return cls._from_compiled(load_list(path, strict=strict))
+
+    @classmethod
+    def _from_compiled(cls, compiled: Compiled) -> "Allowlist":
+        self = cls.__new__(cls)
+        self._install(compiled)
+        return self
+
+    def _install(self, compiled: Compiled) -> None:
+        self._compiled = compiled
+        self._set_tables(*compiled.tables[:4], *compiled.tables[4:], compiled.prefix_reg)
+
+    # -- single lookups ------------------------------------------------------
+
+    def lookup(self, ip: Any) -> Match | None:
+        """The longest registered prefix covering ``ip``, or None.
+
+        Arguments:
+            ip: str, int (below 2**32 is IPv4), 4/16 packed bytes, or an
+                ``ipaddress`` / ``netaddr`` address.  ``::ffff:a.b.c.d`` is
+                looked up as ``a.b.c.d``.
+
+        Raises:
+            TypeError: ``ip`` is not an address type.
+            AddressError: ``ip`` is malformed or out of range.
+
+        >>> Allowlist(["10.0.0.0/8", "10.1.0.0/16"]).lookup("10.1.2.3").network
+        IPv4Network('10.1.0.0/16')
+        """
+        prefix = self._match_index(ip)
+        if prefix < 0:
+            return None
+        c = self._compiled
+        reg = int(c.prefix_reg[prefix])
+        return Match(self._network(prefix), reg, c.data[reg] if c.data is not None else None)
+
+    def _network(self, prefix: int):
+        c = self._compiled
+        version = int(c.version[prefix])
+        value = (int(c.hi[prefix]) << 64) | int(c.lo[prefix])
+        return _parse.network_object(version, value, int(c.prefixlen[prefix]))
+
+    # -- the registrations -----------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._compiled.reg_first) - 1
+
+    def __getitem__(self, index: int) -> Entry:
+        """The registration at ``index`` (negative counts from the end)."""
+        count = len(self)
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise TypeError(f"registration index must be an int, not {type(index).__name__}")
+        index = int(index)
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError("registration index out of range")
+        c = self._compiled
+        first, last = int(c.reg_first[index]), int(c.reg_first[index + 1])
+        networks = tuple(self._network(p) for p in range(first, last))
+        return Entry(index, networks, c.data[index] if c.data is not None else None)
+
+    def __iter__(self) -> Iterator[Entry]:
+        for index in range(len(self)):
+            yield self[index]
+
+    @property
+    def prefix_count(self) -> dict[int, int]:
+        """Number of compiled prefixes per IP version, e.g. ``{4: 1000, 6: 12}``."""
+        version = self._compiled.version
+        return {4: int(np.count_nonzero(version == 4)), 6: int(np.count_nonzero(version == 6))}
+
+    def __repr__(self) -> str:
+        counts = self.prefix_count
+        return (f"<{type(self).__name__}: {len(self):,} registrations, "
+                f"{counts[4]:,} IPv4 and {counts[6]:,} IPv6 prefixes>")
+
+    def __reduce__(self):
+        # The compiled arrays travel as they are: unpickling rebuilds nothing.
+        return (_restore, (type(self), self._compiled))
+
+
+def _restore(cls, compiled: Compiled) -> Allowlist:
+    return cls._from_compiled(compiled)
