@@ -515,13 +515,39 @@ NODE_DTYPE = np.dtype([("vector", "<u8"), ("leafvec", "<u8"),
 assert NODE_DTYPE.itemsize == sizeof(node_t)
 
 
-cdef inline int popcount64(uint64_t x) noexcept nogil:
-    # Portable SWAR popcount: wheels built without -mpopcnt must not call the
-    # slow libgcc routine on every trie level.
-    x = x - ((x >> 1) & 0x5555555555555555ull)
-    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull)
-    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full
-    return <int>((x * 0x0101010101010101ull) >> 56)
+cdef extern from *:
+    """
+    /* Hardware popcount when the build targets it (setup.py adds -mpopcnt on
+       x86-64 unless IPALLOW_PORTABLE=1); otherwise a branch-free SWAR count,
+       never libgcc's slow generic routine. */
+    #include <stdint.h>
+    #if defined(__POPCNT__) || defined(__aarch64__)
+    #define IPALLOW_POPCOUNT64(x) ((int)__builtin_popcountll(x))
+    #else
+    static inline int IPALLOW_POPCOUNT64(uint64_t x) {
+        x = x - ((x >> 1) & 0x5555555555555555ULL);
+        x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+        x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+        return (int)((x * 0x0101010101010101ULL) >> 56);
+    }
+    #endif
+    /* A build that uses the POPCNT instruction refuses to load on a CPU
+       without it (pre-2008 x86) instead of dying with SIGILL later. */
+    static int ipallow_cpu_ok(void) {
+    #if defined(__POPCNT__) && defined(__x86_64__) && defined(__GNUC__)
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("popcnt");
+    #else
+        return 1;
+    #endif
+    }
+    """
+    int popcount64 "IPALLOW_POPCOUNT64"(uint64_t x) noexcept nogil
+    int cpu_ok "ipallow_cpu_ok"() noexcept nogil
+
+if not cpu_ok():
+    raise ImportError("this build of ipallow uses the POPCNT instruction, which this CPU lacks; "
+                      "reinstall with IPALLOW_PORTABLE=1 in the environment")
 
 
 cdef inline unsigned slot_of(uint64_t hi, uint64_t lo, int offset) noexcept nogil:
@@ -707,40 +733,65 @@ cdef int reserve(builder_t* b, Py_ssize_t extra_nodes, Py_ssize_t extra_leaves) 
     return 0
 
 
+cdef inline bint at_slot_start(uint64_t hi, uint64_t lo, int offset) noexcept nogil:
+    """True when (hi, lo) is the first address of its 6-bit slot at ``offset``."""
+    cdef uint64_t mhi, mlo
+    cdef int below = 122 - offset            # bits inside one slot
+    if below <= 0:
+        return True
+    ones_below(below, &mhi, &mlo)
+    return ((hi & mhi) | (lo & mlo)) == 0
+
+
 cdef int fill_node(builder_t* b, Py_ssize_t index, uint64_t hi, uint64_t lo,
                    int offset, Py_ssize_t k) noexcept nogil:
     """Fill node ``index`` for the block starting at (hi, lo) at bit ``offset``.
 
-    Its children are reserved contiguously first, then filled depth first.
-    Returns -1 when memory runs out.
+    ``k`` is the interval holding the block's first address.  One pass over
+    the boundaries inside the block decides every slot: a boundary exactly at
+    a slot start only changes the value from that slot on; any other boundary
+    makes its slot an inner node.  Children are reserved contiguously, then
+    filled depth first.  Returns -1 when memory runs out.
     """
-    cdef uint64_t vector = 0, leafvec = 0
-    cdef uint64_t shi, slo, ohi, olo
+    cdef uint64_t vector = 0, leafvec = 0, last_hi, last_lo
     cdef Py_ssize_t child_k[64]
     cdef uint32_t leaf_val[64]
     cdef int n_children = 0, n_leaves = 0, c
-    cdef unsigned v
-    cdef bint have_leaf = False
+    cdef unsigned v, slot
+    cdef bint have_leaf = False, inner
     cdef uint32_t last_leaf = 0
-    cdef int sub_bits = 122 - offset          # size of one slot, in bits (may be < 0)
+    cdef Py_ssize_t nxt = k + 1, start_k
+    ones_below(128 - offset, &last_hi, &last_lo)
+    last_hi |= hi
+    last_lo |= lo
+    # Boundaries inside the block are nxt .. (first one past the block).
     for v in range(64):
-        slot_start(hi, lo, offset, v, &shi, &slo)
-        k = advance(b, k, shi, slo)
-        ones_below(sub_bits if sub_bits > 0 else 0, &ohi, &olo)
-        if uniform(b, k, shi | ohi, slo | olo):
-            if not have_leaf or b.val[k] != last_leaf:
-                leafvec |= <uint64_t>1 << v
-                leaf_val[n_leaves] = b.val[k]
-                n_leaves += 1
-                last_leaf = b.val[k]
-                have_leaf = True
-        else:
+        if (nxt < b.m and key_le(b.bhi[nxt], b.blo[nxt], last_hi, last_lo)
+                and slot_of(b.bhi[nxt], b.blo[nxt], offset) == v
+                and at_slot_start(b.bhi[nxt], b.blo[nxt], offset)):
+            k = nxt
+            nxt += 1
+        start_k = k
+        inner = False
+        while (nxt < b.m and key_le(b.bhi[nxt], b.blo[nxt], last_hi, last_lo)
+               and slot_of(b.bhi[nxt], b.blo[nxt], offset) == v):
+            inner = True
+            k = nxt
+            nxt += 1
+        if inner:
             vector |= <uint64_t>1 << v
-            child_k[n_children] = k
+            child_k[n_children] = start_k
             n_children += 1
+        elif not have_leaf or b.val[k] != last_leaf:
+            leafvec |= <uint64_t>1 << v
+            leaf_val[n_leaves] = b.val[k]
+            n_leaves += 1
+            last_leaf = b.val[k]
+            have_leaf = True
     if reserve(b, n_children, n_leaves) < 0:
         return -1
     cdef Py_ssize_t base1 = b.n_nodes, base0 = b.n_leaves
+    cdef uint64_t shi, slo
     b.n_nodes += n_children
     for c in range(n_leaves):
         b.leaves[base0 + c] = leaf_val[c]
@@ -1072,19 +1123,22 @@ cdef class Index:
 
     cdef int _run_objects(self, list items, Py_ssize_t n, int mode, void* dst) except -1:
         cdef uint32_t leaves[CHUNK]
+        cdef chunk_t c
         cdef Py_ssize_t base = 0, i, count
         cdef uint64_t hi = 0, lo = 0
+        c.n4 = c.n6 = 0
         while base < n:
             count = min(<Py_ssize_t>CHUNK, n - base)
             for i in range(count):
                 try:
                     if key_from_object(items[base + i], &hi, &lo) == 4:
-                        leaves[i] = table_lookup4(&self.t4, <uint32_t>lo)
+                        chunk_add4(&c, i, <uint32_t>lo)
                     else:
-                        leaves[i] = table_lookup(&self.t6, hi, lo)
+                        chunk_add(&c, i, hi, lo)
                 except (TypeError, ValueError) as exc:
                     exc.add_note(f"at position {base + i} of the batch")
                     raise
+            chunk_resolve(&c, &self.t4, &self.t6, leaves)
             finish(leaves, count, mode, dst, base, self.prefix_reg)
             base += count
         return 0
@@ -1146,22 +1200,119 @@ cdef inline void finish(const uint32_t* leaves, Py_ssize_t count, int mode, void
             ints[i] = <int32_t>leaves[i] - 1
 
 
-cdef inline uint32_t lookup_hi_lo(const table_t* t4, const table_t* t6,
-                                  uint64_t hi, uint64_t lo) noexcept nogil:
-    """IPv6 key lookup; IPv4-mapped addresses go to the IPv4 table."""
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define IPALLOW_PREFETCH(p) __builtin_prefetch((const void*)(p))
+    #else
+    #define IPALLOW_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void prefetch "IPALLOW_PREFETCH"(const void* p) noexcept nogil
+
+
+cdef void walk(const table_t* t, const uint64_t* hi, const uint64_t* lo,
+               uint32_t* out, Py_ssize_t count) noexcept nogil:
+    """Leaf values for ``count`` left-aligned keys, walked level by level.
+
+    Each pass advances every unfinished key by one trie level.  The loads of
+    one pass do not depend on each other, so their cache misses overlap
+    (plus a prefetch of the node the next pass will read); a one-at-a-time
+    walk would wait for each miss in turn.
+    """
+    cdef Py_ssize_t i
+    cdef uint32_t entry
+    cdef const node_t* node
+    cdef unsigned v
+    cdef uint64_t upto
+    cdef int offset = t.dir_bits
+    cdef bint pending = False
+    for i in range(count):
+        entry = t.dir[hi[i] >> (64 - t.dir_bits)]
+        out[i] = entry
+        if entry & NODE_FLAG:
+            prefetch(&t.nodes[entry & ~NODE_FLAG])
+            pending = True
+    while pending:
+        pending = False
+        for i in range(count):
+            entry = out[i]
+            if entry & NODE_FLAG:
+                node = &t.nodes[entry & ~NODE_FLAG]
+                v = slot_of(hi[i], lo[i], offset)
+                upto = (<uint64_t>2 << v) - 1
+                if (node.vector >> v) & 1:
+                    entry = node.base1 + <uint32_t>popcount64(node.vector & upto) - 1
+                    prefetch(&t.nodes[entry])
+                    out[i] = NODE_FLAG | entry
+                    pending = True
+                else:
+                    out[i] = t.leaves[node.base0 + <uint32_t>popcount64(node.leafvec & upto) - 1]
+        offset += 6
+
+
+ctypedef struct chunk_t:
+    # One chunk of keys, split by family (IPv4 keys already left-aligned).
+    uint64_t hi4[CHUNK]
+    uint64_t lo4[CHUNK]
+    Py_ssize_t pos4[CHUNK]
+    Py_ssize_t n4
+    uint64_t hi6[CHUNK]
+    uint64_t lo6[CHUNK]
+    Py_ssize_t pos6[CHUNK]
+    Py_ssize_t n6
+    uint32_t res4[CHUNK]
+    uint32_t res6[CHUNK]
+
+
+cdef inline void chunk_add(chunk_t* c, Py_ssize_t pos, uint64_t hi, uint64_t lo) noexcept nogil:
+    """Queue a natural-valued IPv6 key; IPv4-mapped ones join the IPv4 queue."""
     if hi == 0 and (lo >> 32) == 0xFFFF:
-        return table_lookup4(t4, <uint32_t>lo)
-    return table_lookup(t6, hi, lo)
+        c.hi4[c.n4] = (lo & 0xFFFFFFFFu) << 32
+        c.lo4[c.n4] = 0
+        c.pos4[c.n4] = pos
+        c.n4 += 1
+    else:
+        c.hi6[c.n6] = hi
+        c.lo6[c.n6] = lo
+        c.pos6[c.n6] = pos
+        c.n6 += 1
+
+
+cdef inline void chunk_add4(chunk_t* c, Py_ssize_t pos, uint32_t addr) noexcept nogil:
+    c.hi4[c.n4] = <uint64_t>addr << 32
+    c.lo4[c.n4] = 0
+    c.pos4[c.n4] = pos
+    c.n4 += 1
+
+
+cdef void chunk_resolve(chunk_t* c, const table_t* t4, const table_t* t6,
+                        uint32_t* leaves) noexcept nogil:
+    """Walk both queues and put each leaf value back at its position."""
+    cdef Py_ssize_t i
+    walk(t4, c.hi4, c.lo4, c.res4, c.n4)
+    walk(t6, c.hi6, c.lo6, c.res6, c.n6)
+    for i in range(c.n4):
+        leaves[c.pos4[i]] = c.res4[i]
+    for i in range(c.n6):
+        leaves[c.pos6[i]] = c.res6[i]
+    c.n4 = 0
+    c.n6 = 0
 
 
 cdef void run_u32(const table_t* t4, const uint32_t* a, Py_ssize_t n, int mode,
                   void* dst, const int32_t* prefix_reg) noexcept nogil:
     cdef uint32_t leaves[CHUNK]
+    cdef uint64_t hi[CHUNK]
+    cdef uint64_t lo[CHUNK]
     cdef Py_ssize_t base = 0, i, count
+    for i in range(CHUNK):
+        lo[i] = 0
     while base < n:
         count = min(<Py_ssize_t>CHUNK, n - base)
         for i in range(count):
-            leaves[i] = table_lookup4(t4, a[base + i])
+            hi[i] = <uint64_t>a[base + i] << 32
+        walk(t4, hi, lo, leaves, count)
         finish(leaves, count, mode, dst, base, prefix_reg)
         base += count
 
@@ -1169,11 +1320,14 @@ cdef void run_u32(const table_t* t4, const uint32_t* a, Py_ssize_t n, int mode,
 cdef void run_u64x2(const table_t* t4, const table_t* t6, const uint64_t* a, Py_ssize_t n,
                     int mode, void* dst, const int32_t* prefix_reg) noexcept nogil:
     cdef uint32_t leaves[CHUNK]
+    cdef chunk_t c
     cdef Py_ssize_t base = 0, i, count
+    c.n4 = c.n6 = 0
     while base < n:
         count = min(<Py_ssize_t>CHUNK, n - base)
         for i in range(count):
-            leaves[i] = lookup_hi_lo(t4, t6, a[2 * (base + i)], a[2 * (base + i) + 1])
+            chunk_add(&c, i, a[2 * (base + i)], a[2 * (base + i) + 1])
+        chunk_resolve(&c, t4, t6, leaves)
         finish(leaves, count, mode, dst, base, prefix_reg)
         base += count
 
@@ -1181,16 +1335,19 @@ cdef void run_u64x2(const table_t* t4, const table_t* t6, const uint64_t* a, Py_
 cdef void run_packed(const table_t* t4, const table_t* t6, const uint8_t* a, Py_ssize_t n,
                      Py_ssize_t width, int mode, void* dst, const int32_t* prefix_reg) noexcept nogil:
     cdef uint32_t leaves[CHUNK]
+    cdef chunk_t c
     cdef Py_ssize_t base = 0, i, count
     cdef const uint8_t* row
+    c.n4 = c.n6 = 0
     while base < n:
         count = min(<Py_ssize_t>CHUNK, n - base)
         for i in range(count):
             row = a + (base + i) * width
             if width == 4:
-                leaves[i] = table_lookup4(t4, load_be32(row))
+                chunk_add4(&c, i, load_be32(row))
             else:
-                leaves[i] = lookup_hi_lo(t4, t6, load_be64(row), load_be64(row + 8))
+                chunk_add(&c, i, load_be64(row), load_be64(row + 8))
+        chunk_resolve(&c, t4, t6, leaves)
         finish(leaves, count, mode, dst, base, prefix_reg)
         base += count
 
