@@ -1,0 +1,78 @@
+"""The installed ``ipallow`` executable, driven in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+IPALLOW = shutil.which("ipallow")
+pytestmark = pytest.mark.skipif(IPALLOW is None, reason="the ipallow executable is not installed")
+
+
+def run(*args, stdin=None):
+    return subprocess.run([IPALLOW, *args], capture_output=True, text=True, input=stdin, timeout=60)
+
+
+def test_check_bundled_sample_all_allowed():
+    result = run("check", "203.0.113.9", "2001:db8::1", "::ffff:198.51.100.7")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0].split()[:3] == ["203.0.113.9", "allowed", "203.0.113.0/24"]
+    assert lines[1].split()[:3] == ["2001:db8::1", "allowed", "2001:db8::/32"]
+    assert lines[2].split()[:3] == ["::ffff:198.51.100.7", "allowed", "198.51.100.0/24"]
+
+
+def test_check_denied_exit_code_one():
+    result = run("check", "203.0.113.9", "8.8.8.8")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[1].split() == ["8.8.8.8", "denied"]
+
+
+def test_check_bad_address_exit_two_and_message_on_stderr():
+    result = run("check", "1.2.3.256")
+    assert result.returncode == 2
+    assert "invalid IP address '1.2.3.256': octet greater than 255 at column 7" in result.stderr
+
+
+def test_check_json_and_own_list(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text("cidr,id,owner\n192.0.2.0/25,PTA-1042,Acme Soft\n")
+    result = run("check", "--list", str(path), "--json", "192.0.2.7", "192.0.2.200")
+    assert result.returncode == 1
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first == {"address": "192.0.2.7", "verdict": "allowed", "network": "192.0.2.0/25",
+                     "registration": 0, "data": {"id": "PTA-1042", "owner": "Acme Soft"}}
+    assert second == {"address": "192.0.2.200", "verdict": "denied"}
+
+
+def test_check_bad_list_reports_path_line_column(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("10.0.0.0/8\n10.0.0.0/40\n")
+    result = run("check", "--list", str(path), "10.1.1.1")
+    assert result.returncode == 2
+    assert f"{path}:2:10: invalid network '10.0.0.0/40': prefix length out of range" in result.stderr
+    assert result.stdout == ""
+
+
+def test_check_missing_list_is_an_io_error(tmp_path):
+    result = run("check", "--list", str(tmp_path / "absent.txt"), "10.1.1.1")
+    assert result.returncode == 2
+    assert "absent.txt" in result.stderr
+
+
+def test_usage_errors_exit_two():
+    assert run().returncode == 2
+    assert run("check").returncode == 2
+    help_text = run("check", "--help")
+    assert help_text.returncode == 0 and "examples:" in help_text.stdout
+
+
+def test_module_entry_point_matches():
+    result = subprocess.run([sys.executable, "-m", "ipallow.cli", "check", "8.8.8.8"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "denied" in result.stdout
