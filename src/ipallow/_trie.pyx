@@ -915,7 +915,8 @@ cdef int key_from_int_value(object value, object shown, uint64_t* hi, uint64_t* 
         hi[0] = 0
         lo[0] = <uint64_t>small
         return 4 if <uint64_t>small < TWO_32 else 6
-    if small < 0 or overflow < 0 or value >= (1 << 128):
+    # overflow < 0: below LLONG_MIN; overflow == 0 here means a negative value.
+    if overflow <= 0 or value >= (1 << 128):
         raise AddressError(str(shown), "integer outside 0 .. 2**128-1", None)
     hi[0] = <uint64_t>(value >> 64)
     lo[0] = <uint64_t>(value & 0xFFFFFFFFFFFFFFFF)
