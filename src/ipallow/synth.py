@@ -110,13 +110,15 @@ def _pick(rng: np.random.Generator, values, weights, size: int) -> np.ndarray:
 # (more-specifics leaked from customer routes, blackhole /32s) are rarer still.
 _V4_MID_LENS = np.arange(16, 24)  # 30 %
 _V4_MID_W = [6, 2, 3, 5, 8, 9, 35, 32]
-_V4_SHORT_LENS = np.arange(8, 16)  # 5 %: aggregates, weighted towards /14-/15
+_V4_SHORT_LENS = np.arange(8, 16)  # 5 %: weighted towards /14-/15
 _V4_SHORT_W = [1, 1, 2, 4, 8, 16, 30, 38]
 _V4_LONG_LENS = np.arange(25, 33)  # 5 %
 _V4_LONG_W = [20, 14, 14, 12, 10, 8, 4, 18]
-# Allocation sizes: mostly /16, some shorter.
+# Allocation sizes: mostly /16, a few hundred /8-/12 in a 40,000-allocation table.  More
+# large blocks than this and a million rows cover nearly all public space in a few
+# hundred merged ranges, which no real table does.
 _V4_ALLOC_LENS = np.arange(8, 17)
-_V4_ALLOC_W = [0.2, 0.3, 0.5, 1, 3, 5, 10, 15, 65]
+_V4_ALLOC_W = [0.02, 0.04, 0.1, 0.3, 1, 2, 5, 10, 82]
 
 
 def _v4_allocations(rng: np.random.Generator, count: int):
@@ -137,8 +139,9 @@ def _v4_allocations(rng: np.random.Generator, count: int):
     base, alen = base[:count], alen[:count]
     # How much of its block an allocation has handed out: holders number customers from
     # the bottom of their block up, so prefixes crowd into the low part of each allocation.
-    fill = rng.uniform(0.2, 1.0, size=count)
-    return base, alen, fill
+    fill = rng.uniform(0.4, 1.0, size=count)
+    order = np.argsort(alen, kind="stable")  # shortest (largest) first: see ipv4_table
+    return base[order], alen[order], fill[order]
 
 
 def ipv4_table(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -146,16 +149,19 @@ def ipv4_table(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
     Shape, and why: a real routing table is not uniform over the address space.  We first
     draw about ``n / 25`` "allocations" (capped at 40,000: a few tens of thousands for a
-    million rows), blocks /8-/16 (mostly /16) in public unicast space -- never 0/8, 10/8,
-    127/8, 224/4 and above, nor the other special-purpose blocks (RFC 1918, CGN, link-local,
-    documentation, benchmarking).  Each row belongs to an allocation (bigger blocks get more
-    rows) and its prefix length follows the mix of public tables: about 60 % /24, 30 %
-    /16-/23 (mostly /22-/23), 5 % /8-/15 and 5 % /25-/32.  A row longer than its allocation
-    is placed inside it, in the lower ``fill`` fraction of the block (allocations are handed
-    out from the bottom), so prefixes cluster and often nest (a /22 covering /24s); a row
-    shorter than its allocation is the covering aggregate.  About 0.5 % of the rows are
-    exact copies of other rows, and more repeats occur naturally, because real feeds
-    contain both.  Rows are in random order (a builder must not rely on sorted input).
+    million rows), blocks /8-/16 (mostly /16, a few hundred /8-/12) in public unicast
+    space -- never 0/8, 10/8, 127/8, 224/4 and above, nor the other special-purpose blocks
+    (RFC 1918, CGN, link-local, documentation, benchmarking).  Each row's prefix length
+    follows the mix of public tables: about 60 % /24, 30 % /16-/23 (mostly /22-/23),
+    5 % /8-/15 (mostly /14-/15) and 5 % /25-/32.  The row then goes inside an allocation
+    at least as large as itself (bigger blocks get more rows), in the lower ``fill``
+    fraction of the block (holders hand out addresses from the bottom), so prefixes
+    cluster and nest (a /16 aggregate over /22s over /24s), and unallocated space and
+    the unused top of each block stay uncovered.  A million rows cover about half of the
+    address space in about 100,000 disjoint ranges.  Exact duplicates: 0.5 % of rows are
+    copies of other rows, and drawing many rows into the same blocks repeats more (about
+    8 % in all, most of them among the /8-/15 rows, for which there are few positions).
+    Rows are in random order (a builder must not rely on sorted input).
 
     Arguments:
         n: number of rows (>= 0).
@@ -175,14 +181,17 @@ def ipv4_table(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     n_alloc = int(min(max(n // 25, 16), 40_000))
     a_base, a_len, a_fill = _v4_allocations(rng, n_alloc)
-    a_weight = np.exp2((16 - a_len) * 0.75)
-    a_weight /= a_weight.sum()
+    # bigger blocks get more rows; allocations are sorted by length, so the ones at least
+    # as large as a /p prefix are a leading slice and a weighted draw among them is one
+    # searchsorted into the cumulative weights
+    a_cum = np.cumsum(np.exp2((16 - a_len) * 0.75))
+    n_fit = np.searchsorted(a_len, np.arange(33), side="right")  # allocations with len <= p
+    n_fit[n_fit == 0] = n_alloc  # none that large (small tables): any, as an aggregate
 
     keys = np.empty(0, dtype=np.uint32)
     plens = np.empty(0, dtype=np.uint8)
     while keys.size < n:
         m = n - keys.size + n // 50 + 16  # slack for rows dropped below
-        which = rng.choice(n_alloc, size=m, p=a_weight)
         u = rng.random(m)
         plen = np.full(m, 24, dtype=np.int64)
         mid = (u >= 0.60) & (u < 0.90)
@@ -191,6 +200,9 @@ def ipv4_table(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         plen[mid] = _pick(rng, _V4_MID_LENS, _V4_MID_W, int(mid.sum()))
         plen[short] = _pick(rng, _V4_SHORT_LENS, _V4_SHORT_W, int(short.sum()))
         plen[long_] = _pick(rng, _V4_LONG_LENS, _V4_LONG_W, int(long_.sum()))
+        fit = n_fit[plen]
+        which = np.searchsorted(a_cum, rng.random(m) * a_cum[fit - 1], side="right")
+        which = np.minimum(which, fit - 1)
 
         alen = a_len[which]
         free = np.clip(plen - alen, 0, None)  # bits between allocation and prefix
@@ -200,8 +212,8 @@ def ipv4_table(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         addr = a_base[which] | (off << (32 - plen).astype(np.uint64))
         host = _low_mask64(32 - plen)
         addr &= ~host
-        # An aggregate shorter than its allocation can reach into reserved space
-        # (172.0.0.0/8 covers 172.16.0.0/12): drop such rows.
+        # An aggregate shorter than its allocation (only when no allocation is large
+        # enough) can reach into reserved space (172.0.0.0/8 covers 172.16.0.0/12): drop it.
         bad = _ranges_hit(addr, addr | host, _V4_RESERVED_RANGES)
         keys = np.concatenate([keys, addr[~bad].astype(np.uint32)])
         plens = np.concatenate([plens, plen[~bad].astype(np.uint8)])
