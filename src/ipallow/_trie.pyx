@@ -997,6 +997,11 @@ def address_key(ip):
 # The compiled index
 # ---------------------------------------------------------------------------
 
+# Special results of Index._match_text.
+NO_MATCH = -1
+UNPARSEABLE = -2
+MISSING = -3
+
 cdef enum:
     MODE_CONTAINS = 0   # bool: any match
     MODE_REGISTRATION = 1   # int32: registration index, -1 = none
@@ -1143,6 +1148,62 @@ cdef class Index:
             finish(leaves, count, mode, dst, base, self.prefix_reg)
             base += count
         return 0
+
+    def _match_text(self, items):
+        """Prefix index of the longest match for each text item, never raising.
+
+        Items are ``str`` or ASCII ``bytes`` address text (or None).  Result:
+        int32, the prefix index, or ``NO_MATCH`` (-1), ``UNPARSEABLE`` (-2),
+        ``MISSING`` (-3, for None).  For streams and columns where a bad row
+        must be counted, not fatal.
+        """
+        if self._arrays is None:
+            raise RuntimeError("the index has no tables")
+        if not isinstance(items, list):
+            items = list(items)
+        cdef Py_ssize_t n = len(items)
+        result = np.empty(n, dtype=np.int32)
+        cdef int32_t[::1] out = result
+        cdef uint32_t leaves[CHUNK]
+        cdef chunk_t c
+        cdef Py_ssize_t base = 0, i, count, size, err
+        cdef uint64_t hi = 0, lo = 0
+        cdef const char* s
+        cdef int version
+        cdef object item
+        c.n4 = c.n6 = 0
+        while base < n:
+            count = min(<Py_ssize_t>CHUNK, n - base)
+            for i in range(count):
+                leaves[i] = 0
+                item = items[base + i]
+                if PyBytes_Check(item):
+                    s = PyBytes_AS_STRING(item)
+                    size = PyBytes_GET_SIZE(item)
+                elif PyUnicode_Check(item):
+                    try:
+                        s = PyUnicode_AsUTF8AndSize(item, &size)
+                    except UnicodeEncodeError:
+                        out[base + i] = UNPARSEABLE
+                        continue
+                else:
+                    out[base + i] = MISSING if item is None else UNPARSEABLE
+                    continue
+                version = parse_address_bytes(s, 0, size, &hi, &lo, &err)
+                if version == 4:
+                    chunk_add4(&c, i, <uint32_t>lo)
+                elif version == 6:
+                    chunk_add(&c, i, hi, lo)
+                else:
+                    out[base + i] = UNPARSEABLE
+                    continue
+                out[base + i] = 0
+            chunk_resolve(&c, &self.t4, &self.t6, leaves)
+            for i in range(count):
+                if out[base + i] == 0:
+                    out[base + i] = <int32_t>leaves[i] - 1
+            base += count
+        return result
 
     @property
     def nbytes(self):

@@ -111,6 +111,35 @@ class Allowlist(_trie.Index):
         reg = int(c.prefix_reg[prefix])
         return Match(self._network(prefix), reg, c.data[reg] if c.data is not None else None)
 
+    def covering(self, ip: Any) -> list[Match]:
+        """Every registered prefix covering ``ip``, longest first (ties: input order).
+
+        Unlike :meth:`lookup` this scans the prefix table (vectorised, O(n)):
+        meant for explaining a verdict, not for the hot path.
+
+        >>> [m.network for m in Allowlist(["10.0.0.0/8", "10.1.0.0/16"]).covering("10.1.2.3")]
+        [IPv4Network('10.1.0.0/16'), IPv4Network('10.0.0.0/8')]
+        """
+        version, value = _trie.address_key(ip)
+        c = self._compiled
+        bits = 32 if version == 4 else 128
+        host = (bits - c.prefixlen.astype(np.int64))
+        if version == 4:
+            hit = (c.version == 4) & (((c.lo ^ np.uint64(value)) >> host.astype(np.uint64)) == 0)
+        else:
+            # Compare each 64-bit word above its host bits; numpy (like C) cannot
+            # shift a uint64 by 64, so a word that is all host bits always agrees.
+            hi_q, lo_q = np.uint64(value >> 64), np.uint64(value & 0xFFFFFFFFFFFFFFFF)
+            lo_host, hi_host = np.minimum(host, 64), np.clip(host - 64, 0, 64)
+            lo_same = (lo_host == 64) | (((c.lo ^ lo_q) >> np.minimum(lo_host, 63).astype(np.uint64)) == 0)
+            hi_same = (hi_host == 64) | (((c.hi ^ hi_q) >> np.minimum(hi_host, 63).astype(np.uint64)) == 0)
+            hit = (c.version == 6) & lo_same & hi_same
+        prefixes = np.flatnonzero(hit)
+        prefixes = prefixes[np.lexsort((prefixes, -c.prefixlen[prefixes].astype(np.int64)))]
+        return [Match(self._network(int(p)), int(c.prefix_reg[p]),
+                      c.data[int(c.prefix_reg[p])] if c.data is not None else None)
+                for p in prefixes]
+
     def _network(self, prefix: int):
         c = self._compiled
         version = int(c.version[prefix])
