@@ -510,8 +510,8 @@ ctypedef struct table_t:
     uint32_t n_leaves
 
 # numpy view of node_t, so the node array is an ordinary numpy buffer.
-NODE_DTYPE = np.dtype([("vector", "<u8"), ("leafvec", "<u8"),
-                       ("base0", "<u4"), ("base1", "<u4")])
+NODE_DTYPE = np.dtype([("vector", "=u8"), ("leafvec", "=u8"),
+                       ("base0", "=u4"), ("base1", "=u4")])
 assert NODE_DTYPE.itemsize == sizeof(node_t)
 
 
@@ -1043,6 +1043,10 @@ cdef class Index:
         for d, bits in ((dir4, dir_bits4), (dir6, dir_bits6)):
             if not 1 <= bits <= 24 or d.shape[0] != (1 << bits):
                 raise ValueError("level-0 array does not match dir_bits")
+        # Whatever produced the arrays (our builder, a snapshot file, a pickle),
+        # no lookup may read outside them or loop: check before serving any.
+        validate_table("IPv4", dir4, nodes4, leaves4, dir_bits4, 32, prefix_reg.shape[0])
+        validate_table("IPv6", dir6, nodes6, leaves6, dir_bits6, 128, prefix_reg.shape[0])
         self._arrays = tuple(arrays)
         self.n_prefixes = prefix_reg.shape[0]
         self.prefix_reg = <const int32_t*>pointer_of(prefix_reg)
@@ -1221,6 +1225,137 @@ cdef class Index:
                     "nbytes": d4.nbytes + n4.nbytes + l4.nbytes},
                 6: {"dir_bits": self.t6.dir_bits, "nodes": n6.shape[0], "leaves": l6.shape[0],
                     "nbytes": d6.nbytes + n6.nbytes + l6.nbytes}}
+
+
+cdef int check_table(const table_t* t, int key_bits, uint32_t n_values,
+                     int32_t* depth, uint32_t* queue, const char** why) noexcept nogil:
+    """0 when every lookup in ``t`` stays inside its arrays and ends; else -1 and a reason.
+
+    Checks: level-0 and leaf values are prefix numbers (<= n_values) or node
+    indices in range; each node's children and leaves lie inside the arrays;
+    a node's first leaf slot starts a run (so popcount - 1 never underflows);
+    every node is reached once (no cycles or sharing) and above the key's
+    last bit.
+    """
+    cdef Py_ssize_t d, head = 0, tail = 0
+    cdef uint32_t entry, idx, i, child, n_children, n_leaf_runs
+    cdef const node_t* node
+    cdef uint64_t leaf_slots
+    for i in range(t.n_nodes):
+        depth[i] = -1
+    for d in range((<Py_ssize_t>1) << t.dir_bits):
+        entry = t.dir[d]
+        if entry & NODE_FLAG:
+            idx = entry & ~NODE_FLAG
+            if idx >= t.n_nodes:
+                why[0] = "level-0 entry points past the node array"
+                return -1
+            if depth[idx] != -1:
+                why[0] = "a node is reached twice"
+                return -1
+            depth[idx] = 0
+            queue[tail] = idx
+            tail += 1
+        elif entry > n_values:
+            why[0] = "level-0 leaf names a prefix that does not exist"
+            return -1
+    while head < tail:
+        idx = queue[head]
+        head += 1
+        node = &t.nodes[idx]
+        if t.dir_bits + 6 * depth[idx] >= key_bits:
+            why[0] = "a node lies below the last bit of the key"
+            return -1
+        if node.vector & node.leafvec:
+            why[0] = "a slot is marked both child and leaf"
+            return -1
+        leaf_slots = ~node.vector
+        # The lowest leaf slot must start a run of leaves.
+        if leaf_slots and not (node.leafvec & leaf_slots & (0 - leaf_slots)):
+            why[0] = "a node's first leaf slot does not start a run"
+            return -1
+        n_children = <uint32_t>popcount64(node.vector)
+        n_leaf_runs = <uint32_t>popcount64(node.leafvec)
+        if (<uint64_t>node.base1 + n_children > t.n_nodes
+                or <uint64_t>node.base0 + n_leaf_runs > t.n_leaves):
+            why[0] = "a node's children or leaves lie past the end of their array"
+            return -1
+        for i in range(n_children):
+            child = node.base1 + i
+            if depth[child] != -1:
+                why[0] = "a node is reached twice"
+                return -1
+            depth[child] = depth[idx] + 1
+            queue[tail] = child
+            tail += 1
+    for i in range(t.n_leaves):
+        if t.leaves[i] > n_values:
+            why[0] = "a leaf names a prefix that does not exist"
+            return -1
+    return 0
+
+
+def validate_table(str family, dir_arr, nodes_arr, leaves_arr, int dir_bits, int key_bits,
+                   Py_ssize_t n_values):
+    """Raise ValueError unless lookups in these arrays are safe (see ``check_table``)."""
+    cdef table_t t
+    fill_table(&t, dir_arr, nodes_arr, leaves_arr, dir_bits)
+    if nodes_arr.shape[0] >= NODE_FLAG or leaves_arr.shape[0] >= NODE_FLAG or n_values >= NODE_FLAG:
+        raise ValueError(f"{family} table too large")
+    scratch_depth = np.empty(nodes_arr.shape[0], dtype=np.int32)
+    scratch_queue = np.empty(nodes_arr.shape[0], dtype=np.uint32)
+    cdef int32_t[::1] depth = scratch_depth
+    cdef uint32_t[::1] queue = scratch_queue
+    cdef const char* why = NULL
+    cdef int rc
+    with nogil:
+        rc = check_table(&t, key_bits, <uint32_t>n_values,
+                         &depth[0] if t.n_nodes else NULL,
+                         &queue[0] if t.n_nodes else NULL, &why)
+    if rc < 0:
+        raise ValueError(f"corrupt {family} table: {why.decode()}")
+
+
+cdef extern from *:
+    """
+    /* A fast 64-bit checksum for snapshot sections: four independent lanes
+       (so it runs near memory speed), each step a bijection of the lane state
+       for a fixed word and of the word for a fixed state, so any change to a
+       single 8-byte word -- any single bit flip -- always changes the result.
+       Not cryptographic: it guards against corruption, not forgery (crafted
+       files are stopped by the structural checks instead). */
+    #include <string.h>
+    static inline uint64_t ipallow_rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+    static inline uint64_t ipallow_step(uint64_t h, uint64_t w) {
+        return ipallow_rotl(h ^ w, 29) * 0x9E3779B97F4A7C15ULL;
+    }
+    static uint64_t ipallow_checksum(const unsigned char* p, size_t n) {
+        uint64_t a = 0x243F6A8885A308D3ULL, b = 0x13198A2E03707344ULL,
+                 c = 0xA4093822299F31D0ULL, d = 0x082EFA98EC4E6C89ULL, w[4];
+        size_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+            memcpy(w, p + i, 32);
+            a = ipallow_step(a, w[0]); b = ipallow_step(b, w[1]);
+            c = ipallow_step(c, w[2]); d = ipallow_step(d, w[3]);
+        }
+        for (; i + 8 <= n; i += 8) { memcpy(w, p + i, 8); a = ipallow_step(a, w[0]); }
+        if (i < n) { w[0] = 0; memcpy(w, p + i, n - i); b = ipallow_step(b, w[0]); }
+        /* Combine: each lane through its own bijection, then the length. */
+        uint64_t h = ipallow_step(a, 1) ^ ipallow_rotl(ipallow_step(b, 2), 16)
+                   ^ ipallow_rotl(ipallow_step(c, 3), 32) ^ ipallow_rotl(ipallow_step(d, 4), 48);
+        return ipallow_step(h, (uint64_t)n);
+    }
+    """
+    uint64_t c_checksum "ipallow_checksum"(const unsigned char* p, size_t n) noexcept nogil
+
+
+def checksum(buffer):
+    """64-bit checksum of a bytes-like object (snapshot sections, headers)."""
+    cdef const unsigned char[::1] view = memoryview(buffer).cast("B")
+    cdef uint64_t result
+    with nogil:
+        result = c_checksum(&view[0] if view.shape[0] else NULL, <size_t>view.shape[0])
+    return result
 
 
 cdef const void* pointer_of(object array) except? NULL:
