@@ -22,14 +22,18 @@ Groups (one operation each, so every row of a group times the same table and que
 
 ``build``            ``Allowlist(list_of_cidr_strings)`` vs filling a pytricia.PyTricia.
                      Three rounds each.  ``extra_info`` holds the compiled size
-                     (``Allowlist.nbytes`` when the class has it) and, for every builder,
-                     the growth of the process's resident memory across one build.
-``str-in``           ``s in x`` for 10,000 dotted-quad strings per round.  pytest-benchmark
-                     reports the time of a round; divide by 10,000 for one call (the session
-                     summary printed at the end does it).  The times include the Python
-                     loop itself (a list comprehension): ``loop-floor`` is the same loop
-                     over a small frozenset, the cheapest ``in`` Python has, so
-                     ``(x - floor) / 10,000`` is the cost of the lookup alone.
+                     (``Allowlist.nbytes`` when the class has it), what tracemalloc sees
+                     the Allowlist keep, and, for every builder, the growth of the process's
+                     resident memory across one build (rough: it includes whatever the
+                     allocator keeps from the build's temporaries).
+``str-in``           ``s in x`` for 10,000 dotted-quad strings per round (the first 10,000
+                     queries).  pytest-benchmark reports the time of a round; divide by
+                     10,000 for one call (the session summary printed at the end does it,
+                     from the median and the best round).  The times include the Python
+                     loop itself (a list comprehension): ``loop_floor`` is the same loop
+                     over a one-element frozenset, the cheapest ``in`` Python has, so
+                     ``(x - floor) / 10,000`` is the cost of the lookup alone.  py-radix
+                     has no ``in``; its row times ``search_best(s) is not None``.
 ``int-in``           the same with Python ints; the peer is ``int in pyroaring.BitMap``
                      holding every covered address (built from the merged ranges with
                      ``BitMap.add_range``, then ``run_optimize``).
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -85,13 +90,23 @@ def _peer(name: str):
 
 
 def _measure_build(rss_bytes, build):
-    """Build once outside the timing; return (object, resident-memory growth in bytes)."""
+    """Build once outside the timing: (object, resident-memory growth, traced bytes kept).
+
+    ``traced`` is what tracemalloc sees still allocated once the build returns: exact for
+    memory taken through Python's and numpy's allocators, blind to plain C ``malloc``
+    (pytricia's nodes), for which the resident-memory growth is the only figure.
+    """
     gc.collect()
     before = rss_bytes()
-    obj = build()
+    tracemalloc.start()
+    try:
+        obj = build()
+        traced = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
     after = rss_bytes()
     grew = None if before is None or after is None else after - before
-    return obj, grew
+    return obj, grew, traced
 
 
 # --------------------------------------------------------------------------- build
@@ -99,7 +114,7 @@ def _measure_build(rss_bytes, build):
 
 @pytest.mark.benchmark(group="build")
 def test_build_ipallow(benchmark, record, summary, rss_bytes, v4_prefix_strings, v4_queries, v4_answer):
-    first, grew = _measure_build(rss_bytes, lambda: ipallow.Allowlist(v4_prefix_strings))
+    first, grew, traced = _measure_build(rss_bytes, lambda: ipallow.Allowlist(v4_prefix_strings))
     nbytes = getattr(first, "nbytes", None)  # Allowlist.nbytes: compiled index size
     del first
     gc.collect()
@@ -110,12 +125,14 @@ def test_build_ipallow(benchmark, record, summary, rss_bytes, v4_prefix_strings,
     benchmark.extra_info["prefixes"] = n
     benchmark.extra_info["rss_growth_bytes"] = grew
     benchmark.extra_info["nbytes"] = nbytes
+    benchmark.extra_info["traced_bytes_kept"] = traced
     record()
     if nbytes is not None:
         benchmark.extra_info["bytes_per_prefix"] = round(nbytes / n, 2)
         summary.append(("build", "ipallow Allowlist.nbytes", f"{nbytes / n:,.2f}", f"bytes/prefix ({nbytes:,} B)"))
     else:
         summary.append(("build", "ipallow Allowlist.nbytes", "n/a", "(Allowlist has no nbytes)"))
+    summary.append(("build", "ipallow kept after build (tracemalloc)", f"{traced / n:,.2f}", "bytes/prefix"))
     if grew is not None:
         summary.append(("build", "ipallow RSS growth", f"{grew / n:,.1f}", "bytes/prefix"))
     assert len(al) == n
@@ -133,7 +150,7 @@ def _build_pytricia(pytricia, strings):
 @pytest.mark.benchmark(group="build")
 def test_build_pytricia(benchmark, record, summary, rss_bytes, v4_prefix_strings, loop_strs, loop_answer):
     pytricia = _peer("pytricia")
-    first, grew = _measure_build(rss_bytes, lambda: _build_pytricia(pytricia, v4_prefix_strings))
+    first, grew, _ = _measure_build(rss_bytes, lambda: _build_pytricia(pytricia, v4_prefix_strings))
     del first
     gc.collect()
 
