@@ -1,0 +1,144 @@
+"""Helpers shared by the operator commands (validate, filter, export, stats, diff).
+
+Not a command: ``register`` is a no-op because ``ipallow.cli`` registers every
+module of this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import sys
+import tempfile
+from typing import Any, Iterator
+
+import ipallow
+from ipallow import Allowlist, ParseError, Problem
+from ipallow.commands import EXIT_OK
+from ipallow.commands._progress import Progress
+from ipallow.loaders import NETWORK_COLUMNS
+
+STDIN_NAME = "<stdin>"
+
+
+def register(subparsers) -> None:  # noqa: ARG001 - see the module docstring
+    """Nothing: this module is a helper, not a command."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction, name: str, *, help: str,
+               description: str, examples: str) -> argparse.ArgumentParser:
+    """A subcommand parser with the shared look: examples and exit codes in the epilog."""
+    return subparsers.add_parser(name, help=help, description=description, epilog=examples,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def stops_quietly_on_closed_output(handler):
+    """Decorate a handler: when the reader of stdout goes away (``| head``), stop quietly.
+
+    The reader chose to stop; that is not an error of ours.  Exit 0 with no
+    message (Python would otherwise print a traceback or 'Broken pipe').  stdout
+    is pointed at /dev/null so the interpreter's final flush cannot fail again.
+    """
+    @functools.wraps(handler)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            return EXIT_OK
+    return wrapper
+
+
+def display_name(path: str) -> str:
+    return STDIN_NAME if path == "-" else path
+
+
+def looks_like_csv(head: bytes) -> bool:
+    """A list read from stdin has no file name: CSV when its first line is a header with a network column."""
+    first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
+    return "," in first and any(f.strip().lower() in NETWORK_COLUMNS for f in first.split(","))
+
+
+@contextlib.contextmanager
+def list_path(path: str) -> Iterator[str]:
+    """A file name the loaders can read: ``path`` itself, or stdin copied to a temporary file.
+
+    Problems found in a stdin copy are reported as ``<stdin>:line:col``.
+    """
+    if path != "-":
+        yield path
+        return
+    raw = sys.stdin.buffer.read()
+    suffix = ".csv" if looks_like_csv(raw[:65536]) else ".txt"
+    with tempfile.TemporaryDirectory(prefix="ipallow-") as tmp:
+        name = os.path.join(tmp, "stdin" + suffix)
+        with open(name, "wb") as handle:
+            handle.write(raw)
+        try:
+            yield name
+        except ParseError as exc:
+            raise ParseError([p._replace(path=STDIN_NAME) if p.path == name else p
+                              for p in exc.problems]) from None
+
+
+def load_allowlist(path: str | None, *, label: str = "loading list") -> Allowlist:
+    """Allowlist.from_file for a path, ``-`` (stdin) or None (the bundled sample).
+
+    A progress timer is shown on a terminal when loading takes over a second.
+    """
+    with list_path(path or ipallow.SAMPLE_LIST) as name, Progress(label):
+        return Allowlist.from_file(name)
+
+
+def print_json(obj: Any, stream=None) -> None:
+    print(json.dumps(obj, default=str, ensure_ascii=False), file=stream or sys.stdout)
+
+
+def problem_json(problem: Problem, **extra: Any) -> dict[str, Any]:
+    return {"path": problem.path, "line": problem.line, "column": problem.column,
+            "message": problem.message, **extra}
+
+
+def registration_label(data: Any, index: int) -> str:
+    """The short id of a registration: its ``id`` field when it has one, else ``#index``."""
+    if isinstance(data, dict):
+        for key in ("id", "registration_id", "name"):
+            value = data.get(key)
+            if value not in (None, ""):
+                return str(value)
+    return f"#{index}"
+
+
+@contextlib.contextmanager
+def output_file(path: str | None, *, binary: bool = False) -> Iterator[Any]:
+    """stdout, or ``path`` written atomically (a temporary file renamed over it on success).
+
+    A failed run never leaves a half-written file where a loader (nft, ipset, a
+    cron job) could pick it up.
+    """
+    if path is None or path == "-":
+        yield sys.stdout.buffer if binary else sys.stdout
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".ipallow-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as handle:
+            yield handle
+        if os.path.exists(path):
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    return f"{count:,} {noun if count == 1 else (plural_form or noun + 's')}"

@@ -1,0 +1,156 @@
+"""A small progress line on stderr, for commands whose work can take more than a second.
+
+Shown only when stderr is a terminal (never in pipes, logs, cron mail or
+``--json`` runs) and only once the work has lasted ``delay`` seconds, so quick
+runs print nothing.  Drawing happens in a daemon thread a few times a second;
+the worker only stores a number (``update``), so the hot loop pays nothing.
+When nothing is drawn, no thread is started at all.
+
+    with Progress("filtering", total=os.path.getsize(path), unit="B") as bar:
+        for block in blocks:
+            ...
+            bar.update(bytes_done)
+
+Not a command: ``register`` is a no-op because ``ipallow.cli`` registers every
+module of this package.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import IO
+
+__all__ = ["Progress", "enabled_for"]
+
+
+def register(subparsers) -> None:  # noqa: ARG001 - see the module docstring
+    """Nothing: this module is a helper, not a command."""
+
+
+def enabled_for(stream: IO[str]) -> bool:
+    """Whether a progress line may be drawn on ``stream`` (a terminal, not TERM=dumb)."""
+    try:
+        return stream.isatty() and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):    # closed or not a real file
+        return False
+
+
+def _human(value: float, unit: str) -> str:
+    if unit == "B":
+        for suffix in ("B", "KiB", "MiB", "GiB", "TiB"):
+            if value < 1024 or suffix == "TiB":
+                return f"{value:.0f} {suffix}" if suffix == "B" else f"{value:.1f} {suffix}"
+            value /= 1024
+    for suffix in ("", "k", "M", "G"):
+        if value < 1000 or suffix == "G":
+            return f"{value:.0f}{suffix}" if not suffix else f"{value:.1f}{suffix}"
+        value /= 1000
+    return str(value)  # pragma: no cover
+
+
+class Progress:
+    """A throttled one-line progress display on a terminal.
+
+    Arguments:
+        label: what is being done ("loading list", "filtering").
+        total: the amount of work (bytes, items), or None for a bare timer.
+        unit: "B" for bytes (shown as KiB/MiB), anything else is a count suffix.
+        stream: where to draw (default stderr).
+        delay: seconds of work before anything is drawn.
+        enabled: force on/off; default: only when ``stream`` is a terminal.
+    """
+
+    WIDTH = 24
+    INTERVAL = 0.2
+
+    def __init__(self, label: str, total: float | None = None, *, unit: str = "",
+                 stream: IO[str] | None = None, delay: float = 1.0,
+                 enabled: bool | None = None) -> None:
+        self.label = label
+        self.total = total
+        self.unit = unit
+        self.stream = stream if stream is not None else sys.stderr
+        self.delay = delay
+        self.enabled = enabled_for(self.stream) if enabled is None else enabled
+        self.done = 0.0
+        self._start = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._drawn = False
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "Progress":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        self._start = time.monotonic()
+        if self.enabled and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ipallow-progress", daemon=True)
+            self._thread.start()
+
+    def update(self, done: float) -> None:
+        """Record the amount of work done so far (absolute)."""
+        self.done = done
+
+    def _run(self) -> None:
+        if self._stop.wait(self.delay):
+            return
+        while True:
+            self._draw()
+            if self._stop.wait(self.INTERVAL):
+                return
+
+    def line(self) -> str:
+        """The text of the progress line for the current state."""
+        elapsed = max(time.monotonic() - self._start, 1e-9)
+        done = self.done
+        rate = f"{_human(done / elapsed, self.unit)}{'' if self.unit == 'B' else ' '}/s"
+        if self.total:
+            fraction = min(done / self.total, 1.0)
+            filled = int(fraction * self.WIDTH)
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            left = (elapsed / fraction - elapsed) if fraction > 0 else 0.0
+            return (f"{self.label} [{bar}] {fraction * 100:5.1f}%  "
+                    f"{_human(done, self.unit)}  {rate}  {elapsed:.0f}s, ~{left:.0f}s left")
+        if done:
+            return f"{self.label}: {_human(done, self.unit)}  {rate}  {elapsed:.0f}s"
+        return f"{self.label}... {elapsed:.0f}s"
+
+    def _draw(self) -> None:
+        with self._lock:
+            try:
+                self.stream.write("\r\x1b[K" + self.line())
+                self.stream.flush()
+                self._drawn = True
+            except (OSError, ValueError):
+                self._stop.set()
+
+    def message(self, text: str) -> None:
+        """Print a diagnostic line on the stream without garbling the progress line."""
+        with self._lock:
+            if self._drawn:
+                self.stream.write("\r\x1b[K")
+                self._drawn = False
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        """Stop drawing and erase the line (so the next message starts clean)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._drawn:
+            try:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
+            self._drawn = False

@@ -1,0 +1,301 @@
+"""Aggregated exports of an allowlist: minimal CIDR lists, nftables sets, ipset scripts.
+
+:func:`aggregate` turns a prefix table (overlapping, nested, duplicate and
+adjacent prefixes allowed) into the *minimal* list of CIDRs covering exactly
+the same addresses, per IP version.  It works on the integer prefix table
+(``Compiled.version / hi / lo / prefixlen``) with numpy, never on
+``ipaddress`` objects:
+
+1. sort by (address, prefix length) and drop every prefix that lies inside an
+   earlier one (CIDRs either nest or are disjoint, so "inside" is "its last
+   address is not beyond the largest last address seen so far");
+2. from the longest prefix length to the shortest, merge sibling pairs (the
+   two halves of one block) into their parent, which joins the next level.
+
+The result is the set of maximal aligned blocks inside the covered set, which
+is the unique minimal CIDR cover.  IPv6 values are kept as two ``uint64``
+words (high, low) throughout; IPv4 uses the low word only.
+
+The writers turn that list into text:
+
+* :func:`write_cidr` -- one CIDR per line (IPv4 first);
+* :func:`write_nft` -- an ``nft -f`` file: ``add table``, ``add set`` (interval
+  set), ``flush set`` and ``add element`` in one file, which nft applies as one
+  transaction (the set is never seen half-filled or empty);
+* :func:`write_ipset` -- an ``ipset restore`` script that fills a temporary
+  set and ``swap``s it with the live one, then destroys the temporary set.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Iterable, NamedTuple
+
+import numpy as np
+
+# The fast CIDR formatters (octet tables for IPv4, inet_ntop for IPv6) live with the
+# synthetic-table generators; they are plain int -> text helpers.
+from ipallow import synth
+
+__all__ = ["Prefixes", "aggregate", "aggregate_allowlist", "address_count", "cidr_texts",
+           "write_cidr", "write_nft", "write_ipset", "FAMILIES", "IPSET_MAXELEM"]
+
+BITS = {4: 32, 6: 128}
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_ONE = np.uint64(1)
+
+#: --family value -> IP versions it exports.
+FAMILIES = {"inet": (4, 6), "ip": (4,), "ip6": (6,)}
+
+#: ``maxelem`` of every ipset this module creates.  A constant on purpose:
+#: ``ipset create ... -exist`` fails when an existing set differs in maxelem,
+#: and a swapped-in set keeps the maxelem of the temporary set, so the value
+#: must not depend on the list size.  (hashsize may differ: ipset ignores it
+#: in that comparison, and it grows by itself.)
+IPSET_MAXELEM = 1 << 24
+
+
+class Prefixes(NamedTuple):
+    """A list of CIDRs of one IP version as integer arrays, sorted by address."""
+
+    version: int
+    hi: np.ndarray          # uint64: IPv6 high word (zeros for IPv4)
+    lo: np.ndarray          # uint64: IPv6 low word, or the IPv4 address
+    prefixlen: np.ndarray   # uint8
+
+    def __len__(self) -> int:
+        return len(self.prefixlen)
+
+
+def _host_masks(host: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(high, low) words of ``2**host - 1`` for host bit counts 0..128.
+
+    numpy, like C, cannot shift a uint64 by 64 or more: clamp, then fix up.
+    """
+    host = host.astype(np.int64)
+    lo_bits = np.minimum(host, 63).astype(np.uint64)
+    lo_mask = np.where(host >= 64, _ALL, (_ONE << lo_bits) - _ONE)
+    hi_bits = np.clip(host - 64, 0, 63).astype(np.uint64)
+    hi_mask = np.where(host >= 128, _ALL, np.where(host > 64, (_ONE << hi_bits) - _ONE, 0))
+    return hi_mask.astype(np.uint64), lo_mask.astype(np.uint64)
+
+
+def _sort_order(hi: np.ndarray, lo: np.ndarray, *more: np.ndarray) -> np.ndarray:
+    """Order by (hi, lo, *more) ascending; numpy's lexsort takes the last key as primary."""
+    return np.lexsort((*reversed(more), lo, hi))
+
+
+def _drop_covered(hi, lo, plen, bits):
+    """Sorted, de-duplicated prefixes none of which lies inside another."""
+    order = _sort_order(hi, lo, plen)
+    hi, lo, plen = hi[order], lo[order], plen[order]
+    mask_hi, mask_lo = _host_masks(bits - plen.astype(np.int64))
+    end_hi, end_lo = hi | mask_hi, lo | mask_lo
+    # Dense rank of each last address, so a running maximum is one ufunc.
+    by_end = np.lexsort((end_lo, end_hi))
+    sorted_hi, sorted_lo = end_hi[by_end], end_lo[by_end]
+    step = np.empty(len(by_end), dtype=np.int64)
+    step[:1] = 0
+    step[1:] = (sorted_hi[1:] != sorted_hi[:-1]) | (sorted_lo[1:] != sorted_lo[:-1])
+    rank = np.empty(len(by_end), dtype=np.int64)
+    rank[by_end] = np.cumsum(step)
+    before = np.empty(len(rank), dtype=np.int64)
+    before[:1] = -1
+    if len(rank) > 1:
+        np.maximum.accumulate(rank[:-1], out=before[1:])
+    # Starts are ascending, so a prefix whose end is not past the largest end
+    # so far lies inside an earlier prefix (or repeats it).
+    keep = rank > before
+    return hi[keep], lo[keep], plen[keep]
+
+
+def _merge_siblings(hi, lo, plen, bits):
+    """Replace every pair of sibling blocks by their parent, bottom-up; the minimal cover."""
+    out_hi, out_lo, out_len = [], [], []
+    by_len = np.argsort(plen, kind="stable")
+    bounds = np.searchsorted(plen[by_len], np.arange(bits + 2))
+    carry_hi = carry_lo = np.empty(0, dtype=np.uint64)
+    for length in range(bits, -1, -1):
+        rows = by_len[bounds[length]:bounds[length + 1]]
+        level_hi = np.concatenate((hi[rows], carry_hi))
+        level_lo = np.concatenate((lo[rows], carry_lo))
+        carry_hi = carry_lo = np.empty(0, dtype=np.uint64)
+        if not len(level_hi):
+            continue
+        if length == 0:
+            out_hi.append(level_hi[:1])     # at most one /0 (the set is disjoint)
+            out_lo.append(level_lo[:1])
+            out_len.append(np.zeros(1, dtype=np.uint8))
+            continue
+        order = _sort_order(level_hi, level_lo)
+        level_hi, level_lo = level_hi[order], level_lo[order]
+        host = bits - length                # the parent clears bit `host`
+        if host < 64:
+            parent_hi, parent_lo = level_hi, level_lo & ~(_ONE << np.uint64(host))
+        else:
+            parent_hi, parent_lo = level_hi & ~(_ONE << np.uint64(host - 64)), level_lo
+        pair = (parent_hi[1:] == parent_hi[:-1]) & (parent_lo[1:] == parent_lo[:-1])
+        merged = np.zeros(len(level_hi), dtype=bool)
+        merged[:-1] |= pair
+        merged[1:] |= pair
+        single = ~merged
+        out_hi.append(level_hi[single])
+        out_lo.append(level_lo[single])
+        out_len.append(np.full(int(single.sum()), length, dtype=np.uint8))
+        carry_hi, carry_lo = parent_hi[:-1][pair], parent_lo[:-1][pair]
+    if not out_hi:
+        return (np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.uint8))
+    hi, lo, plen = np.concatenate(out_hi), np.concatenate(out_lo), np.concatenate(out_len)
+    order = _sort_order(hi, lo)
+    return hi[order], lo[order], plen[order]
+
+
+def aggregate(version: np.ndarray, hi: np.ndarray, lo: np.ndarray,
+              prefixlen: np.ndarray) -> dict[int, Prefixes]:
+    """The minimal CIDR list covering exactly the given prefixes, per IP version.
+
+    Arguments:
+        version, hi, lo, prefixlen: a prefix table as in ``Compiled`` (one row
+            per prefix; IPv4 addresses in ``lo``; host bits must be clear).
+
+    Returns:
+        ``{4: Prefixes, 6: Prefixes}``, each sorted by address, pairwise
+        disjoint, with no two that could be merged into one CIDR.
+
+    >>> agg = aggregate(np.array([4, 4], np.uint8), np.zeros(2, np.uint64),
+    ...                 np.array([0x0A000000, 0x0A800000], np.uint64), np.array([9, 9], np.uint8))
+    >>> cidr_texts(agg[4])
+    ['10.0.0.0/8']
+    """
+    version = np.asarray(version)
+    result = {}
+    for v, bits in BITS.items():
+        rows = version == v
+        h = np.asarray(hi, dtype=np.uint64)[rows]
+        l = np.asarray(lo, dtype=np.uint64)[rows]
+        p = np.asarray(prefixlen, dtype=np.uint8)[rows]
+        if len(p):
+            h, l, p = _drop_covered(h, l, p, bits)
+            h, l, p = _merge_siblings(h, l, p, bits)
+        result[v] = Prefixes(v, h, l, p)
+    return result
+
+
+def aggregate_allowlist(allowlist, registrations: Iterable[int] | None = None) -> dict[int, Prefixes]:
+    """:func:`aggregate` over an Allowlist's prefixes (or only those of some registrations)."""
+    c = allowlist._compiled
+    if registrations is None:
+        return aggregate(c.version, c.hi, c.lo, c.prefixlen)
+    wanted = np.zeros(len(c.reg_first) - 1, dtype=bool)
+    wanted[np.fromiter(registrations, dtype=np.int64)] = True
+    rows = wanted[c.prefix_reg]
+    return aggregate(c.version[rows], c.hi[rows], c.lo[rows], c.prefixlen[rows])
+
+
+def address_count(prefixes: Prefixes) -> int:
+    """Number of addresses covered by disjoint prefixes (exact, any size)."""
+    bits = BITS[prefixes.version]
+    per_length = np.bincount(prefixes.prefixlen, minlength=bits + 1)
+    return sum(int(n) << (bits - length) for length, n in enumerate(per_length.tolist()) if n)
+
+
+# -- text ------------------------------------------------------------------------
+
+def cidr_texts(prefixes: Prefixes, *, no_zero_length: bool = False) -> list[str]:
+    """``"address/length"`` for each prefix.
+
+    ``no_zero_length``: write a /0 as its two /1 halves (ipset's hash:net
+    cannot store a /0).
+    """
+    p = prefixes
+    if no_zero_length and len(p) and int(p.prefixlen.min()) == 0:
+        top = np.uint64(1 << 31) if p.version == 4 else np.uint64(1 << 63)
+        if p.version == 4:
+            p = Prefixes(4, np.zeros(2, np.uint64), np.array([0, top], np.uint64), np.ones(2, np.uint8))
+        else:
+            p = Prefixes(6, np.array([0, top], np.uint64), np.zeros(2, np.uint64), np.ones(2, np.uint8))
+    if p.version == 4:
+        return synth.ipv4_strings(p.lo, p.prefixlen)
+    return synth.ipv6_strings(p.hi, p.lo, p.prefixlen)
+
+
+# -- writers ---------------------------------------------------------------------
+
+def _header(out: IO[str], comment: Iterable[str]) -> None:
+    for line in comment:
+        out.write(f"# {line}\n" if line else "#\n")
+
+
+def write_cidr(out: IO[str], agg: dict[int, Prefixes], versions: Iterable[int] = (4, 6)) -> None:
+    """One CIDR per line, IPv4 first, nothing else."""
+    for v in versions:
+        texts = cidr_texts(agg[v])
+        if texts:
+            out.write("\n".join(texts))
+            out.write("\n")
+
+
+NFT_TYPES = {4: "ipv4_addr", 6: "ipv6_addr"}
+_NFT_PER_STATEMENT = 4096     # elements per 'add element' statement (all in one transaction)
+
+
+def set_names(name: str, versions: tuple[int, ...]) -> dict[int, str]:
+    """The set name of each exported IP version: NAME alone, or NAME_v4 / NAME_v6 for both."""
+    if len(versions) == 1:
+        return {versions[0]: name}
+    return {v: f"{name}_v{v}" for v in versions}
+
+
+def write_nft(out: IO[str], agg: dict[int, Prefixes], *, table: str, name: str,
+              family: str, comment: Iterable[str] = ()) -> None:
+    """An nftables file defining interval set(s) with exactly the aggregated prefixes.
+
+    ``nft -f FILE`` runs the whole file as one transaction: the table and set
+    are created if missing, the set is flushed and refilled, and packets see
+    either the old contents or the new, never a mix or an empty set.  A set
+    for a family with no prefixes is still flushed (the list may have lost
+    its last IPv6 entry).
+    """
+    versions = FAMILIES[family]
+    _header(out, [*comment, "", f"load atomically with: nft -f FILE  (family {family}, table {table})"])
+    out.write("\n")
+    out.write(f"add table {family} {table}\n")
+    for v, set_name in set_names(name, versions).items():
+        out.write(f"add set {family} {table} {set_name} {{ type {NFT_TYPES[v]}; flags interval; }}\n")
+        out.write(f"flush set {family} {table} {set_name}\n")
+        texts = cidr_texts(agg[v])
+        for start in range(0, len(texts), _NFT_PER_STATEMENT):
+            chunk = texts[start:start + _NFT_PER_STATEMENT]
+            out.write(f"add element {family} {table} {set_name} {{\n")
+            for line_start in range(0, len(chunk), 8):
+                out.write("\t" + ", ".join(chunk[line_start:line_start + 8]) + ",\n")
+            out.write("}\n")
+
+
+IPSET_FAMILY = {4: "inet", 6: "inet6"}
+
+
+def write_ipset(out: IO[str], agg: dict[int, Prefixes], *, name: str, family: str,
+                comment: Iterable[str] = ()) -> None:
+    """An ``ipset restore`` script: fill ``NAME.tmp``, swap it with ``NAME``, destroy it.
+
+    The live set is created (empty) if missing, so the swap always has a
+    partner; traffic sees the old members until the swap, then the new ones.
+    A ``/0`` is written as two ``/1`` (``hash:net`` cannot hold a /0).
+    """
+    versions = FAMILIES[family]
+    _header(out, [*comment, "", "load with: ipset restore -file FILE   (or: ipset restore < FILE)"])
+    for v, set_name in set_names(name, versions).items():
+        texts = cidr_texts(agg[v], no_zero_length=True)
+        hashsize = 1024
+        while hashsize * 4 < len(texts):
+            hashsize *= 2
+        params = f"hash:net family {IPSET_FAMILY[v]} hashsize {hashsize} maxelem {IPSET_MAXELEM}"
+        temp = f"{set_name}.tmp"
+        out.write(f"create {set_name} {params} -exist\n")
+        out.write(f"create {temp} {params} -exist\n")
+        out.write(f"flush {temp}\n")
+        add = f"add {temp} "
+        if texts:
+            out.write(add + f"\n{add}".join(texts) + "\n")
+        out.write(f"swap {temp} {set_name}\n")
+        out.write(f"destroy {temp}\n")
