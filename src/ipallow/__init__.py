@@ -13,7 +13,8 @@ from importlib.resources import files as _files
 
 from ipallow import _parse  # noqa: F401  (installs the core's object converter)
 from ipallow.allowlist import Allowlist, Entry, Match
-from ipallow.errors import AddressError, HostBitsWarning, ParseError, Problem
+from ipallow.errors import AddressError, HostBitsWarning, ParseError, Problem, TableError
+from ipallow.snapshot import SnapshotError, load
 
 try:
     __version__ = _version("ipallow")
@@ -31,6 +32,9 @@ __all__ = [
     "ParseError",
     "Problem",
     "HostBitsWarning",
+    "SnapshotError",
+    "TableError",
+    "load",
     "SAMPLE_LIST",
     "__version__",
 ]

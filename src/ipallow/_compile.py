@@ -25,9 +25,13 @@ DIR_BITS_6 = (10, 16)
 ErrorHandler = Callable[[int, Exception], None]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Compiled:
-    """Everything an Allowlist is made of; plain arrays, so it pickles and saves as is."""
+    """Everything an Allowlist is made of: plain arrays, saved as is in snapshots.
+
+    ``data`` is a sequence indexed by registration (a list, or a lazily decoding
+    view for snapshots), or None when no registration carried data.
+    """
 
     version: np.ndarray      # uint8, per prefix
     hi: np.ndarray           # uint64, per prefix (IPv6 high word; 0 for IPv4)

@@ -24,7 +24,7 @@ snapshot can be written and mapped back as is.
 """
 
 cimport cython
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memchr, memcpy
 from cpython.unicode cimport PyUnicode_Check
@@ -35,7 +35,7 @@ from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
 
 import numpy as np
 
-from ipallow.errors import AddressError
+from ipallow.errors import AddressError, TableError
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
@@ -1313,7 +1313,29 @@ def validate_table(str family, dir_arr, nodes_arr, leaves_arr, int dir_bits, int
                          &depth[0] if t.n_nodes else NULL,
                          &queue[0] if t.n_nodes else NULL, &why)
     if rc < 0:
-        raise ValueError(f"corrupt {family} table: {why.decode()}")
+        raise TableError(f"corrupt {family} table: {why.decode()}")
+
+
+def check_prefix_table(const uint8_t[::1] version, const uint8_t[::1] prefixlen,
+                       const int64_t[::1] reg_first, Py_ssize_t n_prefixes):
+    """None when the prefix table is consistent, else the reason (no allocation: the
+    check runs in every process that maps a snapshot, so it must not leave heap behind)."""
+    cdef Py_ssize_t i
+    for i in range(version.shape[0]):
+        if version[i] == 4:
+            if prefixlen[i] > 32:
+                return f"prefix length {prefixlen[i]} at row {i} is over 32"
+        elif version[i] == 6:
+            if prefixlen[i] > 128:
+                return f"prefix length {prefixlen[i]} at row {i} is over 128"
+        else:
+            return f"unknown IP version {version[i]} at row {i}"
+    if reg_first.shape[0] == 0 or reg_first[0] != 0 or reg_first[reg_first.shape[0] - 1] != n_prefixes:
+        return "registration offsets do not span the prefix table"
+    for i in range(1, reg_first.shape[0]):
+        if reg_first[i] < reg_first[i - 1]:
+            return f"registration offsets decrease at row {i}"
+    return None
 
 
 cdef extern from *:

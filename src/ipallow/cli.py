@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 import ipallow
-from ipallow import ParseError, commands
+from ipallow import ParseError, SnapshotError, commands
 from ipallow.commands import EXIT_ERROR
 
 
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except ParseError as exc:
+    except (ParseError, SnapshotError) as exc:
         print(f"ipallow {args.command}: {exc}", file=sys.stderr)
     except OSError as exc:
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AddressError", "ParseError", "Problem", "HostBitsWarning"]
+__all__ = ["AddressError", "ParseError", "Problem", "HostBitsWarning", "TableError"]
 
 from typing import NamedTuple
 
@@ -62,6 +62,11 @@ class ParseError(ValueError):
 
     def __reduce__(self):
         return (type(self), (self.problems,))
+
+
+class TableError(ValueError):
+    """Compiled tables (from a snapshot, a pickle, or any other source) that lookups could
+    not safely walk: an index out of range, a cycle, a malformed node.  Nothing is served."""
 
 
 class HostBitsWarning(UserWarning):

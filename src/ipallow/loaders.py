@@ -1,6 +1,7 @@
 """List files -> compiled entries, all or nothing, with path:line:col errors.
 
-Two formats:
+Three formats, told apart by name and content:
+* a snapshot (starts with the snapshot magic): memory-mapped, see snapshot.py;
 * text: one entry per line (CIDR, address or range ``a - b``), ``#`` comments,
   blank lines ignored;
 * CSV (``.csv``): a header row with a ``cidr`` / ``network`` / ``ip`` column;
@@ -14,6 +15,7 @@ import io
 import os
 from typing import Any
 
+from ipallow import snapshot
 from ipallow._compile import Compiled, compile_entries
 from ipallow._parse import iter_text_lines
 from ipallow.errors import AddressError, ParseError, Problem
@@ -30,6 +32,9 @@ def load_list(path: str | os.PathLike, *, strict: bool = True) -> Compiled:
         raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
     name = os.fspath(path)
     with open(name, "rb") as handle:
+        if handle.read(len(snapshot.MAGIC)) == snapshot.MAGIC:
+            return snapshot.map_file(name)       # a compiled snapshot: map it, parse nothing
+        handle.seek(0)
         raw = handle.read()
     text = _decode(raw, name)
     if name.lower().endswith(".csv"):
