@@ -150,6 +150,16 @@ NONE_CALLS = {
         lambda: ipallow.Allowlist.from_file(None),
     ],
     "load": [lambda: ipallow.load(None)],
+    "Registration": [
+        lambda: ipallow.Registration(None, "10.0.0.0/8"),
+        lambda: ipallow.Registration("A", None),
+        lambda: ipallow.Registration("A", [None]),
+        lambda: ipallow.Registration("A", "10.0.0.0/8", status=None),
+        lambda: ipallow.Registration("A", "10.0.0.0/8", category=None),
+        lambda: ipallow.Registration("A", "10.0.0.0/8").counts_at(True),
+    ],
+    "Registry": [lambda: ipallow.Registry(None), lambda: ipallow.Registry([None])],
+    "load_registry": [lambda: ipallow.load_registry(None)],
 }
 
 # Names of __all__ that are not called with None, and why.
@@ -162,6 +172,8 @@ NOT_CALLED = {
     "Match": "record class (NamedTuple) returned by lookup; any field may legitimately be None",
     "Entry": "record class (NamedTuple) returned by al[i]; data may legitimately be None",
     "Problem": "record class (NamedTuple) inside ParseError",
+    "Standing": "record class (NamedTuple) returned by Registration.counts_at",
+    "Explanation": "record class (NamedTuple) returned by explain; registration may be None for plain lists",
     "SAMPLE_LIST": "a str constant (path of the bundled sample list), not callable",
     "__version__": "a str constant, not callable",
 }

@@ -13,8 +13,12 @@ from importlib.resources import files as _files
 
 from ipallow import _parse  # noqa: F401  (installs the core's object converter)
 from ipallow.allowlist import Allowlist, Entry, Match
+from ipallow.registry import Explanation, Registration, Registry, Standing, load_registry
 from ipallow.errors import AddressError, HostBitsWarning, ParseError, Problem, TableError
-from ipallow.snapshot import SnapshotError, load
+from ipallow.snapshot import SnapshotError, load, register_json_type as _register_json_type
+
+# Registry-built allowlists carry Registration records: let snapshots (and so pickles) hold them.
+_register_json_type("ipallow.Registration", Registration, Registration.to_dict, Registration.from_dict)
 
 try:
     __version__ = _version("ipallow")
@@ -36,5 +40,10 @@ __all__ = [
     "TableError",
     "load",
     "SAMPLE_LIST",
+    "Registration",
+    "Registry",
+    "load_registry",
+    "Standing",
+    "Explanation",
     "__version__",
 ]

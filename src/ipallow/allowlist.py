@@ -79,6 +79,63 @@ class Allowlist(_trie.Index):
         return cls._from_compiled(load_list(path, strict=strict))
 
     @classmethod
+    def from_registry(cls, source: Any, at: Any = None) -> "Allowlist":
+        """Compile the registrations of a registry that count at ``at`` (default: now).
+
+        A registration counts when its status is ``active`` and
+        ``valid_from <= at < expires_at``.  :meth:`lookup` returns the
+        :class:`~ipallow.Registration` as ``data``; indices refer to the
+        counting registrations only, in registry order.  The full registry is
+        kept for :meth:`explain`.
+
+        Arguments:
+            source: a registry file (CSV or JSON Lines, see
+                :func:`ipallow.load_registry`), a :class:`~ipallow.Registry`, or
+                an iterable of :class:`~ipallow.Registration`.
+            at: an aware datetime, a date, POSIX seconds, or None for now.
+
+        Raises:
+            ParseError: the file has bad records (all listed; nothing loaded).
+            OSError: the file cannot be read.
+            TypeError / ValueError: a bad ``source`` or ``at``.
+
+        >>> Allowlist.from_registry(ipallow.SAMPLE_LIST).lookup("203.0.113.9").data.id
+        'PTA-0003'
+        """
+        from ipallow.registry import Registry, load_registry, to_timestamp
+        t = to_timestamp(at)
+        if isinstance(source, (str, os.PathLike)):
+            registry = load_registry(source)
+        elif isinstance(source, Registry):
+            registry = source
+        else:
+            registry = Registry(source)
+        self = cls._from_compiled(registry._compile(t))
+        self._registry = registry
+        self._registry_at = t
+        return self
+
+    def explain(self, ip: Any, at: Any = None) -> list:
+        """Every registration covering ``ip``, longest first, each with whether it counts and why not.
+
+        For an allowlist built by :meth:`from_registry` this includes the
+        registrations that do not count (suspended, revoked, pending, expired,
+        not yet valid), judged at ``at`` (default: the instant the allowlist
+        was compiled for, so it agrees with :meth:`lookup`).  For other
+        allowlists every covering entry counts.  Returns a list of
+        :class:`~ipallow.Explanation` ``(registration, network, counts, code,
+        reason)``.
+
+        Raises:
+            TypeError / AddressError: as :meth:`lookup`.
+
+        >>> [e.code for e in Allowlist(["10.0.0.0/8"]).explain("10.1.2.3")]
+        ['listed']
+        """
+        from ipallow.registry import explain
+        return explain(self, ip, at)
+
+    @classmethod
     def _from_compiled(cls, compiled: Compiled) -> "Allowlist":
         self = cls.__new__(cls)
         self._install(compiled)
