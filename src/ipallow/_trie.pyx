@@ -997,10 +997,13 @@ def address_key(ip):
 # The compiled index
 # ---------------------------------------------------------------------------
 
-# Special results of Index._match_text.
+# Special results of Index._match_text*.
 NO_MATCH = -1
 UNPARSEABLE = -2
 MISSING = -3
+cdef enum:
+    UNPARSEABLE_C = -2
+    MISSING_C = -3
 
 cdef enum:
     MODE_CONTAINS = 0   # bool: any match
@@ -1207,6 +1210,115 @@ cdef class Index:
                 if out[base + i] == 0:
                     out[base + i] = <int32_t>leaves[i] - 1
             base += count
+        return result
+
+    def _match_text_arrow(self, offsets, data, validity, Py_ssize_t start, Py_ssize_t length,
+                          bint large=False):
+        """Like :meth:`_match_text`, reading an Arrow string array's buffers in place.
+
+        Arguments:
+            offsets: the offsets buffer: int32, or int64 with ``large`` (``large_string``).
+            data: the UTF-8 data buffer.
+            validity: the validity bitmap (LSB first) or None when there are no nulls.
+            start, length: the array's element offset and length (for slices).
+        """
+        if self._arrays is None:
+            raise RuntimeError("the index has no tables")
+        if start < 0 or length < 0:
+            raise ValueError("start and length must be non-negative")
+        cdef bint wide = large
+        cdef const uint8_t[::1] offs_bytes = memoryview(offsets).cast("B")
+        cdef const uint8_t[::1] raw = memoryview(data).cast("B") if data is not None else b""
+        cdef const uint8_t[::1] valid
+        cdef bint has_validity = validity is not None
+        if has_validity:
+            valid = memoryview(validity).cast("B")
+            if valid.shape[0] * 8 < start + length:
+                raise ValueError("validity bitmap shorter than the array")
+        cdef Py_ssize_t width = 8 if wide else 4
+        if offs_bytes.shape[0] < (start + length + 1) * width:
+            raise ValueError("offsets buffer shorter than the array")
+        result = np.empty(length, dtype=np.int32)
+        cdef int32_t[::1] out = result
+        cdef const int32_t* o32 = <const int32_t*>&offs_bytes[0] if offs_bytes.shape[0] else NULL
+        cdef const int64_t* o64 = <const int64_t*>&offs_bytes[0] if offs_bytes.shape[0] else NULL
+        # An empty data buffer: every row must then be empty (checked below).
+        cdef const char* base = <const char*>&raw[0] if raw.shape[0] else EMPTY_TEXT
+        cdef Py_ssize_t n_data = raw.shape[0], i, row, first, last
+        cdef bint bad_offsets = False
+        cdef uint32_t leaves[CHUNK]
+        cdef chunk_t c
+        cdef Py_ssize_t chunk_base = 0, count
+        c.n4 = c.n6 = 0
+        with nogil:
+            while chunk_base < length:
+                count = min(<Py_ssize_t>CHUNK, length - chunk_base)
+                for i in range(count):
+                    row = start + chunk_base + i
+                    if has_validity and not ((valid[row >> 3] >> (row & 7)) & 1):
+                        out[chunk_base + i] = MISSING_C
+                        continue
+                    if wide:
+                        first, last = o64[row], o64[row + 1]
+                    else:
+                        first, last = o32[row], o32[row + 1]
+                    if first < 0 or last < first or last > n_data:
+                        bad_offsets = True
+                        break
+                    out[chunk_base + i] = queue_text(&c, i, base + first, last - first)
+                if bad_offsets:
+                    break
+                resolve_text(&c, &self.t4, &self.t6, leaves, &out[chunk_base], count)
+                chunk_base += count
+        if bad_offsets:
+            raise ValueError("Arrow offsets point outside the data buffer")
+        return result
+
+    def _match_text_fixed(self, array):
+        """Like :meth:`_match_text` for numpy ``S`` (NUL-padded ASCII) or ``U`` (UCS-4) arrays,
+        read in place."""
+        if self._arrays is None:
+            raise RuntimeError("the index has no tables")
+        arr = np.ascontiguousarray(array)
+        if arr.ndim != 1 or arr.dtype.kind not in "SU":
+            raise TypeError("expected a 1-D numpy S or U array")
+        cdef Py_ssize_t n = arr.shape[0], itemsize = arr.dtype.itemsize, i, k, size
+        cdef bint ucs4 = arr.dtype.kind == "U"
+        cdef const uint8_t[::1] raw = arr.view(np.uint8).reshape(-1) if n * itemsize else np.zeros(1, np.uint8)
+        result = np.empty(n, dtype=np.int32)
+        cdef int32_t[::1] out = result
+        cdef char text[72]
+        cdef const uint8_t* row
+        cdef const uint32_t* wide
+        cdef uint32_t ch
+        cdef uint32_t leaves[CHUNK]
+        cdef chunk_t c
+        cdef Py_ssize_t chunk_base = 0, count
+        c.n4 = c.n6 = 0
+        with nogil:
+            while chunk_base < n:
+                count = min(<Py_ssize_t>CHUNK, n - chunk_base)
+                for i in range(count):
+                    row = &raw[0] + (chunk_base + i) * itemsize
+                    size = 0
+                    if ucs4:
+                        wide = <const uint32_t*>row
+                        for k in range(itemsize // 4):
+                            ch = wide[k]
+                            if ch == 0:
+                                break
+                            if size == 70:
+                                size = 71          # too long: the parser rejects it
+                                break
+                            text[size] = <char>(ch if ch < 128 else 0x80)
+                            size += 1
+                        out[chunk_base + i] = queue_text(&c, i, text, size)
+                    else:
+                        while size < itemsize and row[size] != 0:
+                            size += 1
+                        out[chunk_base + i] = queue_text(&c, i, <const char*>row, size)
+                resolve_text(&c, &self.t4, &self.t6, leaves, &out[chunk_base], count)
+                chunk_base += count
         return result
 
     @property
@@ -1517,6 +1629,35 @@ cdef void chunk_resolve(chunk_t* c, const table_t* t4, const table_t* t6,
         leaves[c.pos6[i]] = c.res6[i]
     c.n4 = 0
     c.n6 = 0
+
+
+cdef char EMPTY_TEXT[1]
+
+
+cdef inline int32_t queue_text(chunk_t* c, Py_ssize_t i, const char* s, Py_ssize_t n) noexcept nogil:
+    """Parse address text into the chunk's queues: 0 when queued, UNPARSEABLE_C otherwise."""
+    cdef uint64_t hi = 0, lo = 0
+    cdef Py_ssize_t err
+    cdef int version = parse_address_bytes(s, 0, n, &hi, &lo, &err)
+    if version == 4:
+        chunk_add4(c, i, <uint32_t>lo)
+    elif version == 6:
+        chunk_add(c, i, hi, lo)
+    else:
+        return UNPARSEABLE_C
+    return 0
+
+
+cdef inline void resolve_text(chunk_t* c, const table_t* t4, const table_t* t6, uint32_t* leaves,
+                              int32_t* out, Py_ssize_t count) noexcept nogil:
+    """Resolve the queued rows; rows already marked (negative) keep their mark."""
+    cdef Py_ssize_t i
+    for i in range(count):
+        leaves[i] = 0
+    chunk_resolve(c, t4, t6, leaves)
+    for i in range(count):
+        if out[i] == 0:
+            out[i] = <int32_t>leaves[i] - 1
 
 
 cdef void run_u32(const table_t* t4, const uint32_t* a, Py_ssize_t n, int mode,
