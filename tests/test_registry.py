@@ -547,3 +547,12 @@ def test_from_registry_matches_reference_at_many_instants():
             assert (m.data.id if m else None) == (records[want[k]].id if want[k] >= 0 else None)
         checked += len(probes)
     assert checked > 100_000
+
+
+def test_registry_built_allowlist_pickles_with_its_registrations():
+    al = Allowlist.from_registry([Registration("A", "10.0.0.0/8", expires_at=T0 + timedelta(days=1),
+                                               tags=("t",), extra={"n": {"k": [1]}}),
+                                  Registration("B", "2001:db8::/32", status="revoked")], at=T0)
+    back = pickle.loads(pickle.dumps(al))
+    assert back.lookup("10.1.2.3").data == al.lookup("10.1.2.3").data
+    assert isinstance(back.lookup("10.1.2.3").data, Registration) and len(back) == 1

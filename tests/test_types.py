@@ -160,6 +160,7 @@ NONE_CALLS = {
     ],
     "Registry": [lambda: ipallow.Registry(None), lambda: ipallow.Registry([None])],
     "load_registry": [lambda: ipallow.load_registry(None)],
+    "diff": [lambda: ipallow.diff(None, []), lambda: ipallow.diff([], None)],
 }
 
 # Names of __all__ that are not called with None, and why.
@@ -174,6 +175,7 @@ NOT_CALLED = {
     "Problem": "record class (NamedTuple) inside ParseError",
     "Standing": "record class (NamedTuple) returned by Registration.counts_at",
     "Explanation": "record class (NamedTuple) returned by explain; registration may be None for plain lists",
+    "Diff": "record class (NamedTuple) returned by diff",
     "SAMPLE_LIST": "a str constant (path of the bundled sample list), not callable",
     "__version__": "a str constant, not callable",
 }

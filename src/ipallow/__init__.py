@@ -14,6 +14,7 @@ from importlib.resources import files as _files
 from ipallow import _parse  # noqa: F401  (installs the core's object converter)
 from ipallow.allowlist import Allowlist, Entry, Match
 from ipallow.registry import Explanation, Registration, Registry, Standing, load_registry
+from ipallow.diff import Diff, diff
 from ipallow.errors import AddressError, HostBitsWarning, ParseError, Problem, TableError
 from ipallow.snapshot import SnapshotError, load, register_json_type as _register_json_type
 
@@ -45,5 +46,7 @@ __all__ = [
     "load_registry",
     "Standing",
     "Explanation",
+    "diff",
+    "Diff",
     "__version__",
 ]

@@ -1,0 +1,301 @@
+"""Registry and coverage diffs: what changed between two registries (or allowlists).
+
+Two views of one change:
+
+* **registrations** - by id: added, removed, and changed field by field
+  (``networks``, ``owner``, ``category``, ``status``, ``valid_from``,
+  ``expires_at``, ``tags``, and each extra column as ``extra.NAME``);
+  ``networks`` and ``tags`` compare as sets (order is not a change).  Every
+  record is compared, whatever its status or validity window.
+* **coverage** - the address space that the new side allows and the old one
+  did not (gained), and the reverse (lost), per IP family, with address
+  counts.  Coverage is what an allowlist would *grant*: for a registry, the
+  registrations that count at ``at`` (status ``active`` and inside their
+  validity window); for an :class:`~ipallow.Allowlist`, what it contains.
+
+IPv4 coverage algebra runs on :class:`pyroaring.BitMap` (run containers make
+a /8 cost a few bytes); IPv6 on sorted, merged ``[first, last]`` integer
+intervals.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, NamedTuple
+
+import numpy as np
+from pyroaring import BitMap
+
+from ipallow import _parse
+from ipallow.allowlist import Allowlist
+from ipallow.registry import Registration, Registry, load_registry, to_timestamp
+
+__all__ = ["diff", "Diff", "Changed", "FieldChange", "Coverage"]
+
+_IPV4_SPACE = 1 << 32
+_REGISTRY_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
+
+
+class FieldChange(NamedTuple):
+    """One field of a registration that differs: ``field`` is e.g. ``status`` or ``extra.region``."""
+
+    field: str
+    old: Any
+    new: Any
+
+
+class Changed(NamedTuple):
+    """A registration present on both sides (same id) whose fields differ."""
+
+    id: str
+    old: Registration
+    new: Registration
+    fields: tuple          #: of :class:`FieldChange`, in field order
+
+
+class Coverage(NamedTuple):
+    """Coverage change of one IP family.
+
+    ``gained`` / ``lost`` are the minimal CIDR lists of the address space that
+    became / stopped being covered; ``*_ranges`` the same as inclusive
+    ``(first, last)`` address pairs; ``*_addresses`` how many addresses.
+    """
+
+    version: int
+    gained: tuple
+    lost: tuple
+    gained_ranges: tuple
+    lost_ranges: tuple
+    gained_addresses: int
+    lost_addresses: int
+    old_addresses: int     #: addresses covered by the old side
+    new_addresses: int     #: addresses covered by the new side
+
+
+class Diff(NamedTuple):
+    """The result of :func:`diff`.  Falsy when nothing changed."""
+
+    added: tuple           #: Registrations only in new (registry order)
+    removed: tuple         #: Registrations only in old (registry order)
+    changed: tuple         #: :class:`Changed`, in new registry order
+    unchanged: int         #: registrations equal on both sides
+    coverage: dict         #: {4: Coverage, 6: Coverage}
+    at: float | None       #: POSIX instant registry coverage was judged at (None: both sides allowlists)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed
+                    or any(c.gained_addresses or c.lost_addresses for c in self.coverage.values()))
+
+    def summary(self) -> str:
+        """A few lines for people, e.g. for a log."""
+        lines = [f"registrations: +{len(self.added)} -{len(self.removed)} ~{len(self.changed)} "
+                 f"={self.unchanged}"]
+        for version in (4, 6):
+            c = self.coverage[version]
+            lines.append(f"IPv{version}: +{c.gained_addresses:,} addresses in {len(c.gained)} CIDRs, "
+                         f"-{c.lost_addresses:,} addresses in {len(c.lost)} CIDRs")
+        return "\n".join(lines)
+
+
+def diff(old: Any, new: Any, *, at: Any = None) -> Diff:
+    """Registrations added, removed and changed, and coverage gained and lost per family.
+
+    Arguments:
+        old, new: each a registry file (``.csv`` / ``.jsonl`` / ``.ndjson`` /
+            ``.json``), another list file (loaded by
+            :meth:`Allowlist.from_file`), a :class:`~ipallow.Registry`, an
+            iterable of :class:`~ipallow.Registration`, or an
+            :class:`~ipallow.Allowlist`.  An allowlist built by
+            :meth:`~ipallow.Allowlist.from_registry` contributes its full
+            registry to the registration diff and its own contents to the
+            coverage; other allowlists have no registrations to compare (their
+            entries are not keyed by id), only coverage.
+        at: the instant at which registry coverage is judged (default: now).
+
+    Raises:
+        ParseError / OSError: a file cannot be loaded.
+        TypeError: an unsupported source.
+
+    >>> d = diff([Registration("A", "10.0.0.0/24")], [Registration("A", "10.0.0.0/23")])
+    >>> d.changed[0].fields[0].field, d.coverage[4].gained_addresses
+    ('networks', 256)
+    """
+    t = to_timestamp(at)
+    old_registry, old_prefixes, old_timed = _side(old, t)
+    new_registry, new_prefixes, new_timed = _side(new, t)
+    added: list = []
+    removed: list = []
+    changed: list = []
+    unchanged = 0
+    if old_registry is not None and new_registry is not None:
+        for record in new_registry:
+            before = old_registry.get(record.id)
+            if before is None:
+                added.append(record)
+                continue
+            differences = _field_changes(before, record)
+            if differences:
+                changed.append(Changed(record.id, before, record, differences))
+            else:
+                unchanged += 1
+        removed = [r for r in old_registry if new_registry.get(r.id) is None]
+    coverage = {4: _coverage4(old_prefixes, new_prefixes), 6: _coverage6(old_prefixes, new_prefixes)}
+    return Diff(tuple(added), tuple(removed), tuple(changed), unchanged, coverage,
+                t if old_timed or new_timed else None)
+
+
+# ---------------------------------------------------------------------------
+# sides
+# ---------------------------------------------------------------------------
+
+class _Prefixes(NamedTuple):
+    version: np.ndarray
+    hi: np.ndarray
+    lo: np.ndarray
+    plen: np.ndarray
+
+
+def _side(source: Any, t: float) -> tuple[Registry | None, _Prefixes, bool]:
+    """(registry or None, the prefix table of what the side allows, whether ``t`` decided it)."""
+    if source is None or isinstance(source, (bytes, bool)):
+        raise TypeError(f"diff() takes registry files, registries, iterables of Registration "
+                        f"or allowlists, not {type(source).__name__}")
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        if str(name).lower().endswith(_REGISTRY_SUFFIXES):
+            source = load_registry(name)
+        else:
+            source = Allowlist.from_file(name)
+    if isinstance(source, Allowlist):
+        c = source._compiled
+        return getattr(source, "_registry", None), _Prefixes(c.version, c.hi, c.lo, c.prefixlen), False
+    if not isinstance(source, Registry):
+        if not isinstance(source, Iterable):
+            raise TypeError(f"diff() takes registry files, registries, iterables of Registration "
+                            f"or allowlists, not {type(source).__name__}")
+        source = Registry(source)
+    rows = source._mask_at(t)[source._owner]
+    return source, _Prefixes(source._version[rows], source._hi[rows], source._lo[rows], source._plen[rows]), True
+
+
+_FIELDS = ("networks", "owner", "category", "status", "valid_from", "expires_at", "tags")
+
+
+def _field_changes(old: Registration, new: Registration) -> tuple:
+    if old == new:
+        return ()
+    out = []
+    for name in _FIELDS:
+        a, b = getattr(old, name), getattr(new, name)
+        same = set(a) == set(b) if name in ("networks", "tags") else a == b
+        if not same:
+            out.append(FieldChange(name, a, b))
+    for key in sorted(set(old.extra) | set(new.extra)):
+        a, b = old.extra.get(key), new.extra.get(key)
+        if a != b or (key in old.extra) != (key in new.extra):
+            out.append(FieldChange(f"extra.{key}", a, b))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------
+# coverage
+# ---------------------------------------------------------------------------
+
+def _bitmap4(p: _Prefixes) -> BitMap:
+    bm = BitMap()
+    is4 = p.version == 4
+    starts = p.lo[is4].astype(np.int64)
+    sizes = np.left_shift(np.int64(1), (32 - p.plen[is4].astype(np.int64)))
+    for start, size in zip(starts.tolist(), sizes.tolist()):
+        bm.add_range(start, start + size)
+    return bm
+
+
+def _runs4(bm: BitMap) -> list[tuple[int, int]]:
+    """Inclusive (first, last) runs of a bitmap over the IPv4 space."""
+    if not bm:
+        return []
+    holes = bm.flip(0, _IPV4_SPACE)
+    last_set = bm.max()
+    last_hole = holes.max() if len(holes) else -1     # once: len() of a bitmap is not free
+    runs = []
+    start = bm.min()
+    while True:
+        end = holes.next_set_bit(start) if start <= last_hole else _IPV4_SPACE
+        runs.append((start, end - 1))
+        if end > last_set:
+            return runs
+        start = bm.next_set_bit(end)
+
+
+def _coverage4(old: _Prefixes, new: _Prefixes) -> Coverage:
+    a, b = _bitmap4(old), _bitmap4(new)
+    gained, lost = b - a, a - b
+    return _coverage(4, _runs4(gained), _runs4(lost), len(gained), len(lost), len(a), len(b))
+
+
+def _intervals6(p: _Prefixes) -> list[tuple[int, int]]:
+    """Sorted, merged inclusive intervals of the IPv6 prefixes."""
+    is6 = p.version == 6
+    spans = []
+    for hi, lo, plen in zip(p.hi[is6].tolist(), p.lo[is6].tolist(), p.plen[is6].tolist()):
+        first = (hi << 64) | lo
+        spans.append((first, first + (1 << (128 - plen)) - 1))
+    return _merge(spans)
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    spans.sort()
+    merged: list[list[int]] = []
+    for first, last in spans:
+        if merged and first <= merged[-1][1] + 1:
+            if last > merged[-1][1]:
+                merged[-1][1] = last
+        else:
+            merged.append([first, last])
+    return [(f, l) for f, l in merged]
+
+
+def _subtract(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Intervals of ``a`` not in ``b`` (both sorted and merged)."""
+    out = []
+    j = 0
+    for first, last in a:
+        while j < len(b) and b[j][1] < first:
+            j += 1
+        k = j
+        cursor = first
+        while k < len(b) and b[k][0] <= last:
+            if b[k][0] > cursor:
+                out.append((cursor, b[k][0] - 1))
+            cursor = max(cursor, b[k][1] + 1)
+            k += 1
+        if cursor <= last:
+            out.append((cursor, last))
+    return out
+
+
+def _size(intervals: list[tuple[int, int]]) -> int:
+    return sum(last - first + 1 for first, last in intervals)
+
+
+def _coverage6(old: _Prefixes, new: _Prefixes) -> Coverage:
+    a, b = _intervals6(old), _intervals6(new)
+    gained, lost = _subtract(b, a), _subtract(a, b)
+    return _coverage(6, gained, lost, _size(gained), _size(lost), _size(a), _size(b))
+
+
+def _coverage(version: int, gained: list, lost: list, n_gained: int, n_lost: int,
+              n_old: int, n_new: int) -> Coverage:
+    def cidrs(runs):
+        return tuple(_parse.network_object(*n) for first, last in runs
+                     for n in _parse.range_to_networks(version, first, last))
+
+    def pairs(runs):
+        make = _parse.network_object
+        return tuple((make(version, first, _parse.MAX_BITS[version]).network_address,
+                      make(version, last, _parse.MAX_BITS[version]).network_address)
+                     for first, last in runs)
+
+    return Coverage(version, cidrs(gained), cidrs(lost), pairs(gained), pairs(lost),
+                    n_gained, n_lost, n_old, n_new)
