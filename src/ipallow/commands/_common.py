@@ -64,6 +64,32 @@ def looks_like_csv(head: bytes) -> bool:
     return "," in first and any(f.strip().lower() in NETWORK_COLUMNS for f in first.split(","))
 
 
+REGISTRY_SUFFIXES = (".jsonl", ".ndjson", ".json")
+
+
+def is_registry(name: str, head: bytes) -> bool:
+    """Whether a list file is a registry export (ids, statuses, validity windows).
+
+    JSON Lines (by suffix, or a first ``{``), or CSV whose header has an ``id``
+    column.  Anything else is a plain list: one CIDR / address / range a line,
+    or CSV with a network column and free data columns.
+    """
+    if name.lower().endswith(REGISTRY_SUFFIXES):
+        return True
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"{"):
+        return True
+    if not name.lower().endswith(".csv") and not looks_like_csv(head):
+        return False
+    first = text.split(b"\n", 1)[0].decode("utf-8", "replace")
+    return "id" in (f.strip().strip('"').lower() for f in first.split(","))
+
+
+def _read_head(path: str, size: int = 65536) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(size)
+
+
 @contextlib.contextmanager
 def list_path(path: str) -> Iterator[str]:
     """A file name the loaders can read: ``path`` itself, or stdin copied to a temporary file.
@@ -74,7 +100,8 @@ def list_path(path: str) -> Iterator[str]:
         yield path
         return
     raw = sys.stdin.buffer.read()
-    suffix = ".csv" if looks_like_csv(raw[:65536]) else ".txt"
+    head = raw[:65536].lstrip(b"\xef\xbb\xbf").lstrip()
+    suffix = ".jsonl" if head.startswith(b"{") else ".csv" if looks_like_csv(head) else ".txt"
     with tempfile.TemporaryDirectory(prefix="ipallow-") as tmp:
         name = os.path.join(tmp, "stdin" + suffix)
         with open(name, "wb") as handle:
@@ -86,13 +113,53 @@ def list_path(path: str) -> Iterator[str]:
                               for p in exc.problems]) from None
 
 
-def load_allowlist(path: str | None, *, label: str = "loading list") -> Allowlist:
-    """Allowlist.from_file for a path, ``-`` (stdin) or None (the bundled sample).
+AT_HELP = ("for a registry (CSV with an id column, or JSON Lines): use the registrations that count "
+           "at TIME (ISO 8601, no offset = UTC; default: now). A registration counts when its status "
+           "is active and valid_from <= TIME < expires_at")
+
+
+def parse_at_argument(text: str) -> float:
+    """argparse type of --at: ISO 8601 (no offset = UTC) -> POSIX seconds; a usage error otherwise."""
+    from ipallow.registry import _parse_time_text
+    try:
+        return _parse_time_text(text).timestamp()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class Source:
+    """A loaded list or registry, as the commands use it.
+
+    ``allowlist``: what counts (for a registry: the registrations counting at
+    ``at``); ``registry``: the full :class:`~ipallow.Registry`, or None for a
+    plain list; ``name``: the path as given (``<stdin>`` for -).
+    """
+
+    def __init__(self, allowlist: Allowlist, registry: Any, name: str, at: float | None) -> None:
+        self.allowlist = allowlist
+        self.registry = registry
+        self.name = name
+        self.at = at
+
+
+def load_source(path: str | None, *, at: float | None = None, label: str = "loading list") -> Source:
+    """Load a plain list or a registry (see :func:`is_registry`); None is the bundled sample.
 
     A progress timer is shown on a terminal when loading takes over a second.
     """
-    with list_path(path or ipallow.SAMPLE_LIST) as name, Progress(label):
-        return Allowlist.from_file(name)
+    path = path or ipallow.SAMPLE_LIST
+    with list_path(path) as name, Progress(label):
+        if is_registry(name, _read_head(name)):
+            from ipallow.registry import load_registry
+            registry = load_registry(name)
+            allowlist = Allowlist.from_registry(registry, at=at)
+            return Source(allowlist, registry, display_name(path), at)
+        return Source(Allowlist.from_file(name), None, display_name(path), at)
+
+
+def load_allowlist(path: str | None, *, at: float | None = None, label: str = "loading list") -> Allowlist:
+    """The allowlist of :func:`load_source` (what counts)."""
+    return load_source(path, at=at, label=label).allowlist
 
 
 def print_json(obj: Any, stream=None) -> None:
@@ -105,7 +172,10 @@ def problem_json(problem: Problem, **extra: Any) -> dict[str, Any]:
 
 
 def registration_label(data: Any, index: int) -> str:
-    """The short id of a registration: its ``id`` field when it has one, else ``#index``."""
+    """The short id of a registration: its ``id`` (registry record or data column), else ``#index``."""
+    rid = getattr(data, "id", None)
+    if isinstance(rid, str) and rid:
+        return rid
     if isinstance(data, dict):
         for key in ("id", "registration_id", "name"):
             value = data.get(key)

@@ -9,7 +9,7 @@ import sys
 import ipallow
 from ipallow import export
 from ipallow.commands import EXIT_ERROR, EXIT_OK
-from ipallow.commands._common import (add_parser, display_name, load_allowlist, output_file,
+from ipallow.commands._common import (AT_HELP, parse_at_argument, add_parser, display_name, load_allowlist, output_file,
                                       plural, print_json, stops_quietly_on_closed_output)
 
 EXAMPLES = """\
@@ -60,7 +60,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if problem:
         print(f"ipallow export: {problem}", file=sys.stderr)
         return EXIT_ERROR
-    allowlist = load_allowlist(args.file)
+    allowlist = load_allowlist(args.file, at=args.at)
     agg = export.aggregate_allowlist(allowlist)
     versions = export.FAMILIES[args.family]
     source = display_name(args.file)
@@ -125,6 +125,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="nft table to hold the set(s) (default: ipallow; created if missing)")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write to FILE atomically (temporary file + rename) instead of stdout")
+    parser.add_argument("--at", metavar="TIME", type=parse_at_argument, help=AT_HELP)
     parser.add_argument("--json", action="store_true",
                         help="summary as one JSON object on stderr (stdout carries the export)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")

@@ -1,0 +1,259 @@
+"""`ipallow validate`: every problem of a list or registry as path:line:col, plus overlap warnings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ipallow import ParseError, Problem, _parse, synth
+from ipallow.commands import EXIT_NEGATIVE, EXIT_OK
+from ipallow.commands._common import (AT_HELP, add_parser, list_path, load_source, parse_at_argument,
+                                      plural, print_json, problem_json, registration_label)
+from ipallow.commands._progress import Progress
+
+EXAMPLES = """\
+examples:
+  ipallow validate registered.csv
+  ipallow validate --json registry.jsonl | jq '.errors[].message'
+  ipallow validate --strict registered.txt && ipallow export --format nft registered.txt > allow.nft
+
+output:
+  stdout: one line per problem, in file order, like a compiler:
+      registered.txt:4:1: error: invalid network '192.0.2.1/24': host bits set
+      registered.txt:9:1: warning: 10.1.0.0/16 lies inside 10.0.0.0/8 (line 3)
+  errors: anything that stops the file from loading (every one is listed);
+  warnings (only once the file loads): a prefix registered twice (duplicate) or
+  inside another registered prefix (overlap; lookups return the longest).  For a
+  registry, overlaps are checked among the registrations that count at --at.
+  stderr: a one-line verdict.  --json: one JSON object on stdout instead.
+
+exit status: 0 valid (warnings allowed), 1 errors (or warnings with --strict),
+2 usage error or unreadable file"""
+
+
+DUPLICATE, OVERLAP = 0, 1
+KINDS = ("duplicate", "overlap")
+
+
+class Overlaps(NamedTuple):
+    """Parallel arrays, one entry per duplicate or nested prefix row."""
+
+    kind: np.ndarray        # DUPLICATE or OVERLAP
+    inner: np.ndarray       # the prefix row that repeats / lies inside ...
+    outer: np.ndarray       # ... this one (the first of a duplicate run / the outermost container)
+
+
+def find_overlaps(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.ndarray) -> Overlaps:
+    """Duplicate and nested prefixes of a prefix table, without comparing every pair.
+
+    Per IP version, sort by (address, prefix length, row).  Equal neighbours are
+    duplicates (of the first of their run).  Among distinct prefixes, CIDRs
+    either nest or are disjoint, so a prefix lies inside an earlier one exactly
+    when its last address is not beyond the largest last address seen so far;
+    the earliest prefix reaching that maximum is its outermost container.  The
+    largest-so-far is a running maximum over the dense rank of the last
+    addresses (one ufunc): O(n log n) overall.
+    """
+    kinds, inners, outers = [], [], []
+    for v, bits in ((4, 32), (6, 128)):
+        rows = np.flatnonzero(version == v)
+        if len(rows) < 2:
+            continue
+        h, l, p = hi[rows], lo[rows], plen[rows].astype(np.int64)
+        order = np.lexsort((rows, p, l, h))
+        rows, h, l, p = rows[order], h[order], l[order], p[order]
+        same = np.zeros(len(rows), dtype=bool)
+        same[1:] = (h[1:] == h[:-1]) & (l[1:] == l[:-1]) & (p[1:] == p[:-1])
+        leader = np.maximum.accumulate(np.where(same, 0, np.arange(len(rows))))
+        dup = np.flatnonzero(same)
+        kinds.append(np.full(len(dup), DUPLICATE, np.int8))
+        inners.append(rows[dup])
+        outers.append(rows[leader[dup]])
+        keep = np.flatnonzero(~same)
+        rows, h, l, p = rows[keep], h[keep], l[keep], p[keep]
+        host = bits - p
+        lo_mask = np.where(host >= 64, np.uint64(2**64 - 1),
+                           (np.uint64(1) << np.minimum(host, 63).astype(np.uint64)) - np.uint64(1))
+        hi_mask = np.where(host > 64, (np.uint64(1) << np.clip(host - 64, 0, 63).astype(np.uint64))
+                           - np.uint64(1), np.uint64(0))
+        hi_mask = np.where(host >= 128, np.uint64(2**64 - 1), hi_mask)
+        end_h, end_l = h | hi_mask, l | lo_mask
+        by_end = np.lexsort((end_l, end_h))
+        step = np.zeros(len(rows), dtype=np.int64)
+        step[1:] = (end_h[by_end][1:] != end_h[by_end][:-1]) | (end_l[by_end][1:] != end_l[by_end][:-1])
+        rank = np.empty(len(rows), dtype=np.int64)
+        rank[by_end] = np.cumsum(step)
+        n = len(rows)
+        # Running maximum of the rank; ties go to the earliest row (the outermost prefix).
+        key = rank * n + (n - 1 - np.arange(n))
+        best = np.maximum.accumulate(key)
+        prev_best = np.empty(n, dtype=np.int64)
+        prev_best[0] = -1
+        prev_best[1:] = best[:-1]
+        inside = np.flatnonzero((prev_best >= 0) & (rank <= prev_best // n))
+        outer = n - 1 - prev_best[inside] % n
+        kinds.append(np.full(len(inside), OVERLAP, np.int8))
+        inners.append(rows[inside])
+        outers.append(rows[outer])
+    if not kinds:
+        return Overlaps(np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return Overlaps(np.concatenate(kinds), np.concatenate(inners).astype(np.int64),
+                    np.concatenate(outers).astype(np.int64))
+
+
+# -- where each registration is in the file ------------------------------------------------
+
+def _plain_places(name: str, text: str) -> list[tuple[int, int]]:
+    """(line, column) of each registration of a plain list, in load order."""
+    if name.lower().endswith(".csv"):
+        from ipallow.loaders import _csv_items       # the loader's own row positions
+        return _csv_items(text, name)[1]
+    return [(line, column) for line, column, _ in _parse.iter_text_lines(text)]
+
+
+def _registry_places(name: str, text: str) -> dict[str, tuple[int, int]]:
+    """id -> (line, column) of its first record's networks value, for a registry file."""
+    from ipallow import registry as reg
+    kind = reg._detect_format(name, text, None)
+    rows = (reg._csv_rows if kind == "csv" else reg._jsonl_rows)(text, name, [])
+    places: dict[str, tuple[int, int]] = {}
+    for row in rows:
+        rid = row["id"].value
+        if isinstance(rid, (str, int)) and not isinstance(rid, bool):
+            places.setdefault(str(rid).strip(), (row["networks"].line, row["networks"].column))
+    return places
+
+
+def _prefix_texts(c, rows: np.ndarray) -> list[str]:
+    """CIDR text of some prefix rows, formatted in bulk (no ipaddress objects)."""
+    out: list[str] = [""] * len(rows)
+    for v in (4, 6):
+        where = np.flatnonzero(c.version[rows] == v)
+        if not len(where):
+            continue
+        r = rows[where]
+        texts = (synth.ipv4_strings(c.lo[r], c.prefixlen[r]) if v == 4
+                 else synth.ipv6_strings(c.hi[r], c.lo[r], c.prefixlen[r]))
+        for i, t in zip(where.tolist(), texts):
+            out[i] = t
+    return out
+
+
+def _warnings(source, file_name: str, text: str) -> list[dict[str, Any]]:
+    """Duplicate / overlap warnings: one per pair of registrations, in file order."""
+    allowlist = source.allowlist
+    c = allowlist._compiled
+    found = find_overlaps(c.version, c.hi, c.lo, c.prefixlen)
+    if not len(found.kind):
+        return []
+    inner_reg = c.prefix_reg[found.inner].astype(np.int64)
+    outer_reg = c.prefix_reg[found.outer].astype(np.int64)
+    # One warning per (registration, registration, kind): a range gives several prefixes.
+    _, first = np.unique(np.stack([inner_reg, outer_reg, found.kind.astype(np.int64)]), axis=1,
+                         return_index=True)
+    first.sort()
+    kind, inner, outer = found.kind[first], found.inner[first], found.outer[first]
+    inner_reg, outer_reg = inner_reg[first], outer_reg[first]
+    if source.registry is not None:
+        by_id = _registry_places(file_name, text)
+        ids = [registration_label(d, i) for i, d in enumerate(c.data or [None] * len(allowlist))]
+        places = np.array([by_id.get(rid, (0, 0)) for rid in ids] or np.zeros((0, 2)), dtype=np.int64)
+    else:
+        ids = None
+        places = np.array(_plain_places(file_name, text) or np.zeros((0, 2)), dtype=np.int64)
+    line, column = places[inner_reg, 0], places[inner_reg, 1]
+    other_line = places[outer_reg, 0]
+    order = np.lexsort((column, line))
+    nets = _prefix_texts(c, inner[order])
+    others = _prefix_texts(c, outer[order])
+    out = []
+    path = source.name
+    for k, (i, j, ln, col, oln, kd) in enumerate(zip(inner_reg[order].tolist(), outer_reg[order].tolist(),
+                                                   line[order].tolist(), column[order].tolist(),
+                                                   other_line[order].tolist(), kind[order].tolist())):
+        if ids is None:
+            where = f"line {oln}" if i != j else "the same registration"
+        else:
+            where = f"{ids[j]}, line {oln}" if i != j else f"the same registration {ids[i]}"
+        if kd == DUPLICATE:
+            message = f"{nets[k]} is registered again ({where}); the first registration wins lookups"
+        else:
+            message = f"{nets[k]} lies inside {others[k]} ({where}); lookups return the longer prefix"
+        record = {"path": path, "line": ln, "column": col, "message": message, "kind": KINDS[kd],
+                  "network": nets[k], "other_network": others[k], "other_line": oln}
+        if ids is not None:
+            record["id"], record["other_id"] = ids[i], ids[j]
+        out.append(record)
+    return out
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    errors: list[Problem] = []
+    warnings: list[dict[str, Any]] = []
+    source = None
+    with list_path(args.file) as file_name:
+        try:
+            source = load_source(file_name, at=args.at, label="loading")
+        except ParseError as exc:
+            errors = exc.problems
+        if source is not None:
+            source.name = "<stdin>" if args.file == "-" else args.file
+            if not args.no_warnings:
+                with open(file_name, "rb") as handle:
+                    text = handle.read().decode("utf-8-sig")
+                with Progress("checking overlaps"):
+                    warnings = _warnings(source, file_name, text)
+    name = "<stdin>" if args.file == "-" else args.file
+    errors = [p._replace(path=name) if p.path == file_name else p for p in errors]
+    failed = bool(errors) or (args.strict and bool(warnings))
+    summary: dict[str, Any] = {"file": name, "valid": not failed, "errors": [problem_json(p) for p in errors],
+                               "warnings": warnings}
+    if source is not None:
+        counts = source.allowlist.prefix_count
+        summary["registrations"] = len(source.registry) if source.registry is not None else len(source.allowlist)
+        summary["kind"] = "registry" if source.registry is not None else "list"
+        if source.registry is not None:
+            summary["counting"] = len(source.allowlist)
+        summary["prefixes"] = {"ipv4": counts[4], "ipv6": counts[6]}
+    if args.json:
+        print_json(summary)
+        return EXIT_NEGATIVE if failed else EXIT_OK
+    lines = [(p.line, p.column, f"{p.path}:{p.line}:{p.column}: error: {p.message}") for p in errors]
+    lines += [(w["line"], w["column"], f"{w['path']}:{w['line']}:{w['column']}: warning: {w['message']}")
+              for w in warnings]
+    for _, _, text in sorted(lines, key=lambda t: (t[0], t[1])):
+        print(text)
+    if errors:
+        verdict = f"{plural(len(errors), 'error')}; the file does not load"
+        if not args.no_warnings:
+            verdict += " (overlap checks run once it loads)"
+    else:
+        n_dup = sum(w["kind"] == "duplicate" for w in warnings)
+        what = (f"{plural(summary['registrations'], 'registration')}"
+                + (f" ({summary['counting']:,} counting now)" if "counting" in summary else "")
+                + f", {summary['prefixes']['ipv4']:,} IPv4 and {summary['prefixes']['ipv6']:,} IPv6 prefixes")
+        verdict = (("invalid (--strict): " if failed else "OK: ") + what + ", "
+                   + (f"{plural(len(warnings), 'warning')} ({n_dup:,} duplicate, "
+                      f"{len(warnings) - n_dup:,} overlap)" if warnings else "no warnings"))
+    print(f"ipallow validate: {name}: {verdict}", file=sys.stderr)
+    return EXIT_NEGATIVE if failed else EXIT_OK
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = add_parser(
+        commands, "validate",
+        help="check a list or registry: every error as path:line:col, overlaps as warnings",
+        description="Parse a registered list or registry export and report every problem as "
+                    "path:line:col: message, plus duplicate and overlapping prefixes as warnings. "
+                    "Nothing else is written.",
+        examples=EXAMPLES)
+    parser.add_argument("file", metavar="FILE", help="list (.txt / .csv) or registry (.csv with an id "
+                                                     "column, .jsonl); - for stdin")
+    parser.add_argument("--strict", action="store_true", help="warnings make the file invalid (exit 1)")
+    parser.add_argument("--no-warnings", action="store_true", help="skip the overlap and duplicate checks")
+    parser.add_argument("--at", metavar="TIME", type=parse_at_argument, help=AT_HELP)
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.set_defaults(handler=cmd_validate)
