@@ -480,3 +480,22 @@ def test_big_table_matches_oracle():
 
     for a, w in list(zip(ordered, want))[:3000]:
         check_match(al.lookup(a), w, None, f"big table {a}")
+
+
+def test_mapped_range_registers_ipv4_networks():
+    al = ipallow.Allowlist(["::ffff:1.2.3.0 - ::ffff:1.2.3.255", "::ffff:10.0.0.1-::ffff:10.0.0.2"])
+    assert al[0].networks == (N4("1.2.3.0/24"),)
+    assert set(al[1].networks) == {N4("10.0.0.1/32"), N4("10.0.0.2/32")}
+    assert al.lookup_many(["1.2.3.0", "1.2.3.255", "1.2.4.0", "10.0.0.2", "::ffff:10.0.0.1", "10.0.0.3"]).tolist() == [
+        0, 0, -1, 1, 1, -1,
+    ]
+
+
+def test_entries_may_be_any_iterable():
+    def gen():
+        yield "10.0.0.0/8"
+        yield ("2001:db8::/32", "doc")
+
+    for entries in (gen(), iter(["10.0.0.0/8", ("2001:db8::/32", "doc")]), ("10.0.0.0/8", ("2001:db8::/32", "doc"))):
+        al = ipallow.Allowlist(entries)
+        assert len(al) == 2 and al.lookup("2001:db8::1").data == "doc" and "10.9.9.9" in al
