@@ -250,6 +250,13 @@ def _coerce_networks(value: Any) -> tuple:
     out: list = []
     seen: set = set()
     for entry in entries:
+        if isinstance(entry, _parse._NETWORK_TYPES) and not (
+                entry.version == 6 and entry.prefixlen >= 96
+                and int(entry.network_address) >> 32 == 0xFFFF):
+            if entry not in seen:          # already a plain network: keep the object
+                seen.add(entry)
+                out.append(entry)
+            continue
         for version, first, prefixlen in _parse.entry_networks(entry, strict=True)[0]:
             network = _parse.network_object(version, first, prefixlen)
             if network not in seen:
@@ -696,8 +703,26 @@ def parse_registry(raw: bytes | str, name: str = "<registry>", *, format: str | 
     rows = _csv_rows(text, name, problems) if kind == "csv" else _jsonl_rows(text, name, problems)
     masked = [0]
     records: dict[str, tuple[Registration, int]] = {}
+    lines: list[str] = []
+
+    def with_columns(row: dict[str, _Cell]) -> dict[str, _Cell]:
+        """A JSON row read by the fast decoder, read again with column positions (for messages)."""
+        if row["id"].column >= 0:
+            return row
+        if not lines:
+            lines.extend(text.split("\n"))
+        number = row["id"].line
+        return _jsonl_cells(_json_fields(lines[number - 1].rstrip("\r")), number, name, []) or row
+
     for row in rows:
-        record = _build_record(row, name, strict, problems, masked)
+        if row["id"].column < 0:            # a JSON line read without column positions
+            found: list[Problem] = []
+            record = _build_record(row, name, strict, found, masked)
+            if found:                       # rare: redo it with columns for the messages
+                _build_record(with_columns(row), name, strict, problems, [0])
+                continue
+        else:
+            record = _build_record(row, name, strict, problems, masked)
         if record is None:
             continue
         earlier = records.get(record.id)
@@ -708,7 +733,7 @@ def parse_registry(raw: bytes | str, name: str = "<registry>", *, format: str | 
             records[record.id] = (_merge_duplicate(earlier[0], record), earlier[1])
         except ValueError:
             differing = earlier[0]._same_except_networks(record)
-            cell = row["id"]
+            cell = with_columns(row)["id"]
             problems.append(Problem(name, cell.line, cell.column,
                                     f"duplicate id {record.id!r} with different "
                                     f"{', '.join(differing)} than line {earlier[1]}"))
@@ -910,6 +935,28 @@ def _json_fields(line: str) -> dict[str, tuple[Any, int]]:
     return out
 
 
+class _Duplicate(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _Duplicate()
+    return out
+
+
+def _json_fields_fast(line: str) -> dict[str, tuple[Any, int]] | None:
+    """Fields of a valid one-object line via the C decoder, columns unknown (-1); None if not that."""
+    try:
+        value = json.loads(line, object_pairs_hook=_no_duplicates)
+    except (ValueError, _Duplicate):
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {key: (item, -1) for key, item in value.items()}
+
+
 def _jsonl_rows(text: str, name: str, problems: list[Problem]) -> list[dict[str, _Cell]]:
     rows: list[dict[str, _Cell]] = []
     # Only "\n" ends a JSON Lines record ("\r\n" too); str.splitlines would also
@@ -919,35 +966,51 @@ def _jsonl_rows(text: str, name: str, problems: list[Problem]) -> list[dict[str,
             line = line[:-1]
         if not line.strip():
             continue
-        try:
-            fields_ = _json_fields(line)
-        except _JsonProblem as exc:
-            problems.append(Problem(name, number, exc.index + 1, exc.message))
-            continue
-        cells: dict[str, _Cell] = {}
-        network_keys = [k for k in REGISTRY_NETWORK_COLUMNS if k in fields_]
-        if len(network_keys) > 1:
-            problems.append(Problem(name, number, fields_[network_keys[1]][1] + 1,
-                                    f"several network fields ({', '.join(network_keys)}): keep one"))
-            continue
-        network_key = network_keys[0] if network_keys else None
-        extra: dict[str, Any] = {}
-        for key, (value, index) in fields_.items():
-            if key == network_key:
-                cells["networks"] = _Cell(value, number, index + 1)
-            elif key in _CORE_FIELDS and key != "networks":
-                cells[key] = _Cell(value, number, index + 1)
-            else:
-                extra[key] = value
-        for required, label in (("id", "no id field"),
-                                ("networks", "no network field (expected one of "
-                                             + ", ".join(REGISTRY_NETWORK_COLUMNS) + ")")):
-            if required not in cells:
-                problems.append(Problem(name, number, 1, label))
-        if "id" in cells and "networks" in cells:
-            cells["extra"] = _Cell(extra, number, 1)
+        fields_ = _json_fields_fast(line)
+        if fields_ is None or sum(k in fields_ for k in REGISTRY_NETWORK_COLUMNS) > 1:
+            # not plain valid JSON (or a problem already): walk it for the exact column
+            try:
+                fields_ = _json_fields(line)
+            except _JsonProblem as exc:
+                problems.append(Problem(name, number, exc.index + 1, exc.message))
+                continue
+        cells = _jsonl_cells(fields_, number, name, problems)
+        if cells is not None:
             rows.append(cells)
     return rows
+
+
+def _jsonl_cells(fields_: dict[str, tuple[Any, int]], number: int, name: str,
+                 problems: list[Problem]) -> dict[str, _Cell] | None:
+    """The cells of one JSON record (column -1: not known), or None after reporting a problem."""
+    network_keys = [k for k in REGISTRY_NETWORK_COLUMNS if k in fields_]
+    if len(network_keys) > 1:
+        index = fields_[network_keys[1]][1]
+        problems.append(Problem(name, number, index + 1 if index >= 0 else 1,
+                                f"several network fields ({', '.join(network_keys)}): keep one"))
+        return None
+    network_key = network_keys[0] if network_keys else None
+    cells: dict[str, _Cell] = {}
+    extra: dict[str, Any] = {}
+    for key, (value, index) in fields_.items():
+        column = index + 1 if index >= 0 else -1
+        if key == network_key:
+            cells["networks"] = _Cell(value, number, column)
+        elif key in _CORE_FIELDS and key != "networks":
+            cells[key] = _Cell(value, number, column)
+        else:
+            extra[key] = value
+    missing = False
+    for required, label in (("id", "no id field"),
+                            ("networks", "no network field (expected one of "
+                                         + ", ".join(REGISTRY_NETWORK_COLUMNS) + ")")):
+        if required not in cells:
+            problems.append(Problem(name, number, 1, label))
+            missing = True
+    if missing:
+        return None
+    cells["extra"] = _Cell(extra, number, 1)
+    return cells
 
 
 # -- one record -----------------------------------------------------------------------
