@@ -161,6 +161,11 @@ NONE_CALLS = {
     "Registry": [lambda: ipallow.Registry(None), lambda: ipallow.Registry([None])],
     "load_registry": [lambda: ipallow.load_registry(None)],
     "diff": [lambda: ipallow.diff(None, []), lambda: ipallow.diff([], None)],
+    "LiveAllowlist": [
+        lambda: ipallow.LiveAllowlist(None),
+        lambda: ipallow.LiveAllowlist([None]),
+        lambda: ipallow.LiveAllowlist(ipallow.SAMPLE_LIST, poll=None, clock=None),
+    ],
 }
 
 # Names of __all__ that are not called with None, and why.
@@ -176,6 +181,7 @@ NOT_CALLED = {
     "Standing": "record class (NamedTuple) returned by Registration.counts_at",
     "Explanation": "record class (NamedTuple) returned by explain; registration may be None for plain lists",
     "Diff": "record class (NamedTuple) returned by diff",
+    "ReloadRefused": "exception class: raised by LiveAllowlist.reload, not an API call",
     "SAMPLE_LIST": "a str constant (path of the bundled sample list), not callable",
     "__version__": "a str constant, not callable",
 }

@@ -15,6 +15,7 @@ from ipallow import _parse  # noqa: F401  (installs the core's object converter)
 from ipallow.allowlist import Allowlist, Entry, Match
 from ipallow.registry import Explanation, Registration, Registry, Standing, load_registry
 from ipallow.diff import Diff, diff
+from ipallow.live import LiveAllowlist, ReloadRefused
 from ipallow.errors import AddressError, HostBitsWarning, ParseError, Problem, TableError
 from ipallow.snapshot import SnapshotError, load, register_json_type as _register_json_type
 
@@ -48,5 +49,7 @@ __all__ = [
     "Explanation",
     "diff",
     "Diff",
+    "LiveAllowlist",
+    "ReloadRefused",
     "__version__",
 ]

@@ -1,0 +1,499 @@
+"""LiveAllowlist: follow a registry file (and the clock) without ever dropping or tearing a lookup.
+
+How it stays correct while it changes:
+
+* **One reference.**  Every answer comes from one immutable
+  :class:`~ipallow.Allowlist` reached through one attribute.  A reload
+  parses and compiles the new list completely, off to the side, then
+  replaces that attribute: a reader sees the old list or the new one, never
+  a mixture, and never waits for a build.
+* **The file.**  A daemon thread polls the file's identity (device, inode,
+  size, mtime and ctime in nanoseconds): replacing it by rename, the normal
+  way to publish an export, is a new inode.  A change whose content hash is
+  unchanged swaps nothing.  A file modified within the last two seconds is
+  re-read on the next poll as well, because a timestamp tick can hide a
+  same-size rewrite.  A file that changes while it is being read is left
+  for the next poll.
+* **The clock.**  Each list knows the interval ``[since, until)`` between
+  two lifecycle boundaries (``valid_from`` / ``expires_at`` of active
+  records) in which it is right.  The thread compiles the *next* list ahead
+  of time; a reader that finds the clock past ``until`` switches to the
+  prebuilt next list itself, so an expiry takes effect at its instant, not a
+  poll later.  If the next list is not ready (boundaries closer together
+  than a build, a clock step), the reader keeps answering from the current
+  list, counts it in :attr:`LiveAllowlist.stale_answers`, and wakes the
+  thread: readers never build.
+* **Failures.**  A parse error, a missing, unreadable, empty or truncated
+  file, or a list that lost more than ``max_loss`` of its registrations (a
+  half-written export) keeps the old list serving, sets
+  :attr:`~LiveAllowlist.last_error`, counts in
+  :attr:`~LiveAllowlist.failures`, is logged on the ``ipallow.live``
+  logger, and is retried when the file changes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import stat as stat_module
+import threading
+import time
+import weakref
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from ipallow.allowlist import Allowlist
+from ipallow.registry import Registry, parse_registry
+
+__all__ = ["LiveAllowlist", "ReloadRefused"]
+
+log = logging.getLogger("ipallow.live")
+
+UTC = timezone.utc
+_RACY_SECONDS = 2.0      # a file modified more recently than this is re-read on the next poll
+_JOIN_SECONDS = 10.0     # close() waits at most this long for a build in progress
+
+
+class ReloadRefused(ValueError):
+    """A reload was refused: the new registry file is empty or lost too many registrations."""
+
+
+class _Unsettled(Exception):
+    """The file changed while it was being read."""
+
+
+class _Snapshot:
+    """One compiled list and the interval of time in which it is right."""
+
+    __slots__ = ("allowlist", "registry", "since", "until", "next", "generation")
+
+    def __init__(self, allowlist: Allowlist, registry: Registry, since: float, until: float) -> None:
+        self.allowlist = allowlist
+        self.registry = registry
+        self.since = since          # POSIX seconds; -inf: no earlier boundary
+        self.until = until          # +inf: no later boundary
+        self.next: _Snapshot | None = None   # prebuilt list for [until, ...)
+        self.generation = 0
+
+
+def _file_key(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _stop_thread(stop: threading.Event, wake: threading.Event) -> None:
+    stop.set()
+    wake.set()
+
+
+class LiveAllowlist:
+    """The current allowlist of a registry that changes, reloaded and swapped atomically.
+
+    Answers ``in``, :meth:`lookup`, :meth:`contains_many`, :meth:`lookup_many`
+    and :meth:`explain` from the current compiled :class:`~ipallow.Allowlist`
+    (see the module documentation for how reloads and lifecycle boundaries
+    are handled).  ``lookup_many`` indices refer to the allowlist that
+    answered; to use indices across calls, take ``al = live.current`` once
+    and ask ``al``.
+
+    Arguments:
+        source: path of a registry file (CSV or JSON Lines, see
+            :func:`ipallow.load_registry`), or a :class:`~ipallow.Registry` /
+            iterable of :class:`~ipallow.Registration` (then only the clock
+            changes the list).
+        poll: seconds between file checks by the background thread; ``None``
+            starts no thread (call :meth:`check` yourself).
+        max_loss: refuse a reloaded registry with more than this share of the
+            serving registry's registrations missing (0..1; 1 disables).
+        clock: returns POSIX seconds (default :func:`time.time`); inject a
+            fake one in tests.
+        format: ``"csv"`` / ``"jsonl"`` to override format detection.
+
+    Raises:
+        ParseError / OSError / ReloadRefused: the first load failed (there is
+            no old list to keep serving).
+        TypeError / ValueError: bad arguments.
+
+    >>> with LiveAllowlist(ipallow.SAMPLE_LIST, poll=None) as live:
+    ...     "203.0.113.9" in live, live.generation
+    (True, 1)
+    """
+
+    def __init__(self, source: Any, *, poll: float | None = 1.0, max_loss: float = 0.5,
+                 clock: Callable[[], float] = time.time, format: str | None = None) -> None:
+        if source is None or isinstance(source, (bytes, bool)):
+            raise TypeError(f"source must be a path, a Registry or an iterable of Registration, "
+                            f"not {type(source).__name__}")
+        if poll is not None:
+            if isinstance(poll, bool) or not isinstance(poll, (int, float)):
+                raise TypeError(f"poll must be seconds (a number) or None, not {type(poll).__name__}")
+            if not (math.isfinite(poll) and poll > 0):
+                raise ValueError(f"poll must be a positive number of seconds, got {poll!r}")
+        if isinstance(max_loss, bool) or not isinstance(max_loss, (int, float)):
+            raise TypeError(f"max_loss must be a number, not {type(max_loss).__name__}")
+        if not 0 <= max_loss <= 1:
+            raise ValueError(f"max_loss must be between 0 and 1, got {max_loss!r}")
+        if not callable(clock):
+            raise TypeError(f"clock must be callable, not {type(clock).__name__}")
+        self._clock = clock
+        self._now()   # a clock that does not return seconds fails here, not in a reader
+        self._poll = poll
+        self._max_loss = float(max_loss)
+        self._format = format
+
+        self._path: str | None = None
+        self.source = source
+        if isinstance(source, (str, os.PathLike)):
+            self._path = os.fsdecode(os.fspath(source))
+            self.source = self._path
+            static = None
+        elif isinstance(source, Registry):
+            static = source
+        else:
+            static = Registry(source)
+
+        self._lock = threading.RLock()        # loads, builds, swaps: one at a time (readers never take it)
+        self._swap_lock = threading.Lock()    # the reference swap itself (readers take it at a boundary)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen_key: tuple | None = None   # file identity of the last attempt (success or failure)
+        self._seen_digest: bytes | None = None
+        self._racy = False
+        self.failures = 0
+        self.reloads = 0
+        self.stale_answers = 0
+        self.last_error: BaseException | None = None
+        self.last_error_at: datetime | None = None
+        self.loaded_at: datetime | None = None
+
+        if static is not None:
+            self._snap = self._build(static, self._now())
+            self._snap.generation = 1
+            self.reloads = 1
+            self.loaded_at = self._utc(self._now())
+        else:
+            self._snap = None  # type: ignore[assignment]
+            self._load(force=True, raise_errors=True)
+        self._prebuild()
+        if poll is not None:
+            self._thread = threading.Thread(
+                target=_run, args=(weakref.ref(self), self._stop, self._wake),
+                name=f"ipallow-live({self.source if self._path else 'registry'})", daemon=True)
+            weakref.finalize(self, _stop_thread, self._stop, self._wake)
+            self._thread.start()
+
+    # -- answers --------------------------------------------------------------------
+
+    def _current(self) -> Allowlist:
+        snap = self._snap
+        now = self._clock()
+        if snap.since <= now < snap.until:
+            return snap.allowlist
+        return self._catch_up(snap, now)
+
+    def _catch_up(self, snap: _Snapshot, now: float) -> Allowlist:
+        """The clock left the current list's interval: switch to the prebuilt next list."""
+        nxt = snap.next
+        if nxt is not None and nxt.since <= now < nxt.until:
+            with self._swap_lock:
+                if self._snap is snap:
+                    nxt.generation = snap.generation + 1
+                    self._snap = nxt
+            self._wake.set()          # the thread prebuilds the one after
+            return nxt.allowlist
+        current = self._snap
+        if current is not snap and current.since <= now < current.until:
+            return current.allowlist
+        self.stale_answers += 1       # approximate under contention; for monitoring
+        self._wake.set()
+        return current.allowlist
+
+    def __contains__(self, ip: Any) -> bool:
+        return ip in self._current()
+
+    def lookup(self, ip: Any):
+        """The longest registration covering ``ip`` that counts now (see :meth:`Allowlist.lookup`)."""
+        return self._current().lookup(ip)
+
+    def contains_many(self, addresses: Any, out: Any = None):
+        """Batch membership, all from one list (see :meth:`Allowlist.contains_many`)."""
+        return self._current().contains_many(addresses, out)
+
+    def lookup_many(self, addresses: Any, out: Any = None):
+        """Batch registration indices, all from one list (see :meth:`Allowlist.lookup_many`)."""
+        return self._current().lookup_many(addresses, out)
+
+    def explain(self, ip: Any, at: Any = None) -> list:
+        """Every registration covering ``ip`` and whether it counts at ``at`` (default: now).
+
+        See :meth:`Allowlist.explain`.
+        """
+        if at is None:
+            at = self._now()
+        return self._current().explain(ip, at)
+
+    @property
+    def current(self) -> Allowlist:
+        """The allowlist answering now (immutable: keep it to ask several questions of one list)."""
+        return self._current()
+
+    @property
+    def registry(self) -> Registry:
+        """The registry the current list was compiled from (every record, whatever its standing)."""
+        return self._current()._registry
+
+    def __len__(self) -> int:
+        """Registrations that count now."""
+        return len(self._current())
+
+    # -- monitoring ------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """Increases by one at every swap (a reload or a lifecycle boundary); 1 after the first load."""
+        return self._snap.generation
+
+    @property
+    def next_boundary(self) -> datetime | None:
+        """When the current list stops being right by the clock alone, or None."""
+        until = self._snap.until
+        return None if math.isinf(until) else self._utc(until)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """``registrations`` (in the registry), ``active`` (counting now), ``ipv4_prefixes``, ``ipv6_prefixes``."""
+        al = self._current()
+        prefixes = al.prefix_count
+        return {"registrations": len(al._registry), "active": len(al),
+                "ipv4_prefixes": prefixes[4], "ipv6_prefixes": prefixes[6]}
+
+    def status(self) -> dict[str, Any]:
+        """Everything a monitoring probe wants, as one dict."""
+        return {
+            "source": self.source,
+            "generation": self.generation,
+            "loaded_at": self.loaded_at,
+            "reloads": self.reloads,
+            "failures": self.failures,
+            "last_error": None if self.last_error is None else str(self.last_error),
+            "last_error_at": self.last_error_at,
+            "stale_answers": self.stale_answers,
+            "next_boundary": self.next_boundary,
+            "polling": self._thread is not None and self._thread.is_alive(),
+            **self.counts,
+        }
+
+    def __repr__(self) -> str:
+        c = self.counts
+        return (f"<LiveAllowlist {self.source if self._path else 'registry'}: generation "
+                f"{self.generation}, {c['active']:,} of {c['registrations']:,} registrations counting, "
+                f"{self.failures} failed reloads>")
+
+    # -- changing --------------------------------------------------------------------
+
+    def reload(self, *, force: bool = False) -> int:
+        """Re-read the file now, compile, swap; return the new generation.
+
+        Unlike the background check, this rebuilds even when the content is
+        unchanged.  ``force=True`` also skips the ``max_loss`` guard (for a
+        registry that really shrank).  For a registry given as objects it
+        recompiles for the current time.
+
+        Raises:
+            ParseError, OSError, ReloadRefused: the reload failed; the old list
+                keeps serving (and the failure is recorded as in the background).
+        """
+        with self._lock:
+            if self._path is None:
+                snap = self._build(self._snap.registry, self._now())
+                self._swap_in(snap)
+            else:
+                self._load(force=True, guard=not force, raise_errors=True)
+            self._prebuild()
+            return self.generation
+
+    def check(self) -> bool:
+        """One round of what the background thread does: file, clock, prebuild.
+
+        Reloads when the file changed, swaps when the clock passed a
+        boundary, and compiles the next list ahead.  Failures are recorded,
+        not raised.  Returns True when a new list was swapped in.
+        """
+        with self._lock:
+            generation = self.generation
+            if self._path is not None:
+                try:
+                    key = _file_key(os.stat(self._path))
+                except OSError as exc:
+                    key = ("unreadable", type(exc).__name__, exc.errno)
+                if key != self._seen_key or self._racy:
+                    self._load(force=False, raise_errors=False)
+            self._follow_clock()
+            self._prebuild()
+            return self.generation != generation
+
+    def close(self) -> None:
+        """Stop the background thread (the list keeps answering, frozen).  Idempotent."""
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_JOIN_SECONDS)
+            if thread.is_alive():
+                log.warning("ipallow.live: the reload thread for %s did not stop within %.0f s",
+                            self.source, _JOIN_SECONDS)
+
+    @property
+    def closed(self) -> bool:
+        return self._stop.is_set()
+
+    def __enter__(self) -> "LiveAllowlist":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _now(self) -> float:
+        now = self._clock()
+        if isinstance(now, bool) or not isinstance(now, (int, float)) or math.isnan(now):
+            raise TypeError(f"clock() must return POSIX seconds (a number), got {now!r}")
+        return float(now)
+
+    @staticmethod
+    def _utc(t: float) -> datetime:
+        return datetime.fromtimestamp(t, UTC)
+
+    def _build(self, registry: Registry, t: float) -> _Snapshot:
+        allowlist = Allowlist.from_registry(registry, at=t)
+        return _Snapshot(allowlist, registry, registry._prev_boundary_ts(t), registry._next_boundary_ts(t))
+
+    def _swap_in(self, snap: _Snapshot) -> None:
+        with self._swap_lock:
+            old = self._snap
+            snap.generation = (old.generation if old is not None else 0) + 1
+            self._snap = snap
+
+    def _follow_clock(self) -> None:
+        now = self._now()
+        snap = self._snap
+        if snap.since <= now < snap.until:
+            return
+        nxt = snap.next
+        if nxt is None or not nxt.since <= now < nxt.until:
+            nxt = self._build(snap.registry, now)
+        with self._swap_lock:
+            if self._snap is snap:
+                nxt.generation = snap.generation + 1
+                self._snap = nxt
+        log.debug("lifecycle boundary passed: generation %d, %d registrations counting",
+                  self._snap.generation, len(self._snap.allowlist))
+
+    def _prebuild(self) -> None:
+        snap = self._snap
+        if snap.next is None and not math.isinf(snap.until):
+            nxt = self._build(snap.registry, snap.until)
+            snap.next = nxt
+
+    def _read(self) -> tuple[bytes, os.stat_result]:
+        fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            before = os.fstat(fd)
+            if stat_module.S_ISDIR(before.st_mode):
+                raise IsADirectoryError(21, "is a directory", self._path)
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                raw = handle.read()
+            after = os.fstat(fd)
+        finally:
+            os.close(fd)
+        if _file_key(before) != _file_key(after) or len(raw) != before.st_size:
+            raise _Unsettled()
+        return raw, before
+
+    def _load(self, *, force: bool, raise_errors: bool, guard: bool = True) -> bool:
+        """Read, parse, compile and swap in the file; on failure keep the old list."""
+        try:
+            raw, st = self._read()
+        except _Unsettled:
+            log.debug("%s changed while being read; trying again on the next poll", self._path)
+            self._seen_key = None
+            if raise_errors:
+                raise OSError(f"{self._path} changed while being read; try again") from None
+            return False
+        except OSError as exc:
+            try:
+                key = _file_key(os.stat(self._path))
+            except OSError as again:
+                key = ("unreadable", type(again).__name__, again.errno)
+            self._seen_key = key
+            self._seen_digest = None
+            self._racy = False      # no content to compare: retry when the identity changes
+            return self._fail(exc, raise_errors)
+        key = _file_key(st)
+        self._racy = time.time() - st.st_mtime_ns / 1e9 < _RACY_SECONDS
+        digest = hashlib.blake2b(raw, digest_size=20).digest()
+        if not force and digest == self._seen_digest:
+            self._seen_key = key     # touched or replaced by identical content (or the same bad file)
+            return False
+        self._seen_key, self._seen_digest = key, digest
+        try:
+            if not raw.strip():
+                raise ReloadRefused(f"{self._path} is empty ({len(raw)} bytes); not loaded")
+            registry = parse_registry(raw, self._path, format=self._format)
+            old = self._snap
+            if guard and old is not None and len(old.registry):
+                lost = (len(old.registry) - len(registry)) / len(old.registry)
+                if lost > self._max_loss:
+                    raise ReloadRefused(
+                        f"{self._path} has {len(registry):,} registrations where {len(old.registry):,} "
+                        f"are serving: {lost:.0%} lost, more than max_loss={self._max_loss:.0%} "
+                        f"(a half-written export?); not swapped in. reload(force=True) accepts it")
+            snap = self._build(registry, self._now())
+        except Exception as exc:
+            return self._fail(exc, raise_errors)
+        self._swap_in(snap)
+        self.last_error = self.last_error_at = None     # healthy again; `failures` and the log keep history
+        self.reloads += 1
+        self.loaded_at = self._utc(self._now())
+        log.info("loaded %s: generation %d, %d registrations, %d counting now",
+                 self._path, snap.generation, len(registry), len(snap.allowlist))
+        return True
+
+    def _fail(self, exc: BaseException, raise_errors: bool) -> bool:
+        self.failures += 1
+        self.last_error = exc
+        self.last_error_at = self._utc(self._now())
+        if self._snap is None:     # first load: nothing to keep serving
+            raise exc
+        log.warning("reload of %s failed (failure %d); still serving generation %d: %s",
+                    self._path, self.failures, self.generation, exc)
+        if raise_errors:
+            raise exc
+        return False
+
+
+def _run(ref: "weakref.ref[LiveAllowlist]", stop: threading.Event, wake: threading.Event) -> None:
+    """The background thread: check, then sleep until the next poll or boundary, or a wake-up.
+
+    Holds only a weak reference between rounds, so an abandoned LiveAllowlist
+    is collected and its thread ends.
+    """
+    while not stop.is_set():
+        live = ref()
+        if live is None:
+            return
+        wake.clear()
+        timeout = live._poll or 1.0
+        try:
+            live.check()
+            remaining = live._snap.until - live._now()
+            timeout = min(timeout, max(remaining, 0.001))
+        except Exception as exc:     # never let the thread die; record and go on
+            live.failures += 1
+            live.last_error = exc
+            log.exception("ipallow.live: unexpected error while checking %s", live.source)
+        del live
+        wake.wait(timeout)
