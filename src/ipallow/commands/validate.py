@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any, NamedTuple
 
@@ -11,7 +12,8 @@ import numpy as np
 from ipallow import ParseError, Problem, _parse, synth
 from ipallow.commands import EXIT_NEGATIVE, EXIT_OK
 from ipallow.commands._common import (AT_HELP, add_parser, list_path, load_source, parse_at_argument,
-                                      plural, print_json, problem_json, registration_label)
+                                      plural, print_json, problem_json, registration_label,
+                                      stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 
 EXAMPLES = """\
@@ -106,12 +108,17 @@ def find_overlaps(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.
 
 # -- where each registration is in the file ------------------------------------------------
 
-def _plain_places(name: str, text: str) -> list[tuple[int, int]]:
-    """(line, column) of each registration of a plain list, in load order."""
+def _plain_places(name: str, text: str, count: int) -> np.ndarray:
+    """(line, column) of each of the ``count`` registrations of a plain list, in load order."""
     if name.lower().endswith(".csv"):
         from ipallow.loaders import _csv_items       # the loader's own row positions
-        return _csv_items(text, name)[1]
-    return [(line, column) for line, column, _ in _parse.iter_text_lines(text)]
+        places = _csv_items(text, name)[1]
+    else:
+        # Generated lists have an entry on every line, flush left: then line = index + 1.
+        if len(text.splitlines()) == count and not re.search(r"(?m)^[ \t]", text):
+            return np.stack([np.arange(1, count + 1), np.ones(count, dtype=np.int64)], axis=1)
+        places = [(line, column) for line, column, _ in _parse.iter_text_lines(text)]
+    return np.array(places, dtype=np.int64).reshape(-1, 2)
 
 
 def _registry_places(name: str, text: str) -> dict[str, tuple[int, int]]:
@@ -129,70 +136,93 @@ def _registry_places(name: str, text: str) -> dict[str, tuple[int, int]]:
 
 def _prefix_texts(c, rows: np.ndarray) -> list[str]:
     """CIDR text of some prefix rows, formatted in bulk (no ipaddress objects)."""
-    out: list[str] = [""] * len(rows)
+    unique, inverse = np.unique(rows, return_inverse=True)
+    texts = np.empty(len(unique), dtype=object)
     for v in (4, 6):
-        where = np.flatnonzero(c.version[rows] == v)
-        if not len(where):
-            continue
-        r = rows[where]
-        texts = (synth.ipv4_strings(c.lo[r], c.prefixlen[r]) if v == 4
-                 else synth.ipv6_strings(c.hi[r], c.lo[r], c.prefixlen[r]))
-        for i, t in zip(where.tolist(), texts):
-            out[i] = t
-    return out
+        where = np.flatnonzero(c.version[unique] == v)
+        if len(where):
+            r = unique[where]
+            texts[where] = (synth.ipv4_strings(c.lo[r], c.prefixlen[r]) if v == 4
+                            else synth.ipv6_strings(c.hi[r], c.lo[r], c.prefixlen[r]))
+    return texts[inverse].tolist()
 
 
-def _warnings(source, file_name: str, text: str) -> list[dict[str, Any]]:
-    """Duplicate / overlap warnings: one per pair of registrations, in file order."""
+class Found(NamedTuple):
+    """The warnings of a file, in file order (one per pair of registrations and kind)."""
+
+    line: list
+    column: list
+    kind: list           # "duplicate" / "overlap"
+    message: list
+    network: list
+    other_network: list
+    other_line: list
+    id: list | None      # registry ids (None for plain lists)
+    other_id: list | None
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    def records(self, path: str) -> list[dict[str, Any]]:
+        out = []
+        for k in range(len(self)):
+            record = {"path": path, "line": self.line[k], "column": self.column[k], "kind": self.kind[k],
+                      "message": self.message[k], "network": self.network[k],
+                      "other_network": self.other_network[k], "other_line": self.other_line[k]}
+            if self.id is not None:
+                record["id"], record["other_id"] = self.id[k], self.other_id[k]
+            out.append(record)
+        return out
+
+
+def _warnings(source, file_name: str, text: str) -> Found:
+    """Duplicate / overlap warnings: one per pair of registrations and kind, in file order."""
     allowlist = source.allowlist
     c = allowlist._compiled
     found = find_overlaps(c.version, c.hi, c.lo, c.prefixlen)
-    if not len(found.kind):
-        return []
+    count = len(allowlist)
     inner_reg = c.prefix_reg[found.inner].astype(np.int64)
     outer_reg = c.prefix_reg[found.outer].astype(np.int64)
     # One warning per (registration, registration, kind): a range gives several prefixes.
-    _, first = np.unique(np.stack([inner_reg, outer_reg, found.kind.astype(np.int64)]), axis=1,
-                         return_index=True)
+    key = (inner_reg * max(count, 1) + outer_reg) * 2 + found.kind
+    _, first = np.unique(key, return_index=True)
     first.sort()
     kind, inner, outer = found.kind[first], found.inner[first], found.outer[first]
     inner_reg, outer_reg = inner_reg[first], outer_reg[first]
     if source.registry is not None:
         by_id = _registry_places(file_name, text)
-        ids = [registration_label(d, i) for i, d in enumerate(c.data or [None] * len(allowlist))]
-        places = np.array([by_id.get(rid, (0, 0)) for rid in ids] or np.zeros((0, 2)), dtype=np.int64)
+        all_ids = [registration_label(d, i) for i, d in enumerate(c.data or [None] * count)]
+        places = np.array([by_id.get(rid, (0, 0)) for rid in all_ids], dtype=np.int64).reshape(-1, 2)
     else:
-        ids = None
-        places = np.array(_plain_places(file_name, text) or np.zeros((0, 2)), dtype=np.int64)
+        all_ids = None
+        places = _plain_places(file_name, text, count)
     line, column = places[inner_reg, 0], places[inner_reg, 1]
     other_line = places[outer_reg, 0]
     order = np.lexsort((column, line))
+    kind, inner_reg, outer_reg = kind[order], inner_reg[order], outer_reg[order]
+    line, column, other_line = line[order].tolist(), column[order].tolist(), other_line[order].tolist()
     nets = _prefix_texts(c, inner[order])
     others = _prefix_texts(c, outer[order])
-    out = []
-    path = source.name
-    for k, (i, j, ln, col, oln, kd) in enumerate(zip(inner_reg[order].tolist(), outer_reg[order].tolist(),
-                                                   line[order].tolist(), column[order].tolist(),
-                                                   other_line[order].tolist(), kind[order].tolist())):
-        if ids is None:
-            where = f"line {oln}" if i != j else "the same registration"
-        else:
-            where = f"{ids[j]}, line {oln}" if i != j else f"the same registration {ids[i]}"
-        if kd == DUPLICATE:
-            message = f"{nets[k]} is registered again ({where}); the first registration wins lookups"
-        else:
-            message = f"{nets[k]} lies inside {others[k]} ({where}); lookups return the longer prefix"
-        record = {"path": path, "line": ln, "column": col, "message": message, "kind": KINDS[kd],
-                  "network": nets[k], "other_network": others[k], "other_line": oln}
-        if ids is not None:
-            record["id"], record["other_id"] = ids[i], ids[j]
-        out.append(record)
-    return out
+    same = (inner_reg == outer_reg).tolist()
+    if all_ids is None:
+        ids = other_ids = None
+        where = ["the same registration" if s else f"line {ol}" for s, ol in zip(same, other_line)]
+    else:
+        ids = [all_ids[i] for i in inner_reg.tolist()]
+        other_ids = [all_ids[j] for j in outer_reg.tolist()]
+        where = [f"the same registration {i}" if s else f"{j}, line {ol}"
+                 for s, i, j, ol in zip(same, ids, other_ids, other_line)]
+    kinds = [KINDS[k] for k in kind.tolist()]
+    message = [f"{n} is registered again ({w}); the first registration wins lookups" if k == "duplicate"
+               else f"{n} lies inside {o} ({w}); lookups return the longer prefix"
+               for k, n, o, w in zip(kinds, nets, others, where)]
+    return Found(line, column, kinds, message, nets, others, other_line, ids, other_ids)
 
 
+@stops_quietly_on_closed_output
 def cmd_validate(args: argparse.Namespace) -> int:
     errors: list[Problem] = []
-    warnings: list[dict[str, Any]] = []
+    warnings = Found([], [], [], [], [], [], [], None, None)
     source = None
     with list_path(args.file) as file_name:
         try:
@@ -209,8 +239,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     name = "<stdin>" if args.file == "-" else args.file
     errors = [p._replace(path=name) if p.path == file_name else p for p in errors]
     failed = bool(errors) or (args.strict and bool(warnings))
-    summary: dict[str, Any] = {"file": name, "valid": not failed, "errors": [problem_json(p) for p in errors],
-                               "warnings": warnings}
+    summary: dict[str, Any] = {"file": name, "valid": not failed, "errors": [problem_json(p) for p in errors]}
     if source is not None:
         counts = source.allowlist.prefix_count
         summary["registrations"] = len(source.registry) if source.registry is not None else len(source.allowlist)
@@ -219,19 +248,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
             summary["counting"] = len(source.allowlist)
         summary["prefixes"] = {"ipv4": counts[4], "ipv6": counts[6]}
     if args.json:
+        summary["warnings"] = warnings.records(name)
         print_json(summary)
         return EXIT_NEGATIVE if failed else EXIT_OK
-    lines = [(p.line, p.column, f"{p.path}:{p.line}:{p.column}: error: {p.message}") for p in errors]
-    lines += [(w["line"], w["column"], f"{w['path']}:{w['line']}:{w['column']}: warning: {w['message']}")
-              for w in warnings]
-    for _, _, text in sorted(lines, key=lambda t: (t[0], t[1])):
-        print(text)
+    if errors:      # warnings only exist once the file loads: never both
+        sys.stdout.write("".join(f"{p.path}:{p.line}:{p.column}: error: {p.message}\n" for p in errors))
+    elif len(warnings):
+        sys.stdout.write("".join(f"{name}:{ln}:{col}: warning: {m}\n" for ln, col, m in
+                                 zip(warnings.line, warnings.column, warnings.message)))
     if errors:
         verdict = f"{plural(len(errors), 'error')}; the file does not load"
         if not args.no_warnings:
             verdict += " (overlap checks run once it loads)"
     else:
-        n_dup = sum(w["kind"] == "duplicate" for w in warnings)
+        n_dup = warnings.kind.count("duplicate")
         what = (f"{plural(summary['registrations'], 'registration')}"
                 + (f" ({summary['counting']:,} counting now)" if "counting" in summary else "")
                 + f", {summary['prefixes']['ipv4']:,} IPv4 and {summary['prefixes']['ipv6']:,} IPv6 prefixes")
