@@ -1,0 +1,884 @@
+"""Columns in, columns out: classify the address columns of Arrow, pandas, numpy and Dask data.
+
+Flow logs (NetFlow / IPFIX exports, connection logs) arrive as columns of address
+text.  The functions here hand those columns to the compiled core without making
+a Python object per row wherever the column's memory allows it:
+
+=================================================  ====================================
+column                                             how it is read
+=================================================  ====================================
+``pyarrow`` ``string`` / ``large_string`` /        the offsets and data buffers, in
+``binary`` / ``large_binary`` (Array or            place (GIL released), chunk by chunk
+ChunkedArray, any offset / slice)
+``string_view`` / ``binary_view``                  cast to ``large_string`` first (a copy)
+dictionary-encoded strings (Arrow dictionary,      the dictionary once, then a numpy
+pandas ``category``)                               ``take`` by the indices
+pandas ``str`` / ``string[pyarrow]`` /             its Arrow chunks, in place
+``ArrowDtype(pa.string())`` Series
+pandas ``object`` / ``string[python]`` Series,     the existing ``str`` objects (C loop)
+numpy ``object`` arrays, lists
+numpy ``U`` / ``S`` arrays                         in place (``S`` is address *text* here)
+integer columns (numpy, pandas incl. nullable      IPv4 addresses as unsigned 32-bit
+``Int64``/``UInt32``, Arrow ints)                  integers
+=================================================  ====================================
+
+Rows that are not an address never become a silent wrong answer.  Every row is
+one of: a registration's match, no match, **null** (None, NaN, ``pd.NA``, an Arrow
+null) or **unparseable** (text the strict parser refuses, e.g. ``" 1.2.3.4"``,
+``"1.2.3.256"``, ``"fe80::1%eth0"``, ``""``, or a value of no address type).  The
+column functions return a ``valid`` mask next to the answer (False for null and
+unparseable rows, whose answer is ``False`` / ``-1``); with ``strict=True`` they
+raise :class:`BadRowError` naming the first bad row instead.  :func:`match_codes`
+gives the four cases as one int32 code per row.
+
+``classify(df, column, allowlist)`` adds ``allowed`` (bool), ``registration``
+(int32 registration index, -1 when not allowed) and ``valid`` (bool) columns to a
+pandas or Dask DataFrame.
+
+Dask: the allowlist reaches each worker process **once**, never once per
+partition.  Pass either
+
+* an :class:`~ipallow.Allowlist` -- with a ``dask.distributed`` client it is
+  broadcast to every worker with one ``client.scatter(..., broadcast=True)``
+  (pickled as its snapshot bytes, which travel out of band, without a copy into
+  the pickle); every task on a worker then uses that worker's single copy.  The
+  shipment is cached per (allowlist, client): classifying again re-uses it
+  (:func:`ship` does the broadcast explicitly and returns the future);
+* or the path of a snapshot file (``allowlist.save(path)``) on storage every
+  worker can read: each worker process memory-maps it once (pages shared by all
+  processes of a machine) and caches it.  The plan records the snapshot's
+  checksum, so a file replaced while the job runs is refused rather than mixed
+  in.  This is also the way for Dask's local ``processes`` scheduler, which
+  would otherwise pickle the allowlist into every task.
+
+:func:`worker_stats` (e.g. ``client.run(ipallow.dataframe.worker_stats)``) shows,
+per worker process, how many shipped allowlists arrived and how many snapshot
+files were mapped.
+
+pandas, pyarrow and dask are optional: each is imported only when a column or a
+frame of its kind is handed over (``pip install 'ipallow[dataframe]'``).
+"""
+
+from __future__ import annotations
+
+import collections
+import mmap
+import os
+import sys
+import threading
+import uuid
+import weakref
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ipallow import _trie
+from ipallow.allowlist import Allowlist
+from ipallow.errors import AddressError
+
+__all__ = [
+    "contains_many",
+    "lookup_many",
+    "match_codes",
+    "classify",
+    "ship",
+    "registration_labels",
+    "worker_stats",
+    "ColumnMatch",
+    "BadRowError",
+    "NO_MATCH",
+    "UNPARSEABLE",
+    "NULL",
+]
+
+#: :func:`match_codes` values below zero (a registration index is >= 0).
+NO_MATCH = -1
+UNPARSEABLE = -2
+NULL = -3
+
+# The core's codes for the same cases (Index._match_text*): they must agree.
+assert (_trie.NO_MATCH, _trie.UNPARSEABLE, _trie.MISSING) == (NO_MATCH, UNPARSEABLE, NULL)
+
+SNAPSHOT_CACHE_SIZE = 4   # snapshot files kept mapped per process
+
+
+class ColumnMatch(NamedTuple):
+    """The answer for a column, with the rows it is an answer for.
+
+    ``values``: numpy ``bool`` (:func:`contains_many`) or ``int32`` registration
+    indices (:func:`lookup_many`); ``False`` / ``-1`` on invalid rows.
+    ``valid``: numpy ``bool``, False where the row is null or unparseable.
+    """
+
+    values: np.ndarray
+    valid: np.ndarray
+
+
+class BadRowError(ValueError):
+    """A null or unparseable address in a column classified with ``strict=True``.
+
+    Attributes:
+        position: 0-based row position (within ``partition`` for Dask).
+        value: the row's value (None for a null).
+        reason: why it is not an address (``"null"`` or the parser's message).
+        label: the pandas index label of the row, or None.
+        partition: the Dask partition number, or None.
+        column: the column name, or None.
+        nulls, unparseable: how many rows of each kind the column (partition) has.
+    """
+
+    def __init__(self, position: int, value: Any, reason: str, label: Any = None,
+                 partition: int | None = None, column: Any = None, nulls: int = 0,
+                 unparseable: int = 0) -> None:
+        self.position = position
+        self.value = value
+        self.reason = reason
+        self.label = label
+        self.partition = partition
+        self.column = column
+        self.nulls = nulls
+        self.unparseable = unparseable
+        where = f"row {position}"
+        if label is not None and label != position:
+            where += f" (index {label!r})"
+        if partition is not None:
+            where += f" of partition {partition}"
+        if column is not None:
+            where += f" of column {column!r}"
+        total = nulls + unparseable
+        tail = (f"; {total} bad row{'s' if total != 1 else ''} in all "
+                f"({nulls} null, {unparseable} unparseable)") if total else ""
+        super().__init__(f"{where}: {reason}{tail}")
+
+    def __reduce__(self):  # Dask sends it from the worker to the client
+        return (type(self), (self.position, self.value, self.reason, self.label, self.partition,
+                             self.column, self.nulls, self.unparseable))
+
+
+# ---------------------------------------------------------------------------
+# Public column functions
+# ---------------------------------------------------------------------------
+
+def match_codes(column: Any, allowlist: Any) -> np.ndarray:
+    """One int32 code per row: the registration index, or ``NO_MATCH`` / ``UNPARSEABLE`` / ``NULL``.
+
+    ``>= 0``: the registration of the longest matching prefix (``allowlist[i]``);
+    ``NO_MATCH`` (-1): a valid address no registration covers; ``UNPARSEABLE``
+    (-2); ``NULL`` (-3).  Never raises for a bad row.
+
+    Arguments:
+        column: see the module documentation for the accepted columns.
+        allowlist: an :class:`~ipallow.Allowlist`, or the path of a snapshot
+            file (mapped once per process and cached).
+
+    Raises:
+        TypeError: a column of no supported type or dtype (float, bool, ...).
+
+    >>> match_codes(["10.1.2.3", "8.8.8.8", "10.1.2", None], Allowlist(["10.0.0.0/8"])).tolist()
+    [0, -1, -2, -3]
+    """
+    al = _as_allowlist(allowlist)
+    return _registrations(al, _prefix_codes(column, al))
+
+
+def contains_many(column: Any, allowlist: Any, *, strict: bool = False) -> ColumnMatch:
+    """Membership of every row of an address column: ``(allowed, valid)`` numpy bool arrays.
+
+    ``allowed`` is True where a registration covers the row's address; it is
+    False for null and unparseable rows, which ``valid`` marks False.  Agrees
+    with :meth:`Allowlist.contains_many` on every valid row (``::ffff:a.b.c.d``
+    is looked up as ``a.b.c.d``; an IPv4 address never matches an IPv6 prefix).
+
+    Arguments:
+        column: a pyarrow (chunked) string / binary / dictionary / integer array,
+            a pandas Series or Index, a numpy ``U`` / ``S`` / object / integer
+            array, or a list.  ``bytes`` and ``S`` rows are ASCII address text
+            (not packed addresses, unlike :meth:`Allowlist.contains_many`).
+        allowlist: an :class:`~ipallow.Allowlist` or the path of a snapshot file.
+        strict: raise :class:`BadRowError` for the first null or unparseable row.
+
+    Raises:
+        BadRowError: ``strict=True`` and a bad row (a ``ValueError``).
+        TypeError: a column of no supported type or dtype.
+
+    >>> allowed, valid = contains_many(["10.1.2.3", "8.8.8.8", None], Allowlist(["10.0.0.0/8"]))
+    >>> allowed.tolist(), valid.tolist()
+    ([True, False, False], [True, True, False])
+    """
+    al = _as_allowlist(allowlist)
+    codes = _prefix_codes(column, al)
+    valid = codes >= NO_MATCH
+    if strict:
+        _raise_first_bad(column, codes, valid)
+    return ColumnMatch(codes >= 0, valid)
+
+
+def lookup_many(column: Any, allowlist: Any, *, strict: bool = False) -> ColumnMatch:
+    """Registration index of the longest match of every row: ``(registrations, valid)``.
+
+    ``registrations`` is int32, -1 where no registration covers the address and
+    on invalid (null or unparseable) rows, which ``valid`` marks False.  Takes
+    the same columns as :func:`contains_many`; agrees with
+    :meth:`Allowlist.lookup_many` on every valid row.
+
+    Raises:
+        BadRowError: ``strict=True`` and a null or unparseable row.
+        TypeError: a column of no supported type or dtype.
+
+    >>> al = Allowlist(["10.0.0.0/8", "10.1.0.0/16"])
+    >>> lookup_many(["10.1.2.3", "10.2.0.1", "bad"], al).values.tolist()
+    [1, 0, -1]
+    """
+    al = _as_allowlist(allowlist)
+    codes = _prefix_codes(column, al)
+    valid = codes >= NO_MATCH
+    if strict:
+        _raise_first_bad(column, codes, valid)
+    registrations = _registrations(al, codes)
+    np.maximum(registrations, NO_MATCH, out=registrations)
+    return ColumnMatch(registrations, valid)
+
+
+def registration_labels(allowlist: Any, registrations: Any) -> list:
+    """Short ids for registration indices, e.g. to label a summary grouped by ``registration``.
+
+    The id is the registration's ``id`` (a registry record, or an ``id`` /
+    ``registration_id`` / ``name`` data field), else ``"#index"``; None for -1.
+    Meant for the few distinct indices of a summary, not for every row.
+
+    >>> registration_labels(Allowlist([("10.0.0.0/8", {"id": "PTA-7"}), "2001:db8::/32"]), [0, 1, -1])
+    ['PTA-7', '#1', None]
+    """
+    al = _as_allowlist(allowlist)
+    data = al._compiled.data
+    labels = []
+    for value in np.asarray(registrations).reshape(-1).tolist():
+        index = int(value)
+        if index < 0:
+            labels.append(None)
+        else:
+            labels.append(_label(data[index] if data is not None else None, index)
+                          if index < len(al) else _raise_index(index, len(al)))
+    return labels
+
+
+# ---------------------------------------------------------------------------
+# DataFrames: pandas and Dask
+# ---------------------------------------------------------------------------
+
+def classify(df: Any, column: Any, allowlist: Any, *, registration: bool | str = True,
+             valid: bool | str = True, strict: bool = False, allowed: str = "allowed",
+             client: Any = None) -> Any:
+    """``df`` with ``allowed``, ``registration`` and ``valid`` columns for its address ``column``.
+
+    ``allowed`` (bool): a registration covers the address.  ``registration``
+    (int32): the index of the longest matching registration, -1 when not
+    allowed (``registration_labels`` turns indices into ids).  ``valid`` (bool):
+    False where the address is null or unparseable -- such rows are
+    ``allowed=False`` and ``registration=-1``, so ``~allowed & valid`` is the
+    traffic from valid addresses no registration covers.  Index, row order and
+    the other columns are kept; existing columns of the output names are
+    replaced (as ``DataFrame.assign`` does).  The input frame is not modified.
+
+    Arguments:
+        df: a pandas DataFrame, or a ``dask.dataframe`` DataFrame (the result is
+            then lazy, one task per partition).
+        column: the name of the address column (any column type that
+            :func:`contains_many` takes).
+        allowlist: an :class:`~ipallow.Allowlist`; the path of a snapshot file
+            (``allowlist.save(path)``) readable by every worker; or, for Dask,
+            the future :func:`ship` returned.  See the module documentation for
+            how each reaches the workers (once per worker process).
+        registration, valid: True for the default column name, a string for
+            another name, False to leave the column out.
+        allowed: the name of the ``allowed`` column.
+        strict: raise :class:`BadRowError` for a null or unparseable address
+            instead of marking it invalid (for Dask: when computed, naming the
+            partition; with several bad partitions, whichever fails first).
+        client: the ``dask.distributed`` Client to ship the allowlist with
+            (default: the current client, if any).
+
+    Raises:
+        KeyError: ``column`` is not a column of ``df``.
+        ValueError: clashing output column names.
+        BadRowError: ``strict=True`` and a bad row.
+        TypeError: ``df`` is neither a pandas nor a Dask DataFrame; an
+            unsupported column dtype; ``allowlist`` of no supported kind.
+
+    >>> import pandas as pd
+    >>> out = classify(pd.DataFrame({"src": ["10.1.2.3", "8.8.8.8", None]}), "src", Allowlist(["10.0.0.0/8"]))
+    >>> out[["allowed", "registration", "valid"]].to_dict("list")
+    {'allowed': [True, False, False], 'registration': [0, -1, -1], 'valid': [True, True, False]}
+    """
+    names = _output_names(column, allowed, registration, valid)
+    if _is_dask_frame(df):
+        return _classify_dask(df, column, allowlist, names, strict, client)
+    pd = _pandas_or_none()
+    if pd is None or not isinstance(df, pd.DataFrame):
+        raise TypeError(f"classify takes a pandas or dask DataFrame, not {type(df).__name__}")
+    if column not in df.columns:
+        raise KeyError(f"no column {column!r} in the DataFrame")
+    return _classify_frame(df, column, _as_allowlist(allowlist), names, strict, None)
+
+
+def ship(allowlist: Allowlist, client: Any = None) -> Any:
+    """Broadcast ``allowlist`` to every worker of a ``dask.distributed`` client, once.
+
+    Returns the ``distributed.Future`` to pass to :func:`classify` (or as an
+    argument of your own ``map_partitions`` function: Dask hands each task the
+    worker's local copy).  The allowlist is pickled once (its snapshot bytes,
+    out of band) and sent to each worker; a worker that joins later fetches it
+    from a peer when a task first needs it.  Shipping the same allowlist to the
+    same client again returns the same future; the workers hold it until the
+    allowlist is garbage-collected here or the future is released.
+
+    Raises:
+        TypeError: ``allowlist`` is not an Allowlist.
+        ValueError: no client given and none is current.
+    """
+    if not isinstance(allowlist, Allowlist):
+        raise TypeError(f"ship takes an ipallow.Allowlist, not {type(allowlist).__name__}")
+    if client is None:
+        client = _current_client()
+        if client is None:
+            raise ValueError("no dask.distributed client: pass client= or create a Client first")
+    with _LOCK:
+        shipped = _SHIPPED.get(allowlist)
+        if shipped is not None:
+            future = shipped.get(id(client))
+            if (future is not None and future.client is client and future.status == "finished"
+                    and getattr(client, "status", "running") == "running"):
+                return future
+    future = client.scatter(_Shipped(allowlist), broadcast=True, hash=False)
+    with _LOCK:
+        _SHIPPED.setdefault(allowlist, {})[id(client)] = future
+    return future
+
+
+def worker_stats() -> dict[str, Any]:
+    """What this process has received: for checking that allowlists arrive once per worker.
+
+    ``{"pid": ..., "arrivals": shipped allowlists unpickled here,
+    "snapshot_loads": snapshot files mapped here, "snapshots": [paths cached]}``.
+    Run it on the workers with ``client.run(ipallow.dataframe.worker_stats)``.
+    """
+    with _LOCK:
+        return {"pid": os.getpid(), "arrivals": _STATS["arrivals"],
+                "snapshot_loads": _STATS["snapshot_loads"],
+                "snapshots": [path for path, _ in _SNAPSHOTS]}
+
+
+def _output_names(column: Any, allowed: Any, registration: Any, valid: Any) -> dict[str, Any]:
+    names: dict[str, Any] = {}
+    for kind, given, default in (("allowed", allowed, "allowed"),
+                                 ("registration", registration, "registration"),
+                                 ("valid", valid, "valid")):
+        if given is True:
+            given = default
+        if given is False or given is None:
+            if kind == "allowed":
+                raise ValueError("the allowed column cannot be left out")
+            continue
+        if not isinstance(given, str) or not given:
+            raise TypeError(f"{kind} must be True, False or a column name, not {given!r}")
+        names[kind] = given
+    chosen = list(names.values())
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"output column names clash: {chosen}")
+    if column in chosen:
+        raise ValueError(f"an output column would replace the address column {column!r}")
+    return names
+
+
+def _classify_frame(df: Any, column: Any, al: Allowlist, names: dict[str, Any], strict: bool,
+                    partition: int | None) -> Any:
+    series = df[column]
+    if series.ndim != 1:
+        raise ValueError(f"column name {column!r} is not unique in the DataFrame")
+    codes = _prefix_codes(series, al)
+    ok = codes >= NO_MATCH
+    if strict:
+        _raise_first_bad(series, codes, ok, partition=partition, name=column)
+    out = df.copy(deep=False)
+    out[names["allowed"]] = codes >= 0
+    if "registration" in names:
+        registrations = _registrations(al, codes)
+        np.maximum(registrations, NO_MATCH, out=registrations)
+        out[names["registration"]] = registrations
+    if "valid" in names:
+        out[names["valid"]] = ok
+    return out
+
+
+def _is_dask_frame(df: Any) -> bool:
+    if not type(df).__module__.startswith("dask"):
+        return False
+    import dask.dataframe as dd
+    return isinstance(df, dd.DataFrame)
+
+
+def _classify_dask(ddf: Any, column: Any, allowlist: Any, names: dict[str, Any], strict: bool,
+                   client: Any) -> Any:
+    if column not in ddf.columns:
+        raise KeyError(f"no column {column!r} in the DataFrame")
+    source = _dask_source(allowlist, client)
+    meta = ddf._meta.copy(deep=False)
+    meta[names["allowed"]] = np.zeros(0, dtype=bool)
+    if "registration" in names:
+        meta[names["registration"]] = np.zeros(0, dtype=np.int32)
+    if "valid" in names:
+        meta[names["valid"]] = np.zeros(0, dtype=bool)
+    return ddf.map_partitions(_classify_partition, source, column, names, strict, meta=meta,
+                              enforce_metadata=False, transform_divisions=False)
+
+
+def _classify_partition(pdf: Any, source: Any, column: Any, names: dict[str, Any], strict: bool,
+                        partition_info: dict | None = None) -> Any:
+    """One Dask task: ``source`` is the worker's shipped copy or a snapshot reference."""
+    partition = partition_info.get("number") if partition_info else None
+    return _classify_frame(pdf, column, _resolve(source), names, strict, partition)
+
+
+def _dask_source(allowlist: Any, client: Any) -> Any:
+    """What the task graph carries: a Future, a snapshot reference, or a single Delayed."""
+    if isinstance(allowlist, (str, os.PathLike)):
+        return _SnapshotRef.of(allowlist)
+    if type(allowlist).__name__ == "Future" and type(allowlist).__module__.startswith("distributed"):
+        return allowlist
+    if isinstance(allowlist, _SnapshotRef):
+        return allowlist
+    if not isinstance(allowlist, Allowlist):
+        raise TypeError(f"allowlist must be an ipallow.Allowlist, a snapshot path or a future from "
+                        f"ipallow.dataframe.ship, not {type(allowlist).__name__}")
+    if client is None:
+        client = _current_client()
+    if client is not None:
+        return ship(allowlist, client)
+    # No distributed client: the threaded (default) and synchronous schedulers
+    # share this one object; Dask's "processes" scheduler would pickle it into
+    # each task, so pass a snapshot path there.
+    import dask
+    return dask.delayed(_Shipped(allowlist), name=f"ipallow-allowlist-{uuid.uuid4().hex}",
+                        pure=False, traverse=False)
+
+
+def _current_client() -> Any:
+    if "distributed" not in sys.modules:
+        return None
+    import dask
+    scheduler = dask.config.get("scheduler", None)
+    if scheduler not in (None, "dask.distributed", "distributed"):
+        return None                      # the user chose another scheduler for now
+    from distributed import default_client
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Getting the allowlist to where the rows are
+# ---------------------------------------------------------------------------
+
+_LOCK = threading.Lock()
+_STATS = {"arrivals": 0, "snapshot_loads": 0}
+_SHIPPED: "weakref.WeakKeyDictionary[Allowlist, dict[int, Any]]" = weakref.WeakKeyDictionary()
+_SNAPSHOTS: "collections.OrderedDict[tuple[str, int], Allowlist]" = collections.OrderedDict()
+
+
+class _Shipped:
+    """An allowlist on its way to the workers; unpickling it there is counted."""
+
+    __slots__ = ("allowlist", "__weakref__")
+
+    def __init__(self, allowlist: Allowlist) -> None:
+        self.allowlist = allowlist
+
+    def __reduce__(self):
+        return (_arrived, (self.allowlist,))
+
+
+def _arrived(allowlist: Allowlist) -> _Shipped:
+    with _LOCK:
+        _STATS["arrivals"] += 1
+    return _Shipped(allowlist)
+
+
+class _SnapshotRef(NamedTuple):
+    """A snapshot file as planned on the client: path and header checksum (content identity)."""
+
+    path: str
+    checksum: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike) -> "_SnapshotRef":
+        name = os.path.abspath(os.fspath(path))
+        return cls(name, _snapshot_checksum(name))
+
+
+def _snapshot_checksum(path: str) -> int:
+    """The header checksum of a snapshot file (covers every section's checksum)."""
+    from ipallow import snapshot
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise snapshot.SnapshotError(path, "empty file")
+        buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        header, _ = snapshot.read_header(buffer, path)
+        return int(header.checksum)
+    finally:
+        buffer.close()
+
+
+def _load_snapshot(ref: _SnapshotRef) -> Allowlist:
+    """The allowlist of ``ref``, memory-mapped once per process (LRU of a few files)."""
+    key = (ref.path, ref.checksum)
+    with _LOCK:
+        al = _SNAPSHOTS.get(key)
+        if al is not None:
+            _SNAPSHOTS.move_to_end(key)
+            return al
+    from ipallow import snapshot
+    al = snapshot.load(ref.path)
+    header, _ = snapshot.read_header(al._compiled.snapshot_buffer, ref.path)
+    if int(header.checksum) != ref.checksum:
+        raise snapshot.SnapshotError(ref.path, "the file was replaced after the job was planned "
+                                               "(its checksum differs); plan the job again")
+    with _LOCK:
+        _STATS["snapshot_loads"] += 1
+        _SNAPSHOTS[key] = al
+        while len(_SNAPSHOTS) > SNAPSHOT_CACHE_SIZE:
+            _SNAPSHOTS.popitem(last=False)
+    return al
+
+
+def _resolve(source: Any) -> Allowlist:
+    if isinstance(source, Allowlist):
+        return source
+    if isinstance(source, _Shipped):
+        return source.allowlist
+    if isinstance(source, _SnapshotRef):
+        return _load_snapshot(source)
+    raise TypeError(f"expected an ipallow.Allowlist, got {type(source).__name__}")
+
+
+def _as_allowlist(allowlist: Any) -> Allowlist:
+    if isinstance(allowlist, Allowlist):
+        return allowlist
+    if isinstance(allowlist, (str, os.PathLike)):
+        return _load_snapshot(_SnapshotRef.of(allowlist))
+    raise TypeError(f"allowlist must be an ipallow.Allowlist or a snapshot path, "
+                    f"not {type(allowlist).__name__}")
+
+
+# ---------------------------------------------------------------------------
+# Column -> prefix codes (the core's: prefix index, -1, -2, -3)
+# ---------------------------------------------------------------------------
+
+def _prefix_codes(column: Any, al: Allowlist) -> np.ndarray:
+    module = type(column).__module__
+    if module.startswith("pandas"):
+        pd = _pandas_or_none()
+        if pd is not None and isinstance(column, (pd.Series, pd.Index)):
+            return _pandas_codes(column, al)
+    if module.startswith("pyarrow"):
+        import pyarrow as pa
+        if isinstance(column, pa.ChunkedArray):
+            return _arrow_chunked_codes(column, al)
+        if isinstance(column, pa.Array):
+            return _arrow_codes(column, al)
+    if module.startswith("dask"):
+        raise TypeError("a Dask collection: use ipallow.dataframe.classify, or call this "
+                        "function inside map_partitions")
+    if isinstance(column, np.ndarray):
+        return _numpy_codes(column, al)
+    if isinstance(column, (str, bytes)):
+        raise TypeError(f"expected a column of addresses, not a single {type(column).__name__}")
+    if hasattr(column, "__arrow_c_stream__") or hasattr(column, "__arrow_c_array__"):
+        import pyarrow as pa      # polars and other Arrow-speaking columns
+        if hasattr(column, "__arrow_c_stream__"):
+            return _arrow_chunked_codes(pa.chunked_array(column), al)
+        return _arrow_codes(pa.array(column), al)
+    if isinstance(column, (list, tuple)):
+        return _object_codes(column, al)
+    try:
+        items = list(column)
+    except TypeError:
+        raise TypeError(f"expected a column of addresses, got {type(column).__name__}") from None
+    return _object_codes(items, al)
+
+
+def _pandas_or_none() -> Any:
+    if "pandas" not in sys.modules:
+        return None
+    import pandas
+    return pandas
+
+
+def _pandas_codes(series: Any, al: Allowlist) -> np.ndarray:
+    pd = sys.modules["pandas"]
+    dtype = series.dtype
+    array = series.array
+    if isinstance(dtype, pd.CategoricalDtype):
+        categories = _prefix_codes(dtype.categories, al) if len(dtype.categories) else \
+            np.zeros(0, np.int32)
+        return _take_codes(categories, np.asarray(array.codes), None)
+    if isinstance(dtype, pd.ArrowDtype) or getattr(dtype, "storage", None) in ("pyarrow", "pyarrow_numpy"):
+        data = array.__arrow_array__()
+        import pyarrow as pa
+        if isinstance(data, pa.ChunkedArray):
+            return _arrow_chunked_codes(data, al)
+        return _arrow_codes(data, al)
+    if isinstance(dtype, pd.StringDtype) or dtype == object:
+        return _object_codes(series.to_numpy(dtype=object, na_value=None), al)
+    if dtype.kind in "iu":
+        if isinstance(array, pd.api.extensions.ExtensionArray):     # nullable Int64 / UInt32 ...
+            nulls = np.asarray(series.isna())
+            return _int_codes(series.to_numpy(dtype=np.int64 if dtype.kind == "i" else np.uint64,
+                                              na_value=0), nulls, al)
+        return _int_codes(series.to_numpy(), None, al)
+    raise TypeError(f"unsupported column dtype {dtype}: expected address text (str, bytes), "
+                    f"dictionary-encoded text, or integer IPv4 addresses")
+
+
+def _arrow_chunked_codes(chunked: Any, al: Allowlist) -> np.ndarray:
+    out = np.empty(len(chunked), dtype=np.int32)
+    position = 0
+    for chunk in chunked.chunks:
+        size = len(chunk)
+        if size:
+            out[position:position + size] = _arrow_codes(chunk, al)
+            position += size
+    return out
+
+
+def _arrow_codes(arr: Any, al: Allowlist) -> np.ndarray:
+    import pyarrow as pa
+    t = arr.type
+    if isinstance(t, pa.ExtensionType):
+        return _arrow_codes(arr.storage, al)
+    if pa.types.is_string(t) or pa.types.is_binary(t):
+        large = False
+    elif pa.types.is_large_string(t) or pa.types.is_large_binary(t):
+        large = True
+    elif pa.types.is_string_view(t) or pa.types.is_binary_view(t):
+        target = pa.large_string() if pa.types.is_string_view(t) else pa.large_binary()
+        return _arrow_codes(arr.cast(target), al)
+    elif pa.types.is_dictionary(t):
+        values = _arrow_codes(arr.dictionary, al)
+        indices = arr.indices
+        nulls = indices.is_null().to_numpy(zero_copy_only=False) if indices.null_count else None
+        raw = indices.fill_null(0) if nulls is not None else indices
+        return _take_codes(values, raw.to_numpy(zero_copy_only=False), nulls)
+    elif pa.types.is_null(t):
+        return np.full(len(arr), NULL, dtype=np.int32)
+    elif pa.types.is_integer(t):
+        nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+        raw = arr.fill_null(0) if nulls is not None else arr
+        return _int_codes(raw.to_numpy(zero_copy_only=False), nulls, al)
+    else:
+        raise TypeError(f"unsupported Arrow type {t}: expected string, large_string, binary, "
+                        f"a dictionary of them, or integer IPv4 addresses")
+    validity, offsets, data = arr.buffers()[:3]
+    if not arr.null_count:
+        validity = None
+    return al._match_text_arrow(offsets, data, validity, arr.offset, len(arr), large=large)
+
+
+def _take_codes(values: np.ndarray, indices: np.ndarray, nulls: np.ndarray | None) -> np.ndarray:
+    """Codes of dictionary-encoded rows: ``values[indices]``, NULL where the index is null (or -1)."""
+    indices = np.asarray(indices)
+    missing = indices < 0 if indices.dtype.kind == "i" else np.zeros(indices.shape, dtype=bool)
+    if nulls is not None:
+        missing |= nulls
+    if len(values) == 0:
+        if not missing.all():
+            raise ValueError("dictionary indices point into an empty dictionary")
+        return np.full(indices.shape, NULL, dtype=np.int32)
+    safe = np.where(missing, 0, indices) if missing.any() else indices
+    out = values.take(safe)            # raises IndexError for an index past the dictionary
+    out[missing] = NULL
+    return out
+
+
+def _numpy_codes(arr: np.ndarray, al: Allowlist) -> np.ndarray:
+    kind = arr.dtype.kind
+    if arr.ndim != 1 and kind in "USOiu":
+        if kind in "iu" and arr.ndim == 2:
+            return al._match_many(arr)     # (n, 2) uint64 IPv6 / (n, 4|16) uint8 packed rows
+        raise ValueError(f"expected a 1-D column, got shape {arr.shape}")
+    if kind in "US":
+        codes = al._match_text_fixed(arr)
+        return _refuse_embedded_nul(arr, codes)
+    if kind == "O":
+        return _object_codes(arr, al)
+    if kind in "iu":
+        return _int_codes(arr, None, al)
+    if kind == "V":
+        return al._match_many(arr)         # V4 / V16 packed addresses
+    raise TypeError(f"unsupported array dtype {arr.dtype}: expected address text (U, S, object) "
+                    f"or integer IPv4 addresses")
+
+
+def _refuse_embedded_nul(arr: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Mark rows with a NUL inside the text unparseable.
+
+    numpy pads ``S``/``U`` rows with NULs and the core reads a row up to its
+    first NUL, so ``b"10.0.0.1\\x00junk"`` would read as ``10.0.0.1``.  A row
+    has no inner NUL exactly when its count of non-NUL units equals its
+    length (which numpy takes up to the last non-NUL): one cheap comparison of
+    totals, and a per-row pass only when it fails.
+    """
+    if arr.size == 0 or arr.dtype.itemsize == 0:
+        return codes
+    arr = np.ascontiguousarray(arr)
+    units = arr.view(np.uint8 if arr.dtype.kind == "S" else np.uint32)
+    lengths = np.strings.str_len(arr)
+    if np.count_nonzero(units) == int(lengths.sum()):
+        return codes
+    per_row = np.count_nonzero(units.reshape(arr.shape[0], -1), axis=1)
+    codes[(per_row != lengths) & (codes >= NO_MATCH)] = UNPARSEABLE
+    return codes
+
+
+def _int_codes(values: np.ndarray, nulls: np.ndarray | None, al: Allowlist) -> np.ndarray:
+    """Integer IPv4 addresses; values outside [0, 2**32) are unparseable rows."""
+    values = np.asarray(values)
+    bad = np.zeros(values.shape, dtype=bool)
+    if values.dtype.kind == "i":
+        bad |= values < 0
+    if values.dtype.itemsize > 4:
+        bad |= values > 0xFFFFFFFF
+    if nulls is not None:
+        bad |= nulls
+    clean = np.where(bad, 0, values).astype(np.uint32) if bad.any() else values.astype(np.uint32)
+    codes = al._match_many(clean)
+    if bad.any():
+        codes[bad] = UNPARSEABLE
+        if nulls is not None:
+            codes[nulls] = NULL
+    return codes
+
+
+def _object_codes(items: Any, al: Allowlist) -> np.ndarray:
+    """Codes for Python objects: text in the core; null-likes and address objects afterwards."""
+    seq = items.tolist() if isinstance(items, np.ndarray) else items
+    codes = al._match_text(seq if isinstance(seq, list) else list(seq))
+    for i in np.flatnonzero(codes == UNPARSEABLE).tolist():
+        item = seq[i]
+        if isinstance(item, (str, bytes)):
+            continue                       # text the parser refused: stays unparseable
+        if _is_null(item):
+            codes[i] = NULL
+            continue
+        try:                               # ints, ipaddress / netaddr addresses, ...
+            codes[i] = al._match_index(item)
+        except (TypeError, ValueError):
+            pass
+    return codes
+
+
+def _is_null(item: Any) -> bool:
+    if item is None:
+        return True
+    if isinstance(item, (float, np.floating)):
+        return bool(item != item)
+    pd = sys.modules.get("pandas")
+    if pd is not None and (item is pd.NA or item is pd.NaT):
+        return True
+    if isinstance(item, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(item))
+    return False
+
+
+def _registrations(al: Allowlist, codes: np.ndarray) -> np.ndarray:
+    """Prefix codes -> registration codes (negative codes kept)."""
+    prefix_reg = al._compiled.prefix_reg
+    if len(prefix_reg) == 0:
+        return codes.copy()
+    out = prefix_reg.take(np.maximum(codes, 0))
+    np.copyto(out, codes, where=codes < 0)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Errors for strict=True
+# ---------------------------------------------------------------------------
+
+def _raise_first_bad(column: Any, codes: np.ndarray, valid: np.ndarray, *,
+                     partition: int | None = None, name: Any = None) -> None:
+    if valid.all():
+        return
+    position = int(np.argmin(valid))
+    value, label = _row(column, position)
+    if codes[position] == NULL:
+        reason = "null (missing) address"
+    else:
+        reason = _why_unparseable(value)
+    raise BadRowError(position, value, reason, label, partition, name,
+                      int(np.count_nonzero(codes == NULL)),
+                      int(np.count_nonzero(codes == UNPARSEABLE)))
+
+
+def _row(column: Any, position: int) -> tuple[Any, Any]:
+    """(value, index label) of row ``position`` of any supported column."""
+    pd = _pandas_or_none()
+    if pd is not None and isinstance(column, pd.Series):
+        value = column.iloc[position]
+        label = column.index[position]
+        label = label.item() if isinstance(label, np.generic) else label
+        return _plain(value), label
+    if pd is not None and isinstance(column, pd.Index):
+        return _plain(column[position]), None
+    if type(column).__module__.startswith("pyarrow"):
+        return column[position].as_py(), None
+    if hasattr(column, "__getitem__") and not hasattr(column, "__arrow_c_stream__"):
+        return _plain(column[position]), None
+    return None, None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if _is_null(value):
+        return None
+    return value
+
+
+def _why_unparseable(value: Any) -> str:
+    if isinstance(value, bytes):
+        text = value.decode("latin-1")
+    elif isinstance(value, str):
+        text = value
+    else:
+        try:
+            _trie.address_key(value)
+        except (TypeError, ValueError) as exc:
+            return str(exc)
+        if isinstance(value, int):
+            return f"integer {value} is not an IPv4 address (integer columns hold IPv4 as uint32)"
+        return f"not an address: {value!r}"
+    try:
+        _trie.parse_address(text)
+    except (AddressError, ValueError) as exc:
+        return str(exc)
+    if "\x00" in text:
+        return f"invalid IP address {text!r}: NUL character inside the text"
+    return f"invalid IP address {text!r}"
+
+
+def _label(data: Any, index: int) -> str:
+    rid = getattr(data, "id", None)
+    if isinstance(rid, str) and rid:
+        return rid
+    if isinstance(data, dict):
+        for key in ("id", "registration_id", "name"):
+            value = data.get(key)
+            if value not in (None, ""):
+                return str(value)
+    return f"#{index}"
+
+
+def _raise_index(index: int, count: int):
+    raise IndexError(f"registration index {index} out of range for {count} registrations")
+
