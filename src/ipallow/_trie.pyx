@@ -1544,41 +1544,44 @@ cdef extern from *:
 
 cdef void walk(const table_t* t, const uint64_t* hi, const uint64_t* lo,
                uint32_t* out, Py_ssize_t count) noexcept nogil:
-    """Leaf values for ``count`` left-aligned keys, walked level by level.
+    """Leaf values for ``count`` (<= CHUNK) left-aligned keys, walked level by level.
 
     Each pass advances every unfinished key by one trie level.  The loads of
-    one pass do not depend on each other, so their cache misses overlap
-    (plus a prefetch of the node the next pass will read); a one-at-a-time
-    walk would wait for each miss in turn.
+    one pass do not depend on each other, so their cache misses overlap (and
+    each pass prefetches the nodes the next one reads); a one-at-a-time walk
+    would wait for each miss in turn.  Only the keys still inside a node are
+    revisited (``active``), and child-or-leaf is chosen without a branch, so
+    deep IPv6 walks do not rescan finished keys or mispredict.
     """
-    cdef Py_ssize_t i
-    cdef uint32_t entry
+    cdef uint32_t active[CHUNK]
+    cdef Py_ssize_t i, j, n_active = 0, n_next
+    cdef uint32_t entry, child, leaf_at, is_child
     cdef const node_t* node
     cdef unsigned v
     cdef uint64_t upto
     cdef int offset = t.dir_bits
-    cdef bint pending = False
     for i in range(count):
         entry = t.dir[hi[i] >> (64 - t.dir_bits)]
         out[i] = entry
-        if entry & NODE_FLAG:
-            prefetch(&t.nodes[entry & ~NODE_FLAG])
-            pending = True
-    while pending:
-        pending = False
-        for i in range(count):
-            entry = out[i]
-            if entry & NODE_FLAG:
-                node = &t.nodes[entry & ~NODE_FLAG]
-                v = slot_of(hi[i], lo[i], offset)
-                upto = (<uint64_t>2 << v) - 1
-                if (node.vector >> v) & 1:
-                    entry = node.base1 + <uint32_t>popcount64(node.vector & upto) - 1
-                    prefetch(&t.nodes[entry])
-                    out[i] = NODE_FLAG | entry
-                    pending = True
-                else:
-                    out[i] = t.leaves[node.base0 + <uint32_t>popcount64(node.leafvec & upto) - 1]
+        prefetch(&t.nodes[entry & ~NODE_FLAG])      # harmless for leaves: prefetch never faults
+        active[n_active] = <uint32_t>i
+        n_active += entry >> 31
+    while n_active:
+        n_next = 0
+        for j in range(n_active):
+            i = active[j]
+            node = &t.nodes[out[i] & ~NODE_FLAG]
+            v = slot_of(hi[i], lo[i], offset)
+            upto = (<uint64_t>2 << v) - 1
+            is_child = <uint32_t>((node.vector >> v) & 1)
+            child = node.base1 + <uint32_t>popcount64(node.vector & upto) - 1
+            # A validated table with nodes has leaves, so leaves[0] is always readable.
+            leaf_at = 0 if is_child else node.base0 + <uint32_t>popcount64(node.leafvec & upto) - 1
+            out[i] = (NODE_FLAG | child) if is_child else t.leaves[leaf_at]
+            prefetch(&t.nodes[child])
+            active[n_next] = <uint32_t>i
+            n_next += is_child
+        n_active = n_next
         offset += 6
 
 
