@@ -333,3 +333,91 @@ def test_stats_at_instant(tmp_path):
     assert now["addresses"]["ipv4"] == later["addresses"]["ipv4"] == 2**24
     bad = run("stats", "--at", "yesterday", str(path))
     assert bad.returncode == 2 and "unparseable timestamp" in bad.stderr
+
+
+# -- diff ------------------------------------------------------------------------------------
+
+OLD = "id,cidr,status,owner\nA,10.0.0.0/8,active,x\nB,10.1.0.0/16,active,y\nC,192.0.2.0/24,active,z\n"
+NEW = ("id,cidr,status,owner\nA,10.0.0.0/8,active,x\nB,10.1.0.0/16,suspended,y\nD,198.51.100.0/24,active,w\n"
+       "C,192.0.2.0/25;2001:db8::/32,active,z\n")
+
+
+def test_diff_registries(tmp_path):
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text(OLD)
+    new.write_text(NEW)
+    result = run("diff", str(old), str(new))
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == [
+        f"--- {old}", f"+++ {new}",
+        "registrations: 1 added, 0 removed, 2 changed, 1 unchanged",
+        "+ D  198.51.100.0/24  w  [active, other]",
+        "~ B  status: active -> suspended",
+        "~ C  networks +192.0.2.0/25 +2001:db8::/32 -192.0.2.0/24",
+        "coverage IPv4: +256 addresses (1 CIDR), -128 addresses (1 CIDR); 16,777,472 -> 16,777,600",
+        "  + 198.51.100.0/24", "  - 192.0.2.128/25",
+        "coverage IPv6: +2^96 addresses (1 CIDR), -0 addresses (0 CIDRs); 0 -> 2^96",
+        "  + 2001:db8::/32"]
+    data = json.loads(run("diff", "--json", str(old), str(new)).stdout)
+    assert [r["id"] for r in data["added"]] == ["D"] and data["removed"] == []
+    assert [c["id"] for c in data["changed"]] == ["B", "C"]
+    assert data["changed"][0]["fields"] == [{"field": "status", "old": "active", "new": "suspended"}]
+    assert data["coverage"]["ipv4"]["lost"] == ["192.0.2.128/25"]
+    assert data["coverage"]["ipv6"]["gained_addresses"] == str(2**96)
+    same = run("diff", str(old), "-", stdin=OLD)
+    assert same.returncode == 0 and "0 added, 0 removed, 0 changed, 3 unchanged" in same.stdout
+    summary = run("diff", "--summary", str(old), str(new))
+    assert "+ D" not in summary.stdout and "1 added" in summary.stdout
+
+
+def test_diff_plain_lists_coverage_only_and_matches_netaddr(tmp_path):
+    old, new = tmp_path / "old.txt", tmp_path / "new.txt"
+    old.write_text("10.0.0.0/8\n192.0.2.0/24\n")
+    new.write_text("10.0.0.0/9\n10.128.0.0/10\n192.0.2.0 - 192.0.3.10\n")
+    data = json.loads(run("diff", "--json", str(old), str(new)).stdout)
+    gained = netaddr.IPSet(["10.0.0.0/9", "10.128.0.0/10", netaddr.IPRange("192.0.2.0", "192.0.3.10")]) - \
+        netaddr.IPSet(["10.0.0.0/8", "192.0.2.0/24"])
+    lost = netaddr.IPSet(["10.0.0.0/8", "192.0.2.0/24"]) - \
+        netaddr.IPSet(["10.0.0.0/9", "10.128.0.0/10", netaddr.IPRange("192.0.2.0", "192.0.3.10")])
+    assert data["coverage"]["ipv4"]["gained"] == [str(c) for c in gained.iter_cidrs()]
+    assert data["coverage"]["ipv4"]["lost"] == [str(c) for c in lost.iter_cidrs()]
+    text = run("diff", str(old), str(new)).stdout
+    assert "registrations: not compared" in text
+    assert run("diff", str(old), str(tmp_path / "missing.txt")).returncode == 2
+
+
+# -- check --explain -------------------------------------------------------------------------
+
+def test_check_explain_registry(tmp_path):
+    path = tmp_path / "reg.csv"
+    path.write_text("id,cidr,status,owner,expires_at\nA,10.0.0.0/8,active,Acme,\nB,10.1.0.0/16,revoked,Bravo,\n"
+                    "C,10.1.2.0/24,active,Charlie,2020-01-01\nD,10.1.0.0/20,active,Delta,\n")
+    result = run("check", "--explain", "--list", str(path), "10.1.2.3", "8.8.8.8")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "10.1.2.3  allowed  10.1.0.0/20  D Delta",
+        "    10.1.2.0/24  C Charlie  does not count: expired on 2020-01-01T00:00:00Z",
+        "  * 10.1.0.0/20  D Delta    counts: active",
+        "    10.1.0.0/16  B Bravo    does not count: revoked",
+        "    10.0.0.0/8   A Acme     counts: active (a longer prefix decides)",
+        "8.8.8.8   denied",
+        "    no registration covers this address"]
+    past = run("check", "--explain", "--json", "--at", "2019-06-01", "--list", str(path), "10.1.2.3")
+    record = json.loads(past.stdout)
+    assert record["verdict"] == "allowed" and record["id"] == "C"
+    assert [(e["id"], e["counts"], e["code"], e["decides"]) for e in record["explain"]] == [
+        ("C", True, "active", True), ("D", True, "active", False), ("B", False, "revoked", False),
+        ("A", True, "active", False)]
+    assert run("check", "--explain", "1.2.3.256").returncode == 2
+
+
+def test_check_explain_plain_list_duplicates(tmp_path):
+    path = tmp_path / "list.txt"
+    path.write_text("10.0.0.0/8\n10.1.0.0/16\n10.1.0.0/16\n")
+    result = run("check", "--explain", "--list", str(path), "10.1.2.3")
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        "10.1.2.3  allowed  10.1.0.0/16  registration #1",
+        "  * 10.1.0.0/16  registration #1  counts: listed in this allowlist",
+        "    10.1.0.0/16  registration #2  counts: listed in this allowlist (the same prefix, registered earlier, decides)",
+        "    10.0.0.0/8   registration #0  counts: listed in this allowlist (a longer prefix decides)"]
