@@ -39,6 +39,9 @@ from ipallow.errors import AddressError, TableError
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+    bint PyUnicode_IS_COMPACT_ASCII(object s)
+    void* PyUnicode_DATA(object s)
+    Py_ssize_t PyUnicode_GET_LENGTH(object s)
     long long PyLong_AsLongLongAndOverflow(object o, int* overflow) except? -1
 
 
@@ -383,12 +386,21 @@ cdef int parse_network_bytes(const char* s, Py_ssize_t n, bint strict,
     return version
 
 
-cdef const char* text_bytes(object text, Py_ssize_t* n, str kind) except NULL:
-    """The UTF-8 bytes of a str (for ASCII, CPython's own cached buffer: no copy).
+cdef inline const char* text_bytes(object text, Py_ssize_t* n, str kind) except NULL:
+    """The UTF-8 bytes of a str, without copying.
 
-    Lone surrogates cannot be encoded; they are reported like any non-ASCII
-    character rather than as a UnicodeEncodeError.
+    ASCII strings (every valid address) are read straight from CPython's
+    compact representation; anything else goes through the codec.
     """
+    if PyUnicode_IS_COMPACT_ASCII(text):
+        n[0] = PyUnicode_GET_LENGTH(text)
+        return <const char*>PyUnicode_DATA(text)
+    return text_bytes_slow(text, n, kind)
+
+
+cdef const char* text_bytes_slow(object text, Py_ssize_t* n, str kind) except NULL:
+    # Lone surrogates cannot be encoded; they are reported like any non-ASCII
+    # character rather than as a UnicodeEncodeError.
     try:
         return PyUnicode_AsUTF8AndSize(text, n)
     except UnicodeEncodeError as exc:
