@@ -97,6 +97,11 @@ class LiveAllowlist:
     answered; to use indices across calls, take ``al = live.current`` once
     and ask ``al``.
 
+    Cost: each call reads the clock and goes through one Python method, about
+    100-150 ns over the same call on an :class:`~ipallow.Allowlist`.  For a
+    tight loop take ``al = live.current`` once per unit of work (it is
+    immutable), or use the batch methods, which pay it once per array.
+
     Arguments:
         source: path of a registry file (CSV or JSON Lines, see
             :func:`ipallow.load_registry`), or a :class:`~ipallow.Registry` /
@@ -211,11 +216,20 @@ class LiveAllowlist:
         return current.allowlist
 
     def __contains__(self, ip: Any) -> bool:
-        return ip in self._current()
+        # _current() inlined: this is the hot path (a Python method call is ~40 ns here).
+        snap = self._snap
+        now = self._clock()
+        if snap.since <= now < snap.until:
+            return ip in snap.allowlist
+        return ip in self._catch_up(snap, now)
 
     def lookup(self, ip: Any):
         """The longest registration covering ``ip`` that counts now (see :meth:`Allowlist.lookup`)."""
-        return self._current().lookup(ip)
+        snap = self._snap
+        now = self._clock()
+        if snap.since <= now < snap.until:
+            return snap.allowlist.lookup(ip)
+        return self._catch_up(snap, now).lookup(ip)
 
     def contains_many(self, addresses: Any, out: Any = None):
         """Batch membership, all from one list (see :meth:`Allowlist.contains_many`)."""

@@ -669,7 +669,9 @@ def load_registry(path: str | os.PathLike, *, format: str | None = None,
     (``,``/``;``-separated or a JSON list); any other column is kept in
     ``extra``.  A missing optional column takes its default; a present but
     empty ``status`` or ``category`` is an error.  Rows sharing an id and all
-    other fields are one registration with several networks.
+    other fields are one registration with several networks.  CSV column
+    names match case-insensitively (extra columns keep their spelling); JSON
+    keys match exactly.  An ``id`` may be a JSON integer (it becomes text).
 
     Raises:
         ParseError: every problem as ``path:line:col: message``; nothing loaded.
