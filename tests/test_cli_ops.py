@@ -421,3 +421,66 @@ def test_check_explain_plain_list_duplicates(tmp_path):
         "  * 10.1.0.0/16  registration #1  counts: listed in this allowlist",
         "    10.1.0.0/16  registration #2  counts: listed in this allowlist (the same prefix, registered earlier, decides)",
         "    10.0.0.0/8   registration #0  counts: listed in this allowlist (a longer prefix decides)"]
+
+
+# -- the progress line -------------------------------------------------------------------------
+
+def test_progress_helper_draws_only_when_enabled():
+    import io
+    import time
+    from ipallow.commands._progress import Progress, enabled_for
+    assert not enabled_for(io.StringIO())            # not a terminal: never drawn
+    quiet = io.StringIO()
+    with Progress("x", total=10, stream=quiet, delay=0.0) as bar:
+        bar.update(5)
+        time.sleep(0.3)
+    assert quiet.getvalue() == ""
+    shown = io.StringIO()
+    with Progress("working", total=100, unit="B", stream=shown, delay=0.05, enabled=True) as bar:
+        bar.update(50)
+        time.sleep(0.4)
+        bar.message("a diagnostic")
+    text = shown.getvalue()
+    assert "\r\x1b[Kworking [" in text and " 50.0%" in text and "a diagnostic\n" in text
+    assert text.endswith("\r\x1b[K") or text.endswith("a diagnostic\n")
+    fast = io.StringIO()
+    with Progress("fast", stream=fast, delay=1.0, enabled=True):
+        pass                                          # under a second: nothing at all
+    assert fast.getvalue() == ""
+
+
+def test_filter_shows_progress_on_a_terminal_only(tmp_path):
+    import time
+    listing = tmp_path / "l.txt"
+    listing.write_text("192.0.2.0/24\n")
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen([IPALLOW, "filter", "--list", str(listing), "-"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=slave)
+        proc.stdin.write(b"192.0.2.1\n")
+        proc.stdin.flush()
+        time.sleep(1.8)                               # work lasting over a second
+        proc.stdin.write(b"8.8.8.8\n")
+        proc.stdin.close()
+        out = proc.stdout.read()
+        assert proc.wait(timeout=60) == 0
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        err = b"".join(chunks).decode()
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert out == b"192.0.2.1\n"
+    assert "filtering <stdin>" in err and "\x1b[K" in err
+    piped = run("filter", "--list", str(listing), stdin="192.0.2.1\n")
+    assert "\x1b" not in piped.stderr and "\r" not in piped.stderr
