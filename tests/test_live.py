@@ -545,3 +545,47 @@ def test_static_registry_source_follows_the_clock():
         assert "10.1.1.1" in live
         assert live.reload() == 3
         assert live.check() is False
+
+
+def test_a_file_changing_while_read_is_left_for_the_next_poll(tmp_path, monkeypatch):
+    from ipallow import live as live_module
+    path = tmp_path / "reg.csv"
+    publish(path, GOOD)
+    live = LiveAllowlist(path, poll=None, clock=FakeClock())
+    publish(path, csv_text(GOOD_ROWS + [("NEW", "192.0.2.0/24", "active")]))
+    real_read = LiveAllowlist._read
+    calls = []
+
+    def unsettled_once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise live_module._Unsettled()
+        return real_read(self)
+
+    monkeypatch.setattr(LiveAllowlist, "_read", unsettled_once)
+    assert live.check() is False                        # mid-write: not a failure, nothing swapped
+    assert live.failures == 0 and live.last_error is None and live.generation == 1
+    assert live.check() is True and "192.0.2.1" in live   # tried again on the next poll
+    assert len(calls) == 2
+
+
+def test_the_thread_survives_an_unexpected_error(tmp_path, caplog):
+    path = tmp_path / "reg.csv"
+    publish(path, GOOD)
+    caplog.set_level(logging.ERROR, logger="ipallow.live")
+    with LiveAllowlist(path, poll=0.01) as live:
+        real_check = live.check
+        boom = threading.Event()
+
+        def check_once_broken():
+            if not boom.is_set():
+                boom.set()
+                raise RuntimeError("injected")
+            return real_check()
+
+        live.check = check_once_broken                  # type: ignore[method-assign]
+        assert wait_for(boom.is_set)
+        publish(path, csv_text(GOOD_ROWS + [("NEW", "192.0.2.0/24", "active")]))
+        assert wait_for(lambda: live.generation == 2), "the thread stopped after the error"
+        assert live._thread.is_alive() and live.failures >= 1
+    assert any("unexpected error" in r.getMessage() for r in caplog.records)

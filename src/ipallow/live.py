@@ -508,6 +508,10 @@ def _run(ref: "weakref.ref[LiveAllowlist]", stop: threading.Event, wake: threadi
         except Exception as exc:     # never let the thread die; record and go on
             live.failures += 1
             live.last_error = exc
+            try:
+                live.last_error_at = live._utc(live._now())
+            except Exception:         # the clock itself may be what failed
+                live.last_error_at = datetime.now(UTC)
             log.exception("ipallow.live: unexpected error while checking %s", live.source)
         del live
         wake.wait(timeout)
