@@ -169,3 +169,18 @@ def test_large_file_matches_the_list_constructor(tmp_path):
     queries[::2] = addrs[: len(queries[::2])].astype(np.uint32)
     assert np.array_equal(from_file.lookup_many(queries), from_list.lookup_many(queries))
     assert from_file.contains_many(queries)[::2].all()
+
+
+def test_csv_column_when_the_same_text_appears_earlier_on_the_line(tmp_path):
+    path = write(tmp_path, "dup.csv", "note,cidr\n10.0.0.1/8,10.0.0.1/8\n")
+    with pytest.raises(ParseError) as info:
+        Allowlist.from_file(path)
+    assert [(p.line, p.column) for p in info.value.problems] == [(2, 12)]
+
+
+def test_csv_columns_survive_quoted_line_breaks_and_form_feeds(tmp_path):
+    path = write(tmp_path, "odd.csv", 'owner,cidr\n"a\fb\u2028c",10.0.0.0/8\n"multi\nline",  10.0.0.1/8\n')
+    with pytest.raises(ParseError) as info:
+        Allowlist.from_file(path)
+    # The record starts on line 3; its cidr value sits on line 4 after 'line",' and two blanks.
+    assert [(p.line, p.column) for p in info.value.problems] == [(4, 9)]

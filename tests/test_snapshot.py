@@ -344,3 +344,11 @@ def test_compile_and_info_commands(tmp_path):
     output.write_bytes(output.read_bytes()[:-7])
     broken = subprocess.run([IPALLOW, "info", str(output)], capture_output=True, text=True, timeout=60)
     assert broken.returncode == 2 and "truncated" in broken.stderr
+
+
+def test_pickled_registry_allowlist_keeps_its_registry_for_explain():
+    al = ipallow.Allowlist.from_registry(ipallow.SAMPLE_LIST)
+    for protocol in (2, 5):
+        clone = pickle.loads(pickle.dumps(al, protocol=protocol))
+        assert clone.explain("203.0.113.9") == al.explain("203.0.113.9")
+        assert clone.lookup("203.0.113.9") == al.lookup("203.0.113.9")

@@ -13,6 +13,8 @@ from ipallow._compile import Compiled, compile_entries
 
 __all__ = ["Allowlist", "Match", "Entry"]
 
+NETWORK_CACHE_SIZE = 65536   # ipaddress network objects kept per allowlist for lookup()
+
 
 class Match(NamedTuple):
     """The longest registered prefix covering an address."""
@@ -199,10 +201,19 @@ class Allowlist(_trie.Index):
                 for p in prefixes]
 
     def _network(self, prefix: int):
-        c = self._compiled
-        version = int(c.version[prefix])
-        value = (int(c.hi[prefix]) << 64) | int(c.lo[prefix])
-        return _parse.network_object(version, value, int(c.prefixlen[prefix]))
+        # Building an ipaddress network costs microseconds, far more than the
+        # lookup; gateways ask about the same few networks again and again.
+        cache = self.__dict__.setdefault("_network_cache", {})
+        network = cache.get(prefix)
+        if network is None:
+            c = self._compiled
+            version = int(c.version[prefix])
+            value = (int(c.hi[prefix]) << 64) | int(c.lo[prefix])
+            network = _parse.network_object(version, value, int(c.prefixlen[prefix]))
+            if len(cache) >= NETWORK_CACHE_SIZE:
+                cache.clear()
+            cache[prefix] = network
+        return network
 
     # -- the registrations -----------------------------------------------------
 
@@ -264,9 +275,15 @@ class Allowlist(_trie.Index):
         buffer = getattr(self._compiled, "snapshot_buffer", None)
         if buffer is None:
             buffer = snapshot.to_bytes(self._compiled, created=0)
+        # A registry-built allowlist also carries its full registry, for explain().
+        state = {key: self.__dict__[key] for key in ("_registry", "_registry_at") if key in self.__dict__}
         if protocol >= 5:
-            return (_from_snapshot, (type(self), pickle.PickleBuffer(buffer)))
-        return (_from_snapshot, (type(self), bytes(buffer)))
+            return (_from_snapshot, (type(self), pickle.PickleBuffer(buffer)), state or None)
+        return (_from_snapshot, (type(self), bytes(buffer)), state or None)
+
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
 
 def _from_snapshot(cls, buffer) -> "Allowlist":

@@ -10,12 +10,10 @@ Three formats, told apart by name and content:
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from typing import Any
 
-from ipallow import snapshot
+from ipallow import _csvrecords, snapshot
 from ipallow._compile import Compiled, compile_entries
 from ipallow._parse import iter_text_lines
 from ipallow.errors import AddressError, ParseError, Problem
@@ -62,13 +60,14 @@ def _text_items(text: str):
 
 
 def _csv_items(text: str, name: str):
-    reader = csv.reader(io.StringIO(text, newline=""))
-    problems: list[Problem] = []
+    reader = _csvrecords.records(text)
     try:
         header = next(reader)
     except StopIteration:
         return [], [], [Problem(name, 1, 1, "empty CSV file: expected a header row")]
-    keys = [h.strip() for h in header]
+    except _csvrecords.CsvError as exc:
+        return [], [], [Problem(name, 1, 1, f"unreadable CSV header: {exc}")]
+    keys = [h.strip() for h in header.fields]
     lowered = [k.lower() for k in keys]
     column = next((lowered.index(c) for c in NETWORK_COLUMNS if c in lowered), None)
     if column is None:
@@ -76,11 +75,15 @@ def _csv_items(text: str, name: str):
                                             f"{', '.join(NETWORK_COLUMNS)}")]
     items: list[Any] = []
     places: list[tuple[int, int]] = []
-    lines = text.splitlines()
-    previous_end = reader.line_num
-    for row in reader:
-        line = previous_end + 1          # a quoted field may span lines: start of the record
-        previous_end = reader.line_num
+    problems: list[Problem] = []
+    while True:
+        try:
+            line, row, starts = next(reader)
+        except StopIteration:
+            break
+        except _csvrecords.CsvError as exc:
+            problems.append(Problem(name, exc.line, 1, f"unreadable CSV record: {exc}"))
+            break
         if not row or all(not field.strip() for field in row):
             continue
         if len(row) != len(keys):
@@ -88,12 +91,12 @@ def _csv_items(text: str, name: str):
             continue
         field = row[column]
         entry = field.strip()
-        raw_line = lines[line - 1] if line - 1 < len(lines) else ""
-        start = raw_line.find(field) if field else -1
-        col = (start + 1 + len(field) - len(field.lstrip())) if start >= 0 else 1
+        value_line, value_column = starts[column]
+        # Errors point into the stripped entry; count the stripped leading blanks in.
+        place = (value_line, value_column + len(field) - len(field.lstrip()))
         data = {k: v for k, v in zip(keys, row) if k != keys[column]}
         items.append((entry, data))
-        places.append((line, col))
+        places.append(place)
     return items, places, problems
 
 

@@ -24,8 +24,6 @@ POSIX seconds (int or float).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -40,7 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ipallow import _parse
+from ipallow import _csvrecords, _parse
 from ipallow._compile import Compiled, build_tables
 from ipallow.errors import AddressError, HostBitsWarning, ParseError, Problem
 from ipallow.loaders import NETWORK_COLUMNS, _decode, _problem
@@ -762,40 +760,6 @@ def _detect_format(name: str, text: str, format: str | None) -> str:
 
 # -- CSV ----------------------------------------------------------------------------
 
-def _field_starts(record: str, first_line: int) -> list[tuple[int, int]]:
-    """(line, column) where each field's *value* starts, following the csv module's
-    default (excel) dialect; the value of a quoted field starts after its quote."""
-    starts: list[tuple[int, int]] = []
-    line, column = first_line, 1
-    at_start, quoted = True, False
-    i, n = 0, len(record)
-    while i < n:
-        ch = record[i]
-        if at_start:
-            at_start = False
-            quoted = ch == '"'
-            starts.append((line, column + quoted))
-        elif quoted:
-            if ch == '"':
-                if i + 1 < n and record[i + 1] == '"':
-                    i += 1
-                    column += 1
-                else:
-                    quoted = False
-        elif ch == ",":
-            at_start = True
-        elif ch in "\r\n":
-            break
-        if ch == "\n" or (ch == "\r" and record[i + 1:i + 2] != "\n"):
-            line, column = line + 1, 1
-        else:
-            column += 1
-        i += 1
-    if at_start:
-        starts.append((line, column))   # an empty last field
-    return starts
-
-
 def _canonical_columns(keys: list[str]) -> dict[str, int]:
     """Header position of each core field; the first network column found wins."""
     lowered = [k.strip().lower() for k in keys]
@@ -811,18 +775,17 @@ def _canonical_columns(keys: list[str]) -> dict[str, int]:
 
 
 def _csv_rows(text: str, name: str, problems: list[Problem]) -> list[dict[str, _Cell]]:
-    physical = io.StringIO(text, newline="").readlines()   # the lines csv.reader sees
-    reader = csv.reader(iter(physical))
+    reader = _csvrecords.records(text)
     try:
         header = next(reader)
     except StopIteration:
         problems.append(Problem(name, 1, 1, "empty CSV file: expected a header row"))
         return []
-    except csv.Error as exc:
+    except _csvrecords.CsvError as exc:
         problems.append(Problem(name, 1, 1, f"unreadable CSV header: {exc}"))
         return []
-    keys = [h.strip() for h in header]
-    header_starts = _field_starts("".join(physical[:reader.line_num]), 1)
+    keys = [h.strip() for h in header.fields]
+    header_starts = header.starts
     seen: dict[str, int] = {}
     for position, key in enumerate(keys):
         line, column = header_starts[position] if position < len(header_starts) else (1, 1)
@@ -845,24 +808,19 @@ def _csv_rows(text: str, name: str, problems: list[Problem]) -> list[dict[str, _
         return []
     by_position = {position: canonical for canonical, position in columns.items()}
     rows: list[dict[str, _Cell]] = []
-    previous_end = reader.line_num
     while True:
         try:
-            row = next(reader)
+            first_line, row, starts = next(reader)
         except StopIteration:
             break
-        except csv.Error as exc:
-            problems.append(Problem(name, previous_end + 1, 1, f"unreadable CSV record: {exc}"))
+        except _csvrecords.CsvError as exc:
+            problems.append(Problem(name, exc.line, 1, f"unreadable CSV record: {exc}"))
             break
-        first_line = previous_end + 1   # a quoted field may span lines
-        record_text = "".join(physical[previous_end:reader.line_num])
-        previous_end = reader.line_num
         if not row or all(not value.strip() for value in row):
             continue
         if len(row) != len(keys):
             problems.append(Problem(name, first_line, 1, f"expected {len(keys)} fields, found {len(row)}"))
             continue
-        starts = _field_starts(record_text, first_line)
         cells: dict[str, _Cell] = {}
         extra: dict[str, Any] = {}
         for position, value in enumerate(row):

@@ -1,0 +1,79 @@
+"""CSV records with the place of every field: shared by the list and registry loaders.
+
+``csv`` gives fields but not where they were; error messages need
+``path:line:col`` of the value, even inside quotes or across lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Iterator, NamedTuple
+
+__all__ = ["Record", "CsvError", "records"]
+
+
+class Record(NamedTuple):
+    line: int                        # first physical line of the record
+    fields: list[str]
+    starts: list[tuple[int, int]]    # (line, column) where each field's value starts
+
+
+class CsvError(ValueError):
+    """The csv module could not read a record (e.g. a NUL byte, an unterminated quote)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        self.line = line
+        super().__init__(message)
+
+
+def records(text: str) -> Iterator[Record]:
+    """Every CSV record of ``text`` (excel dialect), the header included."""
+    physical = io.StringIO(text, newline="").readlines()   # the lines csv.reader sees
+    reader = csv.reader(iter(physical))
+    previous_end = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CsvError(previous_end + 1, str(exc)) from None
+        first_line = previous_end + 1
+        record_text = "".join(physical[previous_end:reader.line_num])
+        previous_end = reader.line_num
+        yield Record(first_line, row, field_starts(record_text, first_line))
+
+
+def field_starts(record: str, first_line: int) -> list[tuple[int, int]]:
+    """(line, column) where each field's *value* starts, following the csv module's
+    default (excel) dialect; the value of a quoted field starts after its quote."""
+    starts: list[tuple[int, int]] = []
+    line, column = first_line, 1
+    at_start, quoted = True, False
+    i, n = 0, len(record)
+    while i < n:
+        ch = record[i]
+        if at_start:
+            at_start = False
+            quoted = ch == '"'
+            starts.append((line, column + quoted))
+        elif quoted:
+            if ch == '"':
+                if i + 1 < n and record[i + 1] == '"':
+                    i += 1
+                    column += 1
+                else:
+                    quoted = False
+        elif ch == ",":
+            at_start = True
+        elif ch in "\r\n":
+            break
+        if ch == "\n" or (ch == "\r" and record[i + 1:i + 2] != "\n"):
+            line, column = line + 1, 1
+        else:
+            column += 1
+        i += 1
+    if at_start:
+        starts.append((line, column))   # an empty last field
+    return starts
