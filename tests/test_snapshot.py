@@ -352,3 +352,28 @@ def test_pickled_registry_allowlist_keeps_its_registry_for_explain():
         clone = pickle.loads(pickle.dumps(al, protocol=protocol))
         assert clone.explain("203.0.113.9") == al.explain("203.0.113.9")
         assert clone.lookup("203.0.113.9") == al.lookup("203.0.113.9")
+
+
+def test_live_allowlist_follows_a_snapshot_file(tmp_path):
+    path = tmp_path / "current.ipallow"
+    first = ipallow.Allowlist(["203.0.113.0/24", "2001:db8::/32"])
+    first.save(path)
+    with ipallow.LiveAllowlist(path, poll=None) as live:
+        assert "203.0.113.9" in live and "198.51.100.1" not in live
+        assert live.generation == 1 and live.registry is None
+        assert live.counts["registrations"] == 2
+        # Publish a new snapshot the normal way: write beside, rename over.
+        ipallow.Allowlist(["198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]).save(path)
+        assert live.check() is True
+        assert "198.51.100.1" in live and live.generation == 2
+        # A corrupt snapshot is refused; the old list keeps serving.
+        broken = tmp_path / "broken.ipallow"
+        broken.write_bytes(path.read_bytes()[:-1])
+        os.replace(broken, path)
+        assert live.check() is False
+        assert isinstance(live.last_error, SnapshotError) and live.failures == 1
+        assert "198.51.100.1" in live and live.generation == 2
+        # A snapshot that lost most registrations is refused by the loss guard.
+        ipallow.Allowlist(["192.0.2.0/24"]).save(path)
+        assert live.check() is False and live.failures == 2
+        assert "192.0.2.1" not in live and "198.51.100.1" in live

@@ -44,6 +44,7 @@ import weakref
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from ipallow import snapshot
 from ipallow.allowlist import Allowlist
 from ipallow.registry import Registry, parse_registry
 
@@ -78,6 +79,11 @@ class _Snapshot:
         self.generation = 0
 
 
+def _registrations(snap: _Snapshot) -> int:
+    """Registrations in the source a list came from (a snapshot source: its own count)."""
+    return len(snap.registry) if snap.registry is not None else len(snap.allowlist)
+
+
 def _file_key(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -104,7 +110,9 @@ class LiveAllowlist:
 
     Arguments:
         source: path of a registry file (CSV or JSON Lines, see
-            :func:`ipallow.load_registry`), or a :class:`~ipallow.Registry` /
+            :func:`ipallow.load_registry`) or of a compiled snapshot
+            (``ipallow compile`` / :meth:`Allowlist.save`: memory-mapped, no
+            lifecycle of its own), or a :class:`~ipallow.Registry` /
             iterable of :class:`~ipallow.Registration` (then only the clock
             changes the list).
         poll: seconds between file checks by the background thread; ``None``
@@ -254,9 +262,10 @@ class LiveAllowlist:
         return self._current()
 
     @property
-    def registry(self) -> Registry:
-        """The registry the current list was compiled from (every record, whatever its standing)."""
-        return self._current()._registry
+    def registry(self) -> Registry | None:
+        """The registry the current list was compiled from (every record, whatever its standing);
+        None when the source is a compiled snapshot."""
+        return getattr(self._current(), "_registry", None)
 
     def __len__(self) -> int:
         """Registrations that count now."""
@@ -280,7 +289,8 @@ class LiveAllowlist:
         """``registrations`` (in the registry), ``active`` (counting now), ``ipv4_prefixes``, ``ipv6_prefixes``."""
         al = self._current()
         prefixes = al.prefix_count
-        return {"registrations": len(al._registry), "active": len(al),
+        registry = getattr(al, "_registry", None)
+        return {"registrations": len(registry) if registry is not None else len(al), "active": len(al),
                 "ipv4_prefixes": prefixes[4], "ipv6_prefixes": prefixes[6]}
 
     def status(self) -> dict[str, Any]:
@@ -456,16 +466,27 @@ class LiveAllowlist:
         try:
             if not raw.strip():
                 raise ReloadRefused(f"{self._path} is empty ({len(raw)} bytes); not loaded")
-            registry = parse_registry(raw, self._path, format=self._format)
+            if raw.startswith(snapshot.MAGIC):
+                # A compiled snapshot: map it (pages shared with every other process
+                # that maps it); it has no lifecycle, so it is right at all times.
+                registry = None
+                compiled = snapshot.map_file(self._path)
+                snap = _Snapshot(Allowlist._from_compiled(compiled), None, -math.inf, math.inf)
+                count = len(snap.allowlist)
+            else:
+                registry = parse_registry(raw, self._path, format=self._format)
+                count = len(registry)
             old = self._snap
-            if guard and old is not None and len(old.registry):
-                lost = (len(old.registry) - len(registry)) / len(old.registry)
+            old_count = 0 if old is None else _registrations(old)
+            if guard and old_count:
+                lost = (old_count - count) / old_count
                 if lost > self._max_loss:
                     raise ReloadRefused(
-                        f"{self._path} has {len(registry):,} registrations where {len(old.registry):,} "
+                        f"{self._path} has {count:,} registrations where {old_count:,} "
                         f"are serving: {lost:.0%} lost, more than max_loss={self._max_loss:.0%} "
                         f"(a half-written export?); not swapped in. reload(force=True) accepts it")
-            snap = self._build(registry, self._now())
+            if registry is not None:
+                snap = self._build(registry, self._now())
         except Exception as exc:
             return self._fail(exc, raise_errors)
         self._swap_in(snap)
@@ -473,7 +494,7 @@ class LiveAllowlist:
         self.reloads += 1
         self.loaded_at = self._utc(self._now())
         log.info("loaded %s: generation %d, %d registrations, %d counting now",
-                 self._path, snap.generation, len(registry), len(snap.allowlist))
+                 self._path, snap.generation, count, len(snap.allowlist))
         return True
 
     def _fail(self, exc: BaseException, raise_errors: bool) -> bool:
