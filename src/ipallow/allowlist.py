@@ -87,7 +87,8 @@ class Allowlist(_trie.Index):
         A registration counts when its status is ``active`` and
         ``valid_from <= at < expires_at``.  :meth:`lookup` returns the
         :class:`~ipallow.Registration` as ``data``; indices refer to the
-        counting registrations only, in registry order.  The full registry is
+        counting registrations only, in id order (so the same registry in
+        any row order compiles identically).  The full registry is
         kept for :meth:`explain`.
 
         Arguments:

@@ -510,6 +510,7 @@ class Registry(Sequence):
         self._lo = np.fromiter((v & 0xFFFFFFFFFFFFFFFF for v in values), np.uint64, total)
         self._plen = np.fromiter((n.prefixlen for r in records for n in r.networks), np.uint8, total)
         self._owner = np.repeat(np.arange(count, dtype=np.int64), sizes)
+        self._ids = np.array([r.id for r in records], dtype=str)
         live = self._status_active
         bounds = np.concatenate([self._valid_from[live], self._expires_at[live]])
         self._bounds = np.unique(bounds[np.isfinite(bounds)])
@@ -586,12 +587,15 @@ class Registry(Sequence):
         return self._compile_mask(self._mask_at(t))
 
     def _compile_mask(self, mask: np.ndarray) -> Compiled:
+        # Registrations are compiled in id order, not file order: the same
+        # registry exported in any row order compiles (and saves) identically.
         kept = np.flatnonzero(mask)
-        sizes = np.diff(self._reg_first)[kept]
-        rows = mask[self._owner]
-        version, hi, lo, plen = (a[rows] for a in (self._version, self._hi, self._lo, self._plen))
+        kept = kept[np.argsort(self._ids[kept], kind="stable")]
+        starts, sizes = self._reg_first[kept], np.diff(self._reg_first)[kept]
         reg_first = np.zeros(len(kept) + 1, dtype=np.int64)
         np.cumsum(sizes, out=reg_first[1:])
+        rows = np.repeat(starts - reg_first[:-1], sizes) + np.arange(int(reg_first[-1]))
+        version, hi, lo, plen = (a[rows] for a in (self._version, self._hi, self._lo, self._plen))
         prefix_reg = np.repeat(np.arange(len(kept), dtype=np.int32), sizes)
         data = [self._records[i] for i in kept.tolist()]
         return Compiled(version, hi, lo, plen, reg_first, prefix_reg, data,
@@ -619,8 +623,8 @@ def explain(allowlist: Any, ip: Any, at: Any = None) -> list[Explanation]:
     included), each judged at ``at`` (default: the instant the allowlist was
     compiled for, so ``counts`` agrees with ``lookup``).  The first entry that
     counts is the one ``lookup`` returns.  For any other allowlist every
-    covering entry counts (code ``listed``).  Ties in prefix length keep
-    registry order; a registration appears once, with its longest covering
+    covering entry counts (code ``listed``).  Ties in prefix length go
+    by id; a registration appears once, with its longest covering
     network.
     """
     registry = getattr(allowlist, "_registry", None)
@@ -637,7 +641,7 @@ def explain(allowlist: Any, ip: Any, at: Any = None) -> list[Explanation]:
         if match.index in seen:
             continue
         seen.add(match.index)
-        record = registry[match.index]
+        record = match.data            # the Registration (compiled in id order, not registry order)
         standing = record.counts_at(t)
         out.append(Explanation(record, match.network, standing.counts, standing.code, standing.reason))
     return out
