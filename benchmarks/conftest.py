@@ -257,3 +257,140 @@ def v6_ranges(v6_table):
         return arr.view("S16").reshape(-1)
 
     return pack(starts), pack(ends)
+
+
+# --------------------------------------------------------------------------- run metadata
+# What report.py needs to say where and under what load the figures were measured: the
+# CPU model, the load average at the start and the end of the run, the versions of numpy
+# and of every peer, and the table sizes.  pytest-benchmark already stores the commit.
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    from ipallow import bench
+
+    info = bench.machine_info()
+    machine_info["ipallow"] = {
+        "cpu_model": info["cpu"],
+        "cpus": info["cpus"],
+        "load_average_start": info["load_average"],
+        "numpy": info["numpy"],
+        "ipallow": info["ipallow"],
+        "peers": {p.name: (p.version() if p.available() else None) for p in bench.PEERS},
+    }
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    from ipallow import bench
+
+    output_json["ipallow"] = {
+        "load_average_end": bench.machine_info()["load_average"],
+        "prefixes_v4": N_PREFIXES,
+        "prefixes_v6": N_PREFIXES6,
+        "queries": N_QUERIES,
+        "loop_calls": N_LOOP,
+        "table_seed": TABLE_SEED,
+        "query_seed": QUERY_SEED,
+    }
+
+
+# --------------------------------------------------------------------------- peers, built once
+# The peer structures of bench_lookup.py / bench_batch.py, built exactly as ``ipallow bench``
+# builds them (ipallow.bench's Peer classes): one structure per family, and the
+# longest-match peers store each prefix's length, so a benchmark can assert the matched
+# prefix, not only membership.  Built lazily, once per session; a missing peer skips.
+
+
+@pytest.fixture(scope="session")
+def prefix_table(v4_table, v6_table):
+    """The benchmark tables as an ``ipallow.bench.PrefixTable`` (what the peers are built from)."""
+    from ipallow import bench
+
+    return bench.PrefixTable(*v4_table, *v6_table)
+
+
+class PeerCache:
+    """``peers(name, family)``: the peer's structure over that family's table (cached)."""
+
+    def __init__(self, table):
+        self.table = table
+        self.built = {}
+        self.build_seconds = {}
+
+    def __call__(self, name: str, family: int):
+        from ipallow import bench
+
+        key = (name, family)
+        if key not in self.built:
+            peer = next(p for p in bench.PEERS if p.name == name)
+            if not peer.available():
+                pytest.skip(f"peer {name} not installed")
+            if family not in peer.families:
+                pytest.skip(f"peer {name} has no IPv{family}")
+            import time
+
+            t0 = time.perf_counter()
+            self.built[key] = peer.build(self.table, family)
+            self.build_seconds[key] = time.perf_counter() - t0
+        return self.built[key]
+
+
+@pytest.fixture(scope="session")
+def peers(prefix_table):
+    return PeerCache(prefix_table)
+
+
+# --------------------------------------------------------------------------- loop queries, every form
+
+
+@pytest.fixture(scope="session")
+def loop_bytes(loop_ints):
+    """The IPv4 loop queries as 4 packed bytes."""
+    return [x.to_bytes(4, "big") for x in loop_ints]
+
+
+@pytest.fixture(scope="session")
+def loop_addrs(loop_ints):
+    """The IPv4 loop queries as ``ipaddress.IPv4Address``."""
+    return [ipaddress.IPv4Address(x) for x in loop_ints]
+
+
+@pytest.fixture(scope="session")
+def loop_plens(allowlist, v4_queries):
+    """ipallow's matched prefix length for each IPv4 loop query (-1 = no match)."""
+    return _matched_plens(allowlist, v4_queries[:N_LOOP])
+
+
+@pytest.fixture(scope="session")
+def loop6_ints(v6_queries):
+    return [(int(h) << 64) | int(l_) for h, l_ in v6_queries[:N_LOOP].tolist()]
+
+
+@pytest.fixture(scope="session")
+def loop6_strs(loop6_ints):
+    return [str(ipaddress.IPv6Address(x)) for x in loop6_ints]
+
+
+@pytest.fixture(scope="session")
+def loop6_bytes(loop6_ints):
+    return [x.to_bytes(16, "big") for x in loop6_ints]
+
+
+@pytest.fixture(scope="session")
+def loop6_addrs(loop6_ints):
+    return [ipaddress.IPv6Address(x) for x in loop6_ints]
+
+
+@pytest.fixture(scope="session")
+def loop6_answer(v6_answer):
+    return v6_answer[:N_LOOP].tolist()
+
+
+@pytest.fixture(scope="session")
+def loop6_plens(allowlist6, v6_queries):
+    return _matched_plens(allowlist6, v6_queries[:N_LOOP])
+
+
+def _matched_plens(al, keys) -> list[int]:
+    idx = al._match_many(keys)
+    plen = al._compiled.prefixlen.astype(np.int64)
+    return np.where(idx >= 0, plen[np.maximum(idx, 0)], -1).tolist()
