@@ -54,7 +54,8 @@ __all__ = [
     "DEFAULT_QUERIES", "DEFAULT_SECONDS", "LATENCY_BATCH",
     "PrefixTable", "Queries", "QueryProblem", "Peer", "PEERS", "installed_peers",
     "random_queries", "read_queries", "compare", "latency", "throughput",
-    "merged_ranges", "run", "machine_info", "plot", "PlotUnavailable",
+    "merged_ranges", "searchsorted_contains", "rows_to_s16", "ipv4_texts", "ipv6_texts",
+    "run", "machine_info", "plot", "PlotUnavailable", "require_matplotlib",
 ]
 
 DEFAULT_QUERIES = 100_000
@@ -225,17 +226,27 @@ class Queries:
         return sum(f.size for f in self.families.values())
 
 
-def _v4_texts(keys: np.ndarray) -> list[str]:
+def ipv4_texts(keys: np.ndarray) -> list[str]:
+    """Dotted-quad text of each uint32 address.
+
+    >>> ipv4_texts(np.array([0xC0000201], dtype=np.uint32))
+    ['192.0.2.1']
+    """
     return [s[:-3] for s in synth.ipv4_strings(keys, np.full(keys.size, 32, np.uint8))]
 
 
-def _v6_texts(rows: np.ndarray) -> list[str]:
+def ipv6_texts(rows: np.ndarray) -> list[str]:
+    """RFC 5952 text of each (hi, lo) uint64 row.
+
+    >>> ipv6_texts(np.array([[0x20010DB800000000, 1]], dtype=np.uint64))
+    ['2001:db8::1']
+    """
     rows = np.asarray(rows, dtype=np.uint64).reshape(-1, 2)
     return [s[:-4] for s in synth.ipv6_strings(rows[:, 0], rows[:, 1], np.full(rows.shape[0], 128, np.uint8))]
 
 
 def _family_queries(family: int, keys: np.ndarray, labels: list[str] | None = None) -> FamilyQueries:
-    texts = _v4_texts(keys) if family == 4 else _v6_texts(keys)
+    texts = ipv4_texts(keys) if family == 4 else ipv6_texts(keys)
     return FamilyQueries(family, keys, texts, labels)
 
 
@@ -579,8 +590,12 @@ def latency(kind: str, target, items: Sequence, *, seconds: float, floor_ns: flo
 
 
 def loop_floor(kind: str, items: Sequence, *, seconds: float, batch: int = LATENCY_BATCH) -> float:
-    """Median per-call cost of the timing loop itself: ``q in frozenset((one,))`` or ``id(q)``."""
-    target = frozenset(items[:1]) if kind == "in" else id
+    """Median per-call cost of the timing loop itself: ``q in ()`` or ``id(q)``.
+
+    An empty tuple makes ``in`` do nothing with the query (no hash, no comparison),
+    so the floor is the same whatever the query's type.
+    """
+    target = () if kind == "in" else id
     return float(np.median(_batch_ns(kind, target, items, seconds, batch)))
 
 

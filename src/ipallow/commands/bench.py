@@ -32,7 +32,7 @@ what is measured:
               test). A call is shorter than the clock's overhead, so calls are timed in
               groups of {bench.LATENCY_BATCH} with time.perf_counter_ns(); each group's time / {bench.LATENCY_BATCH}
               minus the loop floor (the median of the same loop around the cheapest
-              operation: 'q in frozenset((one,))', or 'id(q)' for method calls) is one
+              operation: 'q in ()', an empty tuple, or 'id(q)' for method calls) is one
               sample. p50 / p99 are over those samples, so p99 is the 99th percentile of
               {bench.LATENCY_BATCH}-call means. Garbage collection is paused while timing, as timeit does.
   throughput  contains_many / lookup_many on a uint32 array (IPv4), an (n, 2) uint64 array
