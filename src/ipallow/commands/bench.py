@@ -149,6 +149,9 @@ def render(r: dict) -> str:
     load = "/".join(f"{x:g}" for x in m["load_average"]) if m["load_average"] else "?"
     w(f"machine: {m['cpu']}, {m['cpus']} CPUs, load average {load} (1/5/15 min); "
       f"Python {m['python']}, numpy {m['numpy']}, ipallow {m['ipallow']}")
+    if m["load_average"] and m["cpus"] and m["load_average"][0] >= max(1.5, 0.75 * m["cpus"]):
+        w(f"note: the machine was busy when the run started (load {m['load_average'][0]:g} on {m['cpus']} CPUs); "
+          f"other work moves every figure below, the ratios measured side by side less so")
     peers = ", ".join(f"{p['name']} {p['version']}" for p in r["peers"]["compared"]) or "none"
     w(f"peers: {peers}" + (f"; not installed: {', '.join(r['peers']['not_installed'])}"
                            if r["peers"]["not_installed"] else ""))
