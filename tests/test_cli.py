@@ -45,9 +45,29 @@ def test_check_json_and_own_list(tmp_path):
     result = run("check", "--list", str(path), "--json", "192.0.2.7", "192.0.2.200")
     assert result.returncode == 1
     first, second = (json.loads(line) for line in result.stdout.splitlines())
+    # A CSV with an id column is a registry: the match is its Registration record.
+    data = first.pop("data")
     assert first == {"address": "192.0.2.7", "verdict": "allowed", "network": "192.0.2.0/25",
-                     "registration": 0, "data": {"id": "PTA-1042", "owner": "Acme Soft"}}
+                     "registration": 0, "id": "PTA-1042"}
+    assert (data["id"], data["owner"], data["status"], data["networks"]) == (
+        "PTA-1042", "Acme Soft", "active", ["192.0.2.0/25"])
     assert second == {"address": "192.0.2.200", "verdict": "denied"}
+    # Without an id column it is a plain list, whose other columns are the data.
+    plain = tmp_path / "plain.csv"
+    plain.write_text("cidr,owner\n192.0.2.0/25,Acme Soft\n")
+    result = run("check", "--list", str(plain), "--json", "192.0.2.7")
+    assert json.loads(result.stdout)["data"] == {"owner": "Acme Soft"}
+
+
+def test_check_and_explain_agree_on_a_registry(tmp_path):
+    path = tmp_path / "registry.csv"
+    path.write_text("id,cidr,status\nPTA-1,192.0.2.0/24,suspended\nPTA-2,192.0.2.0/25,active\n")
+    verdicts = run("check", "--list", str(path), "192.0.2.7", "192.0.2.200")
+    assert verdicts.returncode == 1
+    assert [line.split()[:2] for line in verdicts.stdout.splitlines()] == [
+        ["192.0.2.7", "allowed"], ["192.0.2.200", "denied"]]
+    explained = run("check", "--explain", "--list", str(path), "192.0.2.200")
+    assert "does not count: suspended" in explained.stdout
 
 
 def test_check_bad_list_reports_path_line_column(tmp_path):
