@@ -36,20 +36,25 @@ gives the four cases as one int32 code per row.
 pandas or Dask DataFrame.
 
 Dask: the allowlist reaches each worker process **once**, never once per
-partition.  Pass either
+partition (nor once per job).  Pass either
 
-* an :class:`~ipallow.Allowlist` -- with a ``dask.distributed`` client it is
-  broadcast to every worker with one ``client.scatter(..., broadcast=True)``
-  (pickled as its snapshot bytes, which travel out of band, without a copy into
-  the pickle); every task on a worker then uses that worker's single copy.  The
-  shipment is cached per (allowlist, client): classifying again re-uses it
-  (:func:`ship` does the broadcast explicitly and returns the future);
+* an :class:`~ipallow.Allowlist` -- with a ``dask.distributed`` client,
+  :func:`ship` installs it in every worker process as a worker plugin: pickled
+  once here (as its snapshot bytes), unpickled once per worker process, kept
+  there for any number of jobs, and installed by workers that join later before
+  they run a task.  The task graph carries only a token.  The shipment is
+  cached per (allowlist, client), so classifying again re-uses it;
+  ``Shipment.release()`` (or dropping the allowlist) frees the workers' copies;
 * or the path of a snapshot file (``allowlist.save(path)``) on storage every
   worker can read: each worker process memory-maps it once (pages shared by all
   processes of a machine) and caches it.  The plan records the snapshot's
-  checksum, so a file replaced while the job runs is refused rather than mixed
-  in.  This is also the way for Dask's local ``processes`` scheduler, which
+  header checksum, so a file replaced after planning is refused rather than
+  mixed in.  Best for very large lists or clusters (no copy goes through the
+  scheduler), and the way for Dask's local ``processes`` scheduler, which
   would otherwise pickle the allowlist into every task.
+
+Without a distributed client (Dask's default threaded or the synchronous
+scheduler) the allowlist sits in the graph once and every thread shares it.
 
 :func:`worker_stats` (e.g. ``client.run(ipallow.dataframe.worker_stats)``) shows,
 per worker process, how many shipped allowlists arrived and how many snapshot
@@ -82,6 +87,8 @@ __all__ = [
     "match_codes",
     "classify",
     "ship",
+    "Shipment",
+    "installed",
     "registration_labels",
     "worker_stats",
     "ColumnMatch",
@@ -287,8 +294,9 @@ def classify(df: Any, column: Any, allowlist: Any, *, registration: bool | str =
             :func:`contains_many` takes).
         allowlist: an :class:`~ipallow.Allowlist`; the path of a snapshot file
             (``allowlist.save(path)``) readable by every worker; or, for Dask,
-            the future :func:`ship` returned.  See the module documentation for
-            how each reaches the workers (once per worker process).
+            the :class:`Shipment` :func:`ship` returned.  See the module
+            documentation for how each reaches the workers (once per worker
+            process).
         registration, valid: True for the default column name, a string for
             another name, False to leave the column out.
         allowed: the name of the ``allowed`` column.
@@ -321,16 +329,27 @@ def classify(df: Any, column: Any, allowlist: Any, *, registration: bool | str =
     return _classify_frame(df, column, _as_allowlist(allowlist), names, strict, None)
 
 
-def ship(allowlist: Allowlist, client: Any = None) -> Any:
-    """Broadcast ``allowlist`` to every worker of a ``dask.distributed`` client, once.
+def ship(allowlist: Allowlist, client: Any = None) -> "Shipment":
+    """Install ``allowlist`` in every worker process of a ``dask.distributed`` cluster, once.
 
-    Returns the ``distributed.Future`` to pass to :func:`classify` (or as an
-    argument of your own ``map_partitions`` function: Dask hands each task the
-    worker's local copy).  The allowlist is pickled once (its snapshot bytes,
-    out of band) and sent to each worker; a worker that joins later fetches it
-    from a peer when a task first needs it.  Shipping the same allowlist to the
-    same client again returns the same future; the workers hold it until the
-    allowlist is garbage-collected here or the future is released.
+    The allowlist travels as a worker plugin: it is pickled once here (its
+    snapshot bytes), the scheduler hands it to every worker process, and each
+    worker process unpickles it once and keeps it for as long as the plugin is
+    registered -- across any number of jobs.  Workers that join later, or are
+    restarted, install it when they register, before they run a task.  Tasks
+    carry only a token naming it.  (A plain ``client.scatter(...,
+    broadcast=True)`` is not enough for that: the scheduler's active memory
+    manager drops the extra replicas of a scattered key within seconds, and each
+    worker then fetches it again for each later job.)
+
+    Shipping the same allowlist to the same client again returns the same
+    :class:`Shipment`.  Workers drop their copy on :meth:`Shipment.release`,
+    which also happens (best effort) when the allowlist is garbage-collected
+    here.
+
+    Returns:
+        a :class:`Shipment`, to pass as ``allowlist`` to :func:`classify`, or to
+        your own ``map_partitions`` function together with :func:`installed`.
 
     Raises:
         TypeError: ``allowlist`` is not an Allowlist.
@@ -343,28 +362,80 @@ def ship(allowlist: Allowlist, client: Any = None) -> Any:
         if client is None:
             raise ValueError("no dask.distributed client: pass client= or create a Client first")
     with _LOCK:
-        shipped = _SHIPPED.get(allowlist)
-        if shipped is not None:
-            future = shipped.get(id(client))
-            if (future is not None and future.client is client and future.status == "finished"
-                    and getattr(client, "status", "running") == "running"):
-                return future
-    future = client.scatter(_Shipped(allowlist), broadcast=True, hash=False)
+        shipment = _SHIPPED.get(allowlist, {}).get(id(client))
+    if shipment is not None and shipment.usable(client):
+        return shipment
+    token = f"ipallow-allowlist-{uuid.uuid4().hex}"
+    client.register_plugin(_plugin_class()(token, allowlist), name=token)
+    shipment = Shipment(token, client)
     with _LOCK:
-        _SHIPPED.setdefault(allowlist, {})[id(client)] = future
-    return future
+        _SHIPPED.setdefault(allowlist, {})[id(client)] = shipment
+    shipment._finalizer = weakref.finalize(allowlist, _release_quietly, weakref.ref(client), token)
+    return shipment
+
+
+class Shipment:
+    """An allowlist installed in the worker processes of a Dask cluster by :func:`ship`.
+
+    ``token`` names it on the workers: inside a task, ``installed(token)``
+    returns the worker's copy.
+    """
+
+    def __init__(self, token: str, client: Any) -> None:
+        self.token = token
+        self._client = weakref.ref(client)
+        self._released = False
+        self._finalizer: Any = None
+
+    def usable(self, client: Any) -> bool:
+        return (not self._released and self._client() is client
+                and getattr(client, "status", "running") == "running")
+
+    def release(self) -> None:
+        """Remove the allowlist from every worker (unregisters the plugin).  Idempotent."""
+        if self._released:
+            return
+        self._released = True
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        client = self._client()
+        if client is not None and getattr(client, "status", None) == "running":
+            client.unregister_worker_plugin(self.token)
+
+    def __repr__(self) -> str:
+        state = "released" if self._released else "installed"
+        return f"<ipallow Shipment {self.token} ({state})>"
+
+    def __reduce__(self):   # inside a task graph it is just the token
+        return (_Installed, (self.token,))
+
+
+def installed(token: str) -> Allowlist:
+    """The allowlist :func:`ship` installed in this worker process under ``token``.
+
+    Raises:
+        LookupError: nothing is installed under ``token`` here (released, or
+            shipped through another scheduler).
+    """
+    with _LOCK:
+        al = _INSTALLED.get(token)
+    if al is None:
+        raise LookupError(f"no allowlist {token} is installed in this worker process "
+                          f"(was its Shipment released?)")
+    return al
 
 
 def worker_stats() -> dict[str, Any]:
-    """What this process has received: for checking that allowlists arrive once per worker.
+    """What this process has received, to check that allowlists arrive once per worker.
 
-    ``{"pid": ..., "arrivals": shipped allowlists unpickled here,
-    "snapshot_loads": snapshot files mapped here, "snapshots": [paths cached]}``.
-    Run it on the workers with ``client.run(ipallow.dataframe.worker_stats)``.
+    ``{"pid": ..., "shipments": allowlists installed here by ship (ever),
+    "installed": [tokens installed now], "snapshot_loads": snapshot files
+    mapped here (ever), "snapshots": [paths cached now]}``.  Run it on the
+    workers with ``client.run(ipallow.dataframe.worker_stats)``.
     """
     with _LOCK:
-        return {"pid": os.getpid(), "arrivals": _STATS["arrivals"],
-                "snapshot_loads": _STATS["snapshot_loads"],
+        return {"pid": os.getpid(), "shipments": _STATS["shipments"],
+                "installed": sorted(_INSTALLED), "snapshot_loads": _STATS["snapshot_loads"],
                 "snapshots": [path for path, _ in _SNAPSHOTS]}
 
 
@@ -443,23 +514,23 @@ def _dask_source(allowlist: Any, client: Any) -> Any:
     """What the task graph carries: a Future, a snapshot reference, or a single Delayed."""
     if isinstance(allowlist, (str, os.PathLike)):
         return _SnapshotRef.of(allowlist)
-    if type(allowlist).__name__ == "Future" and type(allowlist).__module__.startswith("distributed"):
-        return allowlist
-    if isinstance(allowlist, _SnapshotRef):
-        return allowlist
+    if isinstance(allowlist, Shipment):
+        if allowlist._released:
+            raise ValueError(f"{allowlist!r} was released")
+        return _Installed(allowlist.token)
     if not isinstance(allowlist, Allowlist):
-        raise TypeError(f"allowlist must be an ipallow.Allowlist, a snapshot path or a future from "
+        raise TypeError(f"allowlist must be an ipallow.Allowlist, a snapshot path or a Shipment from "
                         f"ipallow.dataframe.ship, not {type(allowlist).__name__}")
     if client is None:
         client = _current_client()
     if client is not None:
-        return ship(allowlist, client)
+        return _Installed(ship(allowlist, client).token)
     # No distributed client: the threaded (default) and synchronous schedulers
     # share this one object; Dask's "processes" scheduler would pickle it into
     # each task, so pass a snapshot path there.
     import dask
-    return dask.delayed(_Shipped(allowlist), name=f"ipallow-allowlist-{uuid.uuid4().hex}",
-                        pure=False, traverse=False)
+    return dask.delayed(allowlist, name=f"ipallow-allowlist-{uuid.uuid4().hex}", pure=False,
+                        traverse=False)
 
 
 def _current_client() -> Any:
@@ -481,27 +552,72 @@ def _current_client() -> Any:
 # ---------------------------------------------------------------------------
 
 _LOCK = threading.Lock()
-_STATS = {"arrivals": 0, "snapshot_loads": 0}
-_SHIPPED: "weakref.WeakKeyDictionary[Allowlist, dict[int, Any]]" = weakref.WeakKeyDictionary()
+_STATS = {"shipments": 0, "snapshot_loads": 0}
+_SHIPPED: "weakref.WeakKeyDictionary[Allowlist, dict[int, Shipment]]" = weakref.WeakKeyDictionary()
+_INSTALLED: dict[str, Allowlist] = {}        # in worker processes: token -> allowlist
 _SNAPSHOTS: "collections.OrderedDict[tuple[str, int], Allowlist]" = collections.OrderedDict()
 
 
-class _Shipped:
-    """An allowlist on its way to the workers; unpickling it there is counted."""
+class _Installed(NamedTuple):
+    """What a task carries for a shipped allowlist: the token it is installed under."""
 
-    __slots__ = ("allowlist", "__weakref__")
-
-    def __init__(self, allowlist: Allowlist) -> None:
-        self.allowlist = allowlist
-
-    def __reduce__(self):
-        return (_arrived, (self.allowlist,))
+    token: str
 
 
-def _arrived(allowlist: Allowlist) -> _Shipped:
+def _install(token: str, allowlist: Allowlist) -> None:
     with _LOCK:
-        _STATS["arrivals"] += 1
-    return _Shipped(allowlist)
+        _INSTALLED[token] = allowlist
+        _STATS["shipments"] += 1
+
+
+def _uninstall(token: str) -> None:
+    with _LOCK:
+        _INSTALLED.pop(token, None)
+
+
+def _plugin_class() -> type:
+    """The worker plugin class, created on first use so that importing this module does
+    not import ``distributed``; pickles find it as ``ipallow.dataframe._InstallAllowlist``."""
+    cls = globals().get("_InstallAllowlist")
+    if cls is None:
+        from distributed.diagnostics.plugin import WorkerPlugin
+
+        class _InstallAllowlist(WorkerPlugin):
+            """Carries one allowlist (its snapshot bytes) to each worker process."""
+
+            idempotent = True
+
+            def __init__(self, token: str, allowlist: Allowlist) -> None:
+                self.token = token
+                self.allowlist = allowlist
+
+            def setup(self, worker: Any) -> None:
+                _install(self.token, self.allowlist)
+
+            def teardown(self, worker: Any) -> None:
+                _uninstall(self.token)
+
+        _InstallAllowlist.__module__ = __name__
+        _InstallAllowlist.__qualname__ = "_InstallAllowlist"
+        cls = globals().setdefault("_InstallAllowlist", _InstallAllowlist)
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name == "_InstallAllowlist":        # unpickling a plugin in a fresh worker process
+        return _plugin_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _release_quietly(client_ref: Any, token: str) -> None:
+    """Finalizer of a shipped allowlist: unregister its plugin without blocking (any thread)."""
+    client = client_ref()
+    if client is None or getattr(client, "status", None) != "running":
+        return
+    try:
+        client.loop.add_callback(client._unregister_worker_plugin, token)
+    except Exception:     # the client is closing: its cluster takes the plugin with it
+        pass
 
 
 class _SnapshotRef(NamedTuple):
@@ -555,8 +671,8 @@ def _load_snapshot(ref: _SnapshotRef) -> Allowlist:
 def _resolve(source: Any) -> Allowlist:
     if isinstance(source, Allowlist):
         return source
-    if isinstance(source, _Shipped):
-        return source.allowlist
+    if isinstance(source, _Installed):
+        return installed(source.token)
     if isinstance(source, _SnapshotRef):
         return _load_snapshot(source)
     raise TypeError(f"expected an ipallow.Allowlist, got {type(source).__name__}")
@@ -661,7 +777,7 @@ def _arrow_codes(arr: Any, al: Allowlist) -> np.ndarray:
         large = False
     elif pa.types.is_large_string(t) or pa.types.is_large_binary(t):
         large = True
-    elif pa.types.is_string_view(t) or pa.types.is_binary_view(t):
+    elif _is_view(pa, t):
         target = pa.large_string() if pa.types.is_string_view(t) else pa.large_binary()
         return _arrow_codes(arr.cast(target), al)
     elif pa.types.is_dictionary(t):
@@ -683,6 +799,12 @@ def _arrow_codes(arr: Any, al: Allowlist) -> np.ndarray:
     if not arr.null_count:
         validity = None
     return al._match_text_arrow(offsets, data, validity, arr.offset, len(arr), large=large)
+
+
+def _is_view(pa: Any, t: Any) -> bool:
+    """string_view / binary_view (pyarrow >= 16)."""
+    return bool(getattr(pa.types, "is_string_view", None) and
+                (pa.types.is_string_view(t) or pa.types.is_binary_view(t)))
 
 
 def _take_codes(values: np.ndarray, indices: np.ndarray, nulls: np.ndarray | None) -> np.ndarray:
@@ -733,7 +855,7 @@ def _refuse_embedded_nul(arr: np.ndarray, codes: np.ndarray) -> np.ndarray:
         return codes
     arr = np.ascontiguousarray(arr)
     units = arr.view(np.uint8 if arr.dtype.kind == "S" else np.uint32)
-    lengths = np.strings.str_len(arr)
+    lengths = np.char.str_len(arr)
     if np.count_nonzero(units) == int(lengths.sum()):
         return codes
     per_row = np.count_nonzero(units.reshape(arr.shape[0], -1), axis=1)
