@@ -475,6 +475,10 @@ def test_dask_shipment_release(client, rows):
     got = idf.classify(ddf, "src", shipment).compute()           # a Shipment works as the allowlist
     np.testing.assert_array_equal(got["registration"].to_numpy(), want["registration"].to_numpy())
     assert all(shipment.token in info["installed"] for info in _stats(client).values())
+    # your own tasks: a Shipment travels as its token; the column functions take it
+    import dask
+    parts = [dask.delayed(idf.match_codes)(part, shipment) for part in ddf["src"].to_delayed()]
+    np.testing.assert_array_equal(np.concatenate(dask.compute(*parts)), idf.match_codes(ddf["src"].compute(), al))
     shipment.release()
     shipment.release()                                               # idempotent
     assert all(shipment.token not in info["installed"] for info in _stats(client).values())

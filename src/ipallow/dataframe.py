@@ -175,8 +175,9 @@ def match_codes(column: Any, allowlist: Any) -> np.ndarray:
 
     Arguments:
         column: see the module documentation for the accepted columns.
-        allowlist: an :class:`~ipallow.Allowlist`, or the path of a snapshot
-            file (mapped once per process and cached).
+        allowlist: an :class:`~ipallow.Allowlist`; the path of a snapshot file
+            (mapped once per process and cached); or, inside a Dask task, the
+            :class:`Shipment` from :func:`ship` (the worker's installed copy).
 
     Raises:
         TypeError: a column of no supported type or dtype (float, bool, ...).
@@ -349,7 +350,8 @@ def ship(allowlist: Allowlist, client: Any = None) -> "Shipment":
 
     Returns:
         a :class:`Shipment`, to pass as ``allowlist`` to :func:`classify`, or to
-        your own ``map_partitions`` function together with :func:`installed`.
+        your own ``map_partitions`` function, which gets the worker's copy with
+        :func:`installed`.
 
     Raises:
         TypeError: ``allowlist`` is not an Allowlist.
@@ -377,8 +379,8 @@ def ship(allowlist: Allowlist, client: Any = None) -> "Shipment":
 class Shipment:
     """An allowlist installed in the worker processes of a Dask cluster by :func:`ship`.
 
-    ``token`` names it on the workers: inside a task, ``installed(token)``
-    returns the worker's copy.
+    ``token`` names it on the workers; in a task graph a Shipment travels as
+    that token alone, and :func:`installed` returns the worker's copy.
     """
 
     def __init__(self, token: str, client: Any) -> None:
@@ -410,13 +412,18 @@ class Shipment:
         return (_Installed, (self.token,))
 
 
-def installed(token: str) -> Allowlist:
-    """The allowlist :func:`ship` installed in this worker process under ``token``.
+def installed(shipment: Any) -> Allowlist:
+    """Inside a Dask task: this worker process's copy of an allowlist :func:`ship` installed.
+
+    For your own ``map_partitions`` functions: pass the :class:`Shipment` (or its
+    ``token``) as an argument -- it travels as the token alone -- and call
+    ``installed(it)`` in the function.
 
     Raises:
-        LookupError: nothing is installed under ``token`` here (released, or
-            shipped through another scheduler).
+        LookupError: nothing is installed under that token in this process
+            (released, or shipped through another scheduler).
     """
+    token = shipment if isinstance(shipment, str) else shipment.token
     with _LOCK:
         al = _INSTALLED.get(token)
     if al is None:
@@ -683,6 +690,8 @@ def _as_allowlist(allowlist: Any) -> Allowlist:
         return allowlist
     if isinstance(allowlist, (str, os.PathLike)):
         return _load_snapshot(_SnapshotRef.of(allowlist))
+    if isinstance(allowlist, (_Installed, Shipment)):     # inside a Dask task
+        return installed(allowlist)
     raise TypeError(f"allowlist must be an ipallow.Allowlist or a snapshot path, "
                     f"not {type(allowlist).__name__}")
 
