@@ -192,7 +192,7 @@ def render(r: dict) -> str:
     for x in r["throughput"]:
         op = f"{x['operation']} ({x['input']})"
         part = "" if x["items"] >= q["per_family"][f"ipv{x['family']}"] else f"  (on {x['items']:,} queries)"
-        w(f"  {_family_name(x['family'])}  {x['impl']:<19} {op:<52} {x['best_M_per_s']:>9,.2f} / "
+        w(f"  {_family_name(x['family'])}  {x['impl']:<19} {op:<60} {x['best_M_per_s']:>9,.2f} / "
           f"{x['median_M_per_s']:>9,.2f}  {_times(x['vs_ipallow']):>9}{part}")
 
     w("")
