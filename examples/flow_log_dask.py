@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> None:
             by_verdict, by_registration = summarize(classified, al)
             took = time.perf_counter() - t0
             mapped = sum(s["snapshot_loads"] for s in client.run(worker_stats).values())
-        print(f"classified and summarized on {args.workers} worker processes in {took:.1f} s "
-              f"({args.rows / took / 1e6:.1f} M flows/s); snapshot mapped {mapped}x (once per worker)\n")
+        print(f"read from Parquet, classified and summarized on {args.workers} worker processes in "
+              f"{took:.1f} s; the snapshot was mapped {mapped}x (once per worker process)\n")
         pd.set_option("display.width", 120)
         print("traffic by verdict")
         print(by_verdict.to_string(), "\n")
