@@ -34,11 +34,14 @@ from cpython.bool cimport PyBool_Check
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
 
 import numpy as np
+from ipaddress import IPv4Address, IPv6Address
 
 from ipallow.errors import AddressError, TableError
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+    unsigned long long PyLong_AsUnsignedLongLongMask(object o) except? <unsigned long long>-1
+    size_t _PyLong_NumBits(object o) except? <size_t>-1
     bint PyUnicode_IS_COMPACT_ASCII(object s)
     void* PyUnicode_DATA(object s)
     Py_ssize_t PyUnicode_GET_LENGTH(object s)
@@ -122,14 +125,31 @@ def address_error(str text, int code, Py_ssize_t offset, str kind="IP address"):
 # Text parsing (dotted quad and every RFC 4291 IPv6 form), on raw bytes
 # ---------------------------------------------------------------------------
 
+cdef extern from *:
+    """
+    /* Hex digit values, -1 for anything else: one load instead of three
+       range tests whose branches mispredict on random IPv6 text.
+       Filled once when the module is imported. */
+    static signed char ipallow_hex[256];
+    static void ipallow_hex_init(void) {
+        int i;
+        for (i = 0; i < 256; i++) ipallow_hex[i] = -1;
+        for (i = 0; i < 10; i++) ipallow_hex['0' + i] = (signed char)i;
+        for (i = 0; i < 6; i++) {
+            ipallow_hex['a' + i] = (signed char)(10 + i);
+            ipallow_hex['A' + i] = (signed char)(10 + i);
+        }
+    }
+    """
+    const signed char* HEX "ipallow_hex"
+    void hex_init "ipallow_hex_init"() noexcept nogil
+
+
+hex_init()
+
+
 cdef inline int hexval(char c) noexcept nogil:
-    if c'0' <= c <= c'9':
-        return c - c'0'
-    if c'a' <= c <= c'f':
-        return c - c'a' + 10
-    if c'A' <= c <= c'F':
-        return c - c'A' + 10
-    return -1
+    return HEX[<unsigned char>c]
 
 
 cdef inline int bad_char(const char* s, Py_ssize_t i, Py_ssize_t* err) noexcept nogil:
@@ -928,10 +948,10 @@ cdef int key_from_int_value(object value, object shown, uint64_t* hi, uint64_t* 
         lo[0] = <uint64_t>small
         return 4 if <uint64_t>small < TWO_32 else 6
     # overflow < 0: below LLONG_MIN; overflow == 0 here means a negative value.
-    if overflow <= 0 or value >= (1 << 128):
+    if overflow <= 0 or _PyLong_NumBits(value) > 128:
         raise AddressError(str(shown), "integer outside 0 .. 2**128-1", None)
-    hi[0] = <uint64_t>(value >> 64)
-    lo[0] = <uint64_t>(value & 0xFFFFFFFFFFFFFFFF)
+    lo[0] = PyLong_AsUnsignedLongLongMask(value)
+    hi[0] = PyLong_AsUnsignedLongLongMask(value >> 64)
     return 6
 
 
@@ -979,6 +999,11 @@ cdef int key_from_object(object ip, uint64_t* hi, uint64_t* lo) except -1:
             version = 6
         else:
             raise AddressError(repr(ip), f"packed address must be 4 or 16 bytes, not {n}", None)
+    elif type(ip) is IPv4Address or type(ip) is IPv6Address:
+        # The stdlib's address objects keep their value in ``_ip``: skip the
+        # Python converter (and its isinstance chain) for the common case.
+        key_from_int_value(ip._ip, ip, hi, lo)
+        version = 4 if type(ip) is IPv4Address else 6
     else:
         if object_converter is None:
             raise TypeError(f"expected an IP address, got {type(ip).__name__}")
@@ -989,6 +1014,16 @@ cdef int key_from_object(object ip, uint64_t* hi, uint64_t* lo) except -1:
         lo[0] &= 0xFFFFFFFFu
         version = 4
     return version
+
+
+cdef object address_error_of(str text):
+    """The AddressError that looking up ``text`` raises (it must be malformed)."""
+    cdef uint64_t hi = 0, lo = 0
+    try:
+        key_from_object(text, &hi, &lo)
+    except AddressError as exc:
+        return exc
+    return AddressError(text, "invalid", None)
 
 
 def address_key(ip):
@@ -1142,9 +1177,36 @@ cdef class Index:
             with nogil:
                 run_packed(&self.t4, &self.t6, &packed[0, 0], n, packed.shape[1], mode, dst,
                            self.prefix_reg)
+        elif kind == "text":
+            self._run_text(data, mode, dst)
         else:
             self._run_objects(data, n, mode, dst)
         return result
+
+    cdef int _run_text(self, array, int mode, void* dst) except -1:
+        """A numpy U/S array of address text: parsed in place; the first bad row raises."""
+        codes = self._match_text_fixed(array)
+        bad = np.flatnonzero(codes < NO_MATCH)
+        if len(bad):
+            row = int(bad[0])
+            text = array[row]
+            text = text.decode("latin-1") if isinstance(text, bytes) else str(text)
+            exc = address_error_of(text)
+            exc.add_note(f"at position {row} of the batch")
+            raise exc
+        cdef const int32_t[::1] prefix = codes
+        cdef Py_ssize_t i, n = codes.shape[0]
+        cdef uint8_t* flags = <uint8_t*>dst
+        cdef int32_t* ints = <int32_t*>dst
+        with nogil:
+            for i in range(n):
+                if mode == MODE_CONTAINS:
+                    flags[i] = prefix[i] >= 0
+                elif mode == MODE_REGISTRATION:
+                    ints[i] = self.prefix_reg[prefix[i]] if prefix[i] >= 0 else -1
+                else:
+                    ints[i] = prefix[i]
+        return 0
 
     cdef int _run_objects(self, list items, Py_ssize_t n, int mode, void* dst) except -1:
         cdef uint32_t leaves[CHUNK]
@@ -1731,7 +1793,8 @@ def batch_input(addresses):
     """Classify a batch -> (kind, data) with data contiguous and of the loop's dtype.
 
     kinds: "u32" (IPv4 ints), "u64x2" (IPv6 high/low), "packed" (rows of 4 or
-    16 big-endian bytes), "objects" (a list handled element by element).
+    16 big-endian bytes), "text" (a numpy U or S array of address text, read in
+    place), "objects" (a list handled element by element).
     """
     if isinstance(addresses, (str, bytes)):
         raise TypeError(f"expected a sequence of addresses, not a single {type(addresses).__name__}")
@@ -1748,16 +1811,27 @@ def batch_input(addresses):
                                 f"got {type(addresses).__name__}") from None
     arr = addresses
     kind = arr.dtype.kind
-    if kind in "UO":
+    if kind == "O":
         if arr.ndim != 1:
             raise ValueError(f"an array of address objects must be 1-D, not {arr.ndim}-D")
         return "objects", arr.tolist()
+    if kind in "US" and arr.ndim != 1:
+        raise ValueError(f"an array of address text must be 1-D, not {arr.ndim}-D")
+    if kind == "U" or (kind == "S" and arr.dtype.itemsize not in (4, 16)):
+        return "text", np.ascontiguousarray(arr)          # parsed in place, no str objects
     if kind in "SV":
         if arr.ndim != 1 or arr.dtype.itemsize not in (4, 16) or arr.dtype.fields:
             raise ValueError(f"packed addresses must be a 1-D S4/S16/V4/V16 array, got {arr.dtype} "
                              f"with shape {arr.shape}")
         width = arr.dtype.itemsize
-        return "packed", np.ascontiguousarray(arr).view(np.uint8).reshape(-1, width)
+        rows = np.ascontiguousarray(arr).view(np.uint8).reshape(-1, width)
+        if kind == "S" and len(rows) and looks_like_text(rows):
+            # b"2001:db8:1:2::10" is 16 bytes of text *and* a valid packed address:
+            # refuse to guess rather than answer for the wrong address.
+            raise ValueError(f"this {arr.dtype} array holds address text, not packed addresses: "
+                             f"pass a list or .astype(str) for text, or .view('V{width}') / "
+                             f"(n, {width}) uint8 rows for packed bytes")
+        return "packed", rows
     if kind not in "ui":
         raise TypeError(f"unsupported array dtype {arr.dtype}: use uint32 (IPv4), "
                         f"(n, 2) uint64 (IPv6) or packed uint8 rows")
@@ -1769,6 +1843,16 @@ def batch_input(addresses):
         return "packed", checked_cast(arr, np.uint8, 1 << 8)
     raise ValueError(f"unsupported array shape {arr.shape} for dtype {arr.dtype}: use (n,) uint32, "
                      f"(n, 2) uint64 or (n, 4) / (n, 16) uint8")
+
+
+# Bytes that can appear in address text: digits, hex letters, '.', ':' (and NUL padding).
+TEXT_BYTES = np.zeros(256, dtype=bool)
+TEXT_BYTES[list(b"0123456789abcdefABCDEF.:\0")] = True
+
+
+def looks_like_text(rows):
+    """True when every row of a packed-address array could be address text instead."""
+    return bool(TEXT_BYTES[rows].all()) and bool((rows[:, 0] != 0).all())
 
 
 cdef object checked_cast(arr, dtype, limit):
