@@ -96,6 +96,8 @@ def test_json_structure_and_every_installed_peer_checked(small_list):
 
 @needs_cli
 def test_text_output_on_the_bundled_sample():
+    pytest.importorskip("pytricia")
+    pytest.importorskip("pyroaring")
     result = run_cli("--queries", "300", "--seconds", "0.2", "--peers", "pytricia,pyroaring.BitMap")
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -191,6 +193,7 @@ class PyTricia:
 
 @needs_cli
 def test_a_disagreeing_peer_is_named_with_the_query(tmp_path, small_list):
+    pytest.importorskip("radix")
     site = tmp_path / "site"
     site.mkdir()
     (site / "pytricia.py").write_text(FAKE_PYTRICIA)
