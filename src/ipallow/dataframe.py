@@ -242,9 +242,7 @@ def lookup_many(column: Any, allowlist: Any, *, strict: bool = False) -> ColumnM
     valid = codes >= NO_MATCH
     if strict:
         _raise_first_bad(column, codes, valid)
-    registrations = _registrations(al, codes)
-    np.maximum(registrations, NO_MATCH, out=registrations)
-    return ColumnMatch(registrations, valid)
+    return ColumnMatch(_registrations(al, codes, invalid_as_no_match=True), valid)
 
 
 def registration_labels(allowlist: Any, registrations: Any) -> list:
@@ -480,9 +478,7 @@ def _classify_frame(df: Any, column: Any, al: Allowlist, names: dict[str, Any], 
     out = df.copy(deep=False)
     out[names["allowed"]] = codes >= 0
     if "registration" in names:
-        registrations = _registrations(al, codes)
-        np.maximum(registrations, NO_MATCH, out=registrations)
-        out[names["registration"]] = registrations
+        out[names["registration"]] = _registrations(al, codes, invalid_as_no_match=True)
     if "valid" in names:
         out[names["valid"]] = ok
     return out
@@ -767,6 +763,8 @@ def _pandas_codes(series: Any, al: Allowlist) -> np.ndarray:
 
 
 def _arrow_chunked_codes(chunked: Any, al: Allowlist) -> np.ndarray:
+    if chunked.num_chunks == 1:
+        return _arrow_codes(chunked.chunk(0), al)
     out = np.empty(len(chunked), dtype=np.int32)
     position = 0
     for chunk in chunked.chunks:
@@ -922,14 +920,31 @@ def _is_null(item: Any) -> bool:
     return False
 
 
-def _registrations(al: Allowlist, codes: np.ndarray) -> np.ndarray:
-    """Prefix codes -> registration codes (negative codes kept)."""
-    prefix_reg = al._compiled.prefix_reg
-    if len(prefix_reg) == 0:
-        return codes.copy()
-    out = prefix_reg.take(np.maximum(codes, 0))
-    np.copyto(out, codes, where=codes < 0)
-    return out
+def _registrations(al: Allowlist, codes: np.ndarray, invalid_as_no_match: bool = False) -> np.ndarray:
+    """Prefix codes -> registration codes: one ``take`` through a table ending in the special codes.
+
+    The table is ``prefix_reg`` followed by ``[NULL, UNPARSEABLE, NO_MATCH]`` (or three
+    ``NO_MATCH`` with ``invalid_as_no_match``), so the negative codes index it from the end.
+    """
+    table = _registration_table(al, invalid_as_no_match)
+    return table.take(codes)
+
+
+_TABLES: "weakref.WeakKeyDictionary[Allowlist, dict[bool, np.ndarray]]" = weakref.WeakKeyDictionary()
+
+
+def _registration_table(al: Allowlist, invalid_as_no_match: bool) -> np.ndarray:
+    with _LOCK:
+        tables = _TABLES.get(al)
+        table = tables.get(invalid_as_no_match) if tables else None
+    if table is None:
+        tail = [NO_MATCH] * 3 if invalid_as_no_match else [NULL, UNPARSEABLE, NO_MATCH]
+        table = np.concatenate([np.asarray(al._compiled.prefix_reg, dtype=np.int32),
+                                np.array(tail, dtype=np.int32)])
+        table.flags.writeable = False
+        with _LOCK:
+            _TABLES.setdefault(al, {})[invalid_as_no_match] = table
+    return table
 
 
 # ---------------------------------------------------------------------------
