@@ -9,8 +9,9 @@ import sys
 import ipallow
 from ipallow import export
 from ipallow.commands import EXIT_ERROR, EXIT_OK
-from ipallow.commands._common import (AT_HELP, parse_at_argument, add_parser, display_name, load_allowlist, output_file,
-                                      plural, print_json, stops_quietly_on_closed_output)
+from ipallow.commands._common import (AT_HELP, add_parser, display_name, load_allowlist, output_file,
+                                      parse_at_argument, plural, print_json,
+                                      stops_quietly_on_closed_output)
 
 EXAMPLES = """\
 examples:

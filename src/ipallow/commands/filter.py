@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import itertools
 import os
 import stat
@@ -25,8 +24,8 @@ import numpy as np
 
 from ipallow import AddressError, _trie
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
-from ipallow.commands._common import (AT_HELP, parse_at_argument, STDIN_NAME, add_parser, load_allowlist, print_json,
-                                      registration_label, stops_quietly_on_closed_output)
+from ipallow.commands._common import (AT_HELP, STDIN_NAME, add_parser, load_allowlist, parse_at_argument,
+                                      print_json, registration_label, stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 
 EXAMPLES = """\
