@@ -175,3 +175,11 @@ def test_bad_sides_raise_type_error(bad):
 def test_missing_file_raises_os_error(tmp_path):
     with pytest.raises(OSError):
         diff(tmp_path / "missing.csv", [])
+
+
+def test_plain_csv_lists_are_not_mistaken_for_registries(tmp_path):
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text("cidr,owner\n10.0.0.0/24,a\n")
+    new.write_text("cidr,owner\n10.0.0.0/23,a\n")
+    result = ipallow.diff(old, new)
+    assert result.coverage[4].gained_addresses == 256 and result.coverage[4].lost_addresses == 0

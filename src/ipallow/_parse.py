@@ -180,7 +180,10 @@ def iter_text_lines(text: str) -> Iterator[tuple[int, int, str]]:
 
     Everything from '#' on is a comment; surrounding whitespace is ignored.
     """
-    for number, line in enumerate(text.splitlines(), 1):
+    # Lines end at '\n' only (as in editors, sed and csv), not at every
+    # character str.splitlines() knows ('\f', '\x85', U+2028 ...).
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r")
         body = line.split("#", 1)[0]
         entry = body.strip()
         if entry:

@@ -110,8 +110,9 @@ REASONS = {
 }
 
 
-def address_error(str text, int code, Py_ssize_t offset, str kind="IP address"):
+def address_error(text, int code, Py_ssize_t offset, str kind="IP address"):
     """Build the AddressError for parser status ``code`` at byte ``offset`` of ``text``."""
+    text = str(text)        # str subclasses (numpy.str_) report like str
     cdef bytes raw = text.encode("utf-8", "surrogatepass")
     offset = max(0, min(offset, len(raw)))
     # Columns are 1-based and count characters, not UTF-8 bytes.
@@ -428,12 +429,15 @@ cdef const char* text_bytes_slow(object text, Py_ssize_t* n, str kind) except NU
                            exc.start + 1, kind) from None
 
 
-def parse_address(str text):
+def parse_address(text):
     """Parse address text -> ``(version, value)``; ``::ffff:a.b.c.d`` stays IPv6 here.
 
     Raises:
+        TypeError: ``text`` is not a str.
         AddressError: the text is not an IPv4 or IPv6 address.
     """
+    if not PyUnicode_Check(text):
+        raise TypeError(f"expected a str, got {type(text).__name__}")
     cdef Py_ssize_t n, err = 0
     cdef const char* s = text_bytes(text, &n, "IP address")
     cdef uint64_t hi = 0, lo = 0
@@ -445,7 +449,7 @@ def parse_address(str text):
     return rc, (<object>hi << 64) | lo
 
 
-def parse_network(str text, bint strict=True):
+def parse_network(text, bint strict=True):
     """Parse network text -> ``(version, value, prefixlen, masked)``.
 
     A bare address is a /32 or /128.  IPv4-mapped IPv6 networks of length
@@ -455,6 +459,8 @@ def parse_network(str text, bint strict=True):
         AddressError: malformed text, a bad prefix length, or host bits set
             while ``strict`` is true.
     """
+    if not PyUnicode_Check(text):
+        raise TypeError(f"expected a str, got {type(text).__name__}")
     cdef Py_ssize_t n, err = 0
     cdef const char* s = text_bytes(text, &n, "network")
     cdef uint64_t hi = 0, lo = 0

@@ -28,12 +28,11 @@ from pyroaring import BitMap
 
 from ipallow import _parse
 from ipallow.allowlist import Allowlist
-from ipallow.registry import Registration, Registry, load_registry, to_timestamp
+from ipallow.registry import Registration, Registry, is_registry_file, load_registry, to_timestamp
 
 __all__ = ["diff", "Diff", "Changed", "FieldChange", "Coverage"]
 
 _IPV4_SPACE = 1 << 32
-_REGISTRY_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
 
 
 class FieldChange(NamedTuple):
@@ -101,8 +100,8 @@ def diff(old: Any, new: Any, *, at: Any = None) -> Diff:
     """Registrations added, removed and changed, and coverage gained and lost per family.
 
     Arguments:
-        old, new: each a registry file (``.csv`` / ``.jsonl`` / ``.ndjson`` /
-            ``.json``), another list file (loaded by
+        old, new: each a registry file (JSON Lines, or CSV with an ``id``
+            column: see :func:`ipallow.registry.is_registry_file`), another list file (loaded by
             :meth:`Allowlist.from_file`), a :class:`~ipallow.Registry`, an
             iterable of :class:`~ipallow.Registration`, or an
             :class:`~ipallow.Allowlist`.  An allowlist built by
@@ -162,7 +161,7 @@ def _side(source: Any, t: float) -> tuple[Registry | None, _Prefixes, bool]:
                         f"or allowlists, not {type(source).__name__}")
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
-        if str(name).lower().endswith(_REGISTRY_SUFFIXES):
+        if is_registry_file(name):
             source = load_registry(name)
         else:
             source = Allowlist.from_file(name)

@@ -19,7 +19,7 @@ import ipallow
 from ipallow import Allowlist, ParseError, Problem
 from ipallow.commands import EXIT_OK
 from ipallow.commands._progress import Progress
-from ipallow.loaders import NETWORK_COLUMNS
+from ipallow.registry import is_registry_file, looks_like_csv
 
 STDIN_NAME = "<stdin>"
 
@@ -58,31 +58,9 @@ def display_name(path: str) -> str:
     return STDIN_NAME if path == "-" else path
 
 
-def looks_like_csv(head: bytes) -> bool:
-    """A list read from stdin has no file name: CSV when its first line is a header with a network column."""
-    first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
-    return "," in first and any(f.strip().lower() in NETWORK_COLUMNS for f in first.split(","))
-
-
-REGISTRY_SUFFIXES = (".jsonl", ".ndjson", ".json")
-
-
 def is_registry(name: str, head: bytes) -> bool:
-    """Whether a list file is a registry export (ids, statuses, validity windows).
-
-    JSON Lines (by suffix, or a first ``{``), or CSV whose header has an ``id``
-    column.  Anything else is a plain list: one CIDR / address / range a line,
-    or CSV with a network column and free data columns.
-    """
-    if name.lower().endswith(REGISTRY_SUFFIXES):
-        return True
-    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
-    if text.startswith(b"{"):
-        return True
-    if not name.lower().endswith(".csv") and not looks_like_csv(head):
-        return False
-    first = text.split(b"\n", 1)[0].decode("utf-8", "replace")
-    return "id" in (f.strip().strip('"').lower() for f in first.split(","))
+    """Whether a list file is a registry export: see :func:`ipallow.registry.is_registry_file`."""
+    return is_registry_file(name, head)
 
 
 def _read_head(path: str, size: int = 65536) -> bytes:
