@@ -64,3 +64,21 @@ def test_ipaddress_subclasses_take_the_general_path():
 
     assert Tagged("10.9.9.9") in AL and Tagged("11.0.0.1") not in AL
     assert AL.lookup(ipaddress.IPv6Address("::ffff:192.0.2.1")).data == {"id": "doc"}
+
+
+def test_arrow_and_pandas_columns_go_straight_to_the_batch_methods():
+    pa = pytest.importorskip("pyarrow")
+    pd = pytest.importorskip("pandas")
+    for column in (pa.array(TEXT), pa.chunked_array([TEXT[:2], TEXT[2:]]), pd.Series(TEXT),
+                   pd.Series(TEXT, dtype="string[pyarrow]")):
+        assert AL.contains_many(column).tolist() == EXPECTED
+        assert AL.lookup_many(column).tolist() == AL.lookup_many(TEXT).tolist()
+    with pytest.raises(ValueError, match="row 1: null"):
+        AL.contains_many(pa.array(["10.0.0.1", None]))
+
+
+def test_nul_inside_text_is_unparseable_in_every_array_form():
+    for array in (np.array(["10.1.2.3\x00junk"]), np.array([b"10.1.2.3\x00junk"])):
+        with pytest.raises(ipallow.AddressError, match="unexpected character"):
+            AL.contains_many(array)
+        assert AL._match_text_fixed(array).tolist() == [ipallow._trie.UNPARSEABLE]

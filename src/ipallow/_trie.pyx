@@ -1380,22 +1380,23 @@ cdef class Index:
                 count = min(<Py_ssize_t>CHUNK, n - chunk_base)
                 for i in range(count):
                     row = &raw[0] + (chunk_base + i) * itemsize
-                    size = 0
+                    # numpy pads with NULs at the end only: a NUL before the last
+                    # character is part of the text (and makes it unparseable).
                     if ucs4:
                         wide = <const uint32_t*>row
-                        for k in range(itemsize // 4):
+                        size = itemsize // 4
+                        while size > 0 and wide[size - 1] == 0:
+                            size -= 1
+                        if size > 70:
+                            size = 71              # too long: the parser rejects it
+                        for k in range(size):
                             ch = wide[k]
-                            if ch == 0:
-                                break
-                            if size == 70:
-                                size = 71          # too long: the parser rejects it
-                                break
-                            text[size] = <char>(ch if ch < 128 else 0x80)
-                            size += 1
+                            text[k] = <char>(ch if ch < 128 else 0x80)
                         out[chunk_base + i] = queue_text(&c, i, text, size)
                     else:
-                        while size < itemsize and row[size] != 0:
-                            size += 1
+                        size = itemsize
+                        while size > 0 and row[size - 1] == 0:
+                            size -= 1
                         out[chunk_base + i] = queue_text(&c, i, <const char*>row, size)
                 resolve_text(&c, &self.t4, &self.t6, leaves, &out[chunk_base], count)
                 chunk_base += count

@@ -172,6 +172,47 @@ class Allowlist(_trie.Index):
         reg = int(c.prefix_reg[prefix])
         return Match(self._network(prefix), reg, c.data[reg] if c.data is not None else None)
 
+    def contains_many(self, addresses: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Membership of every address: a numpy ``bool`` array.
+
+        Arguments:
+            addresses: a numpy ``uint32`` array (IPv4); an ``(n, 2)`` ``uint64``
+                array (IPv6 high, low words); an ``(n, 16)`` / ``(n, 4)`` ``uint8``
+                or ``S16`` / ``V16`` / ``S4`` array of packed addresses; a numpy
+                ``U`` / ``S`` array of address text; a list of addresses in any
+                accepted form; or a pyarrow string array / chunked array or a
+                pandas Series / Index of address text, read from its Arrow
+                buffers in place (see :mod:`ipallow.dataframe` for a mask of
+                null and unparseable rows instead of an error).
+            out: optional preallocated C-contiguous ``bool`` array of length n.
+
+        Raises:
+            TypeError: an unsupported container, dtype or element type.
+            ValueError: a bad shape or integer; ``AddressError`` for an
+                unparseable element, ``dataframe.BadRowError`` for a null or
+                unparseable row of a pyarrow / pandas column (both name the row).
+
+        >>> Allowlist(["10.0.0.0/8"]).contains_many(["10.1.2.3", "8.8.8.8"]).tolist()
+        [True, False]
+        """
+        if _is_column(addresses):
+            from ipallow import dataframe
+            return _into(out, dataframe.contains_many(addresses, self, strict=True).values)
+        return super().contains_many(addresses, out)
+
+    def lookup_many(self, addresses: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Registration index of the longest match of every address, ``-1`` where none.
+
+        Takes the same inputs as :meth:`contains_many`; returns ``int32``.
+
+        >>> Allowlist(["10.0.0.0/8", "10.1.0.0/16"]).lookup_many(["10.1.2.3", "11.0.0.1"]).tolist()
+        [1, -1]
+        """
+        if _is_column(addresses):
+            from ipallow import dataframe
+            return _into(out, dataframe.lookup_many(addresses, self, strict=True).values)
+        return super().lookup_many(addresses, out)
+
     def covering(self, ip: Any) -> list[Match]:
         """Every registered prefix covering ``ip``, longest first (ties: input order).
 
@@ -285,6 +326,24 @@ class Allowlist(_trie.Index):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+
+
+def _is_column(addresses: Any) -> bool:
+    """A pyarrow array or a pandas Series / Index (told apart without importing either)."""
+    return type(addresses).__module__.partition(".")[0] in ("pyarrow", "pandas")
+
+
+def _into(out: np.ndarray | None, values: np.ndarray) -> np.ndarray:
+    if out is None:
+        return values
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
+    if out.dtype != values.dtype or out.shape != values.shape or not out.flags.c_contiguous \
+            or not out.flags.writeable:
+        raise ValueError(f"out must be a writeable C-contiguous {values.dtype} array of shape "
+                         f"{values.shape}, got {out.dtype} with shape {out.shape}")
+    out[...] = values
+    return out
 
 
 def _from_snapshot(cls, buffer) -> "Allowlist":

