@@ -21,7 +21,7 @@ import os
 import numpy as np
 import pytest
 
-from ipallow import synth
+from ipallow import bench, synth
 
 
 def _env_int(name: str, default: int) -> int:
@@ -59,19 +59,10 @@ def pytest_terminal_summary(terminalreporter):
         tr.write_line(f"{f'{group} / {name}':<{width}}  {figure:>{fwidth}} {unit}")
 
 
-def _rss_bytes() -> int | None:
-    """Resident set size of this process (Linux /proc; None elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-
-
 @pytest.fixture(scope="session")
 def rss_bytes():
     """A function returning the current resident memory in bytes (None if unknown)."""
-    return _rss_bytes
+    return bench.rss_bytes
 
 
 @pytest.fixture

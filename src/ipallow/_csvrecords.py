@@ -10,7 +10,7 @@ import csv
 import io
 from typing import Iterator, NamedTuple
 
-__all__ = ["Record", "CsvError", "records"]
+__all__ = ["Record", "CsvError", "records", "data_records"]
 
 
 class Record(NamedTuple):
@@ -43,6 +43,28 @@ def records(text: str) -> Iterator[Record]:
         record_text = "".join(physical[previous_end:reader.line_num])
         previous_end = reader.line_num
         yield Record(first_line, row, field_starts(record_text, first_line))
+
+
+def data_records(reader: Iterator[Record], width: int, name: str,
+                 problems: list) -> Iterator[Record]:
+    """The records after the header: blank ones skipped; a record with the wrong
+    number of fields, or one csv cannot read, becomes a problem instead."""
+    from ipallow.errors import Problem
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except CsvError as exc:
+            problems.append(Problem(name, exc.line, 1, f"unreadable CSV record: {exc}"))
+            return
+        if not record.fields or all(not value.strip() for value in record.fields):
+            continue
+        if len(record.fields) != width:
+            problems.append(Problem(name, record.line, 1,
+                                    f"expected {width} fields, found {len(record.fields)}"))
+            continue
+        yield record
 
 
 def field_starts(record: str, first_line: int) -> list[tuple[int, int]]:

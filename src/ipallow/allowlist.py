@@ -11,7 +11,7 @@ import numpy as np
 from ipallow import _parse, _trie
 from ipallow._compile import Compiled, compile_entries
 
-__all__ = ["Allowlist", "Match", "Entry"]
+__all__ = ["Allowlist", "Match", "Entry", "registration_label"]
 
 NETWORK_CACHE_SIZE = 65536   # ipaddress network objects kept per allowlist for lookup()
 
@@ -326,6 +326,19 @@ class Allowlist(_trie.Index):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+
+
+def registration_label(data: Any, index: int) -> str:
+    """The short id of a registration: its ``id`` (registry record or data column), else ``#index``."""
+    rid = getattr(data, "id", None)
+    if isinstance(rid, str) and rid:
+        return rid
+    if isinstance(data, dict):
+        for key in ("id", "registration_id", "name"):
+            value = data.get(key)
+            if value not in (None, ""):
+                return str(value)
+    return f"#{index}"
 
 
 def _is_column(addresses: Any) -> bool:

@@ -637,7 +637,8 @@ def throughput(fn: Callable[[Any], Any], items: Any, *, seconds: float, min_runs
             "best_ns_per_item": round(best / m * 1e9, 2), "median_ns_per_item": round(median / m * 1e9, 2)}
 
 
-def _rss_bytes() -> int | None:
+def rss_bytes() -> int | None:
+    """Resident set size of this process (Linux /proc; None elsewhere)."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -648,11 +649,11 @@ def _rss_bytes() -> int | None:
 def _timed_builds(build: Callable[[], Any], *, seconds: float, max_runs: int = 3) -> tuple[Any, dict]:
     """Build once measuring resident-memory growth, then repeat (discarding) within ``seconds``."""
     gc.collect()
-    before = _rss_bytes()
+    before = rss_bytes()
     t0 = time.perf_counter()
     kept = build()
     times = [time.perf_counter() - t0]
-    after = _rss_bytes()
+    after = rss_bytes()
     while len(times) < max_runs and sum(times) < seconds:
         t0 = time.perf_counter()
         build()

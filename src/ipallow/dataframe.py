@@ -78,7 +78,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ipallow import _trie
-from ipallow.allowlist import Allowlist
+from ipallow.allowlist import Allowlist, registration_label
 from ipallow.errors import AddressError
 
 __all__ = [
@@ -263,7 +263,7 @@ def registration_labels(allowlist: Any, registrations: Any) -> list:
         if index < 0:
             labels.append(None)
         else:
-            labels.append(_label(data[index] if data is not None else None, index)
+            labels.append(registration_label(data[index] if data is not None else None, index)
                           if index < len(al) else _raise_index(index, len(al)))
     return labels
 
@@ -989,18 +989,6 @@ def _why_unparseable(value: Any) -> str:
     if "\x00" in text:
         return f"invalid IP address {text!r}: NUL character inside the text"
     return f"invalid IP address {text!r}"
-
-
-def _label(data: Any, index: int) -> str:
-    rid = getattr(data, "id", None)
-    if isinstance(rid, str) and rid:
-        return rid
-    if isinstance(data, dict):
-        for key in ("id", "registration_id", "name"):
-            value = data.get(key)
-            if value not in (None, ""):
-                return str(value)
-    return f"#{index}"
 
 
 def _raise_index(index: int, count: int):

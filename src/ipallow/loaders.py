@@ -76,19 +76,7 @@ def _csv_items(text: str, name: str):
     items: list[Any] = []
     places: list[tuple[int, int]] = []
     problems: list[Problem] = []
-    while True:
-        try:
-            line, row, starts = next(reader)
-        except StopIteration:
-            break
-        except _csvrecords.CsvError as exc:
-            problems.append(Problem(name, exc.line, 1, f"unreadable CSV record: {exc}"))
-            break
-        if not row or all(not field.strip() for field in row):
-            continue
-        if len(row) != len(keys):
-            problems.append(Problem(name, line, 1, f"expected {len(keys)} fields, found {len(row)}"))
-            continue
+    for line, row, starts in _csvrecords.data_records(reader, len(keys), name, problems):
         field = row[column]
         entry = field.strip()
         value_line, value_column = starts[column]

@@ -844,19 +844,7 @@ def _csv_rows(text: str, name: str, problems: list[Problem]) -> list[dict[str, _
         return []
     by_position = {position: canonical for canonical, position in columns.items()}
     rows: list[dict[str, _Cell]] = []
-    while True:
-        try:
-            first_line, row, starts = next(reader)
-        except StopIteration:
-            break
-        except _csvrecords.CsvError as exc:
-            problems.append(Problem(name, exc.line, 1, f"unreadable CSV record: {exc}"))
-            break
-        if not row or all(not value.strip() for value in row):
-            continue
-        if len(row) != len(keys):
-            problems.append(Problem(name, first_line, 1, f"expected {len(keys)} fields, found {len(row)}"))
-            continue
+    for first_line, row, starts in _csvrecords.data_records(reader, len(keys), name, problems):
         cells: dict[str, _Cell] = {}
         extra: dict[str, Any] = {}
         for position, value in enumerate(row):

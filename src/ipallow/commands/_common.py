@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import ipallow
 from ipallow import Allowlist, ParseError, Problem
+from ipallow.allowlist import registration_label  # noqa: F401  (the commands import it from here)
 from ipallow.commands import EXIT_OK
 from ipallow.commands._progress import Progress
 from ipallow.registry import is_registry_file, looks_like_csv
@@ -147,19 +148,6 @@ def print_json(obj: Any, stream=None) -> None:
 def problem_json(problem: Problem, **extra: Any) -> dict[str, Any]:
     return {"path": problem.path, "line": problem.line, "column": problem.column,
             "message": problem.message, **extra}
-
-
-def registration_label(data: Any, index: int) -> str:
-    """The short id of a registration: its ``id`` (registry record or data column), else ``#index``."""
-    rid = getattr(data, "id", None)
-    if isinstance(rid, str) and rid:
-        return rid
-    if isinstance(data, dict):
-        for key in ("id", "registration_id", "name"):
-            value = data.get(key)
-            if value not in (None, ""):
-                return str(value)
-    return f"#{index}"
 
 
 @contextlib.contextmanager
