@@ -361,18 +361,23 @@ class Peer:
         return np.fromiter((q in handle for q in items), dtype=bool, count=len(items))
 
 
+def _insert_all(trie, table, family):
+    """Insert every prefix of one family as ``trie.insert(cidr, prefixlen)`` (pytricia, SubnetTree):
+    the stored value is the prefix length, so answers can be compared on the longest match."""
+    insert = trie.insert
+    plens = (table.v4_plens if family == 4 else table.v6_plens).tolist()
+    for cidr, plen in zip(table.strings(family), plens):
+        insert(cidr, plen)
+    return trie
+
+
 class PytriciaPeer(Peer):
     name, module, distribution = "pytricia", "pytricia", "pytricia"
     longest_match = True
 
     def build(self, table, family):
         import pytricia
-        t = pytricia.PyTricia(32 if family == 4 else 128)
-        insert = t.insert
-        plens = (table.v4_plens if family == 4 else table.v6_plens).tolist()
-        for s, p in zip(table.strings(family), plens):
-            insert(s, p)
-        return t
+        return _insert_all(pytricia.PyTricia(32 if family == 4 else 128), table, family)
 
     def answers(self, handle, items):
         get = handle.get
@@ -407,12 +412,7 @@ class SubnetTreePeer(Peer):
 
     def build(self, table, family):
         import SubnetTree
-        t = SubnetTree.SubnetTree()
-        insert = t.insert
-        plens = (table.v4_plens if family == 4 else table.v6_plens).tolist()
-        for s, p in zip(table.strings(family), plens):
-            insert(s, p)
-        return t
+        return _insert_all(SubnetTree.SubnetTree(), table, family)
 
     def answers(self, handle, items):
         return np.fromiter(((handle[q] if q in handle else -1) for q in items),
