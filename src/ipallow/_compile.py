@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from ipallow import _parse, _trie
-from ipallow.errors import AddressError, HostBitsWarning
+from ipallow.errors import HostBitsWarning
 
 # Level-0 sizes.  Big tables get Poptrie's 18 (IPv4) / 16 (IPv6) bits; small
 # ones a smaller array so a ten-entry list does not cost a megabyte.

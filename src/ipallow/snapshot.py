@@ -350,15 +350,6 @@ def from_buffer(buffer, source: str = "<buffer>") -> Compiled:
     tables = (arrays["dir4"], arrays["nodes4"], arrays["leaves4"], header.dir_bits4,
               arrays["dir6"], arrays["nodes6"], arrays["leaves6"], header.dir_bits6)
 
-    def lazy(name: str, check: Callable[[np.ndarray], str | None]):
-        def load() -> np.ndarray:
-            array = _section(buffer, sections, name, source)
-            problem = check(array)
-            if problem:
-                raise SnapshotError(source, f"section {name}: {problem}")
-            return array
-        return load
-
     def data() -> Any:
         if not header.flags & FLAG_HAS_DATA:
             return None
@@ -369,7 +360,7 @@ def from_buffer(buffer, source: str = "<buffer>") -> Compiled:
         return _LazyData(offsets, blob)
 
     def prefix_table() -> None:
-        # The four prefix-table sections are checked together, once, on first use.
+        # The prefix-table sections are checked together, once, on first use.
         arrays = {name: _section(buffer, sections, name, source) for name in LAZY}
         problem = _trie.check_prefix_table(arrays["version"], arrays["prefixlen"],
                                            arrays["reg_first"], header.n_prefixes)

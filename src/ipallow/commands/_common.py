@@ -17,7 +17,6 @@ from typing import Any, Iterator
 
 import ipallow
 from ipallow import Allowlist, ParseError, Problem
-from ipallow.allowlist import registration_label  # noqa: F401  (the commands import it from here)
 from ipallow.commands import EXIT_OK
 from ipallow.commands._progress import Progress
 from ipallow.registry import is_registry_file, looks_like_csv
@@ -57,11 +56,6 @@ def stops_quietly_on_closed_output(handler):
 
 def display_name(path: str) -> str:
     return STDIN_NAME if path == "-" else path
-
-
-def is_registry(name: str, head: bytes) -> bool:
-    """Whether a list file is a registry export: see :func:`ipallow.registry.is_registry_file`."""
-    return is_registry_file(name, head)
 
 
 def _read_head(path: str, size: int = 65536) -> bytes:
@@ -122,13 +116,13 @@ class Source:
 
 
 def load_source(path: str | None, *, at: float | None = None, label: str = "loading list") -> Source:
-    """Load a plain list or a registry (see :func:`is_registry`); None is the bundled sample.
+    """Load a plain list or a registry (see :func:`ipallow.registry.is_registry_file`); None is the bundled sample.
 
     A progress timer is shown on a terminal when loading takes over a second.
     """
     path = path or ipallow.SAMPLE_LIST
     with list_path(path) as name, Progress(label):
-        if is_registry(name, _read_head(name)):
+        if is_registry_file(name, _read_head(name)):
             from ipallow.registry import load_registry
             registry = load_registry(name)
             allowlist = Allowlist.from_registry(registry, at=at)

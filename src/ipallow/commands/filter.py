@@ -24,8 +24,9 @@ import numpy as np
 
 from ipallow import AddressError, _trie
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
+from ipallow.allowlist import registration_label
 from ipallow.commands._common import (AT_HELP, STDIN_NAME, add_parser, load_allowlist, parse_at_argument,
-                                      print_json, registration_label, stops_quietly_on_closed_output)
+                                      print_json, stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 
 EXAMPLES = """\

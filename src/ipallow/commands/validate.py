@@ -11,9 +11,9 @@ import numpy as np
 
 from ipallow import ParseError, Problem, _parse, synth
 from ipallow.commands import EXIT_NEGATIVE, EXIT_OK
+from ipallow.allowlist import registration_label
 from ipallow.commands._common import (AT_HELP, add_parser, list_path, load_source, parse_at_argument,
-                                      plural, print_json, problem_json, registration_label,
-                                      stops_quietly_on_closed_output)
+                                      plural, print_json, problem_json, stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 
 EXAMPLES = """\
