@@ -188,33 +188,75 @@ def section_array(buffer: bytearray, name: str) -> np.ndarray:
     return np.frombuffer(buffer, dtype=np.uint8, count=nbytes, offset=offset).view(dtype)
 
 
-def first_node_with_children(nodes: np.ndarray) -> int:
-    return int(np.flatnonzero(nodes["vector"] != 0)[0])
+# The core's heap format (see "The index" in _trie.pyx), read independently here.
+NODE, INNER, OFFSET = 0x80000000, 0x40000000, 0x3FFFFFFF
+
+
+def bitmap(heap: np.ndarray, at: int) -> int:
+    return int(heap[at]) | int(heap[at + 1]) << 32          # a little-endian machine's word order
+
+
+def nodes(buffer: bytearray, inner: bool | None = None) -> list[int]:
+    """Word offset of every IPv4 node, breadth first (only inner or leaf-only ones if asked)."""
+    heap = section_array(buffer, "heap4")
+    queue = [int(e) for e in section_array(buffer, "dir4") if e & NODE]
+    for entry in queue:                                     # grows while it is read
+        if entry & INNER:
+            at = entry & OFFSET
+            queue.extend(int(e) for e in heap[at + 6:at + 6 + bitmap(heap, at + 4).bit_count()])
+    return [e & OFFSET for e in queue if inner is None or bool(e & INNER) == inner]
+
+
+def set_leafvec(b: bytearray, at: int, value: int) -> None:
+    heap = section_array(b, "heap4")
+    heap[at], heap[at + 1] = value & 0xFFFFFFFF, value >> 32
+
+
+def last_leaf_only(b: bytearray) -> int:
+    return max(nodes(b, inner=False))
+
+
+def first_inner(b: bytearray) -> int:
+    return nodes(b, inner=True)[0]
+
+
+def share_a_node(b: bytearray) -> None:
+    level0 = section_array(b, "dir4")
+    answer = int(np.flatnonzero((level0 & NODE) == 0)[0])
+    level0[answer] = level0[np.flatnonzero(level0 & NODE)[0]]
 
 
 CRAFTED = {
-    "level-0 entry points past the node array":
-        lambda b: section_array(b, "dir4").__setitem__(0, 0x80000000 | 0x7FFFFFF0),
-    "level-0 leaf names a prefix that does not exist":
+    "level-0 entry points past the heap":
+        lambda b: section_array(b, "dir4").__setitem__(0, NODE | 0x3FFFFFF0),
+    "level-0 answer names a prefix that does not exist":
         lambda b: section_array(b, "dir4").__setitem__(0, 0x7FFFFFF0),
-    "children or leaves lie past the end of their array":
-        lambda b: section_array(b, "nodes4")["base1"].__setitem__(0, 0xFFFFFFF0),
+    "a node lies past the end of the heap":
+        lambda b: section_array(b, "dir4").__setitem__(0, NODE | (len(section_array(b, "heap4")) - 3)),
+    "a node's children or leaves lie past the end of the heap":
+        lambda b: set_leafvec(b, last_leaf_only(b), (1 << 64) - 1),
     "a leaf names a prefix that does not exist":
-        lambda b: section_array(b, "leaves4").__setitem__(0, 0x7FFFFFFF),
+        lambda b: section_array(b, "heap4").__setitem__(nodes(b)[0] + 2, 0x7FFFFFF0),
     "a node's first leaf slot does not start a run":
-        lambda b: section_array(b, "nodes4")["leafvec"].__setitem__(
-            0, section_array(b, "nodes4")["leafvec"][0] & (section_array(b, "nodes4")["leafvec"][0] - np.uint64(1))),
-    "a node is reached twice":
-        lambda b: section_array(b, "nodes4")["base1"].__setitem__(
-            first_node_with_children(section_array(b, "nodes4")),
-            first_node_with_children(section_array(b, "nodes4"))),
+        lambda b: set_leafvec(b, nodes(b, inner=False)[0],
+                              (lambda v: v & (v - 1))(bitmap(section_array(b, "heap4"), nodes(b, inner=False)[0]))),
+    "a node is reached twice": share_a_node,
     "a slot is marked both child and leaf":
-        lambda b: section_array(b, "nodes4")["leafvec"].__setitem__(
-            first_node_with_children(section_array(b, "nodes4")),
-            section_array(b, "nodes4")["vector"][first_node_with_children(section_array(b, "nodes4"))]),
+        lambda b: set_leafvec(b, first_inner(b), bitmap(section_array(b, "heap4"), first_inner(b))
+                              | bitmap(section_array(b, "heap4"), first_inner(b) + 4)),
+    "a child entry is not a node reference":
+        lambda b: section_array(b, "heap4").__setitem__(first_inner(b) + 6, 5),
+    "a child entry points past the heap":
+        lambda b: section_array(b, "heap4").__setitem__(first_inner(b) + 6, NODE | 0x3FFFFFF0),
     "a prefix names a registration that does not exist":
         lambda b: section_array(b, "prefix_reg").__setitem__(0, 10**6),
 }
+
+
+def test_the_crafted_cases_reach_both_node_shapes(snapshot_bytes):
+    """The fixture has inner and leaf-only nodes, so every crafted case above applies."""
+    buffer = bytearray(snapshot_bytes)
+    assert nodes(buffer, inner=True) and nodes(buffer, inner=False)
 
 
 @pytest.mark.parametrize("reason", sorted(CRAFTED))
@@ -237,13 +279,23 @@ def test_crafted_detail_sections_are_rejected_before_use(snapshot_bytes):
     al = snapshot.loads(bytes(reseal(corrupt)))
     with pytest.raises(SnapshotError, match="prefix table: unknown IP version 5 at row 0"):
         al.lookup(al[0].networks[0].network_address)
+    corrupt = bytearray(snapshot_bytes)
+    section_array(corrupt, "reg_rows")[1] = section_array(corrupt, "reg_rows")[0]
+    al = snapshot.loads(bytes(reseal(corrupt)))
+    with pytest.raises(SnapshotError, match=r"prefix table: registration rows are not a permutation \(entry 1\)"):
+        list(al)
 
 
 def test_future_version_and_other_byte_order_are_named(snapshot_bytes):
     future = bytearray(snapshot_bytes)
     struct.pack_into("=I", future, 8, snapshot.FORMAT_VERSION + 1)
-    with pytest.raises(SnapshotError, match=r"format version 2 is newer than this ipallow supports \(1\)"):
+    with pytest.raises(SnapshotError, match=rf"format version {snapshot.FORMAT_VERSION + 1} is newer than "
+                                            rf"this ipallow supports \({snapshot.FORMAT_VERSION}\)"):
         snapshot.from_buffer(bytes(reseal(future)))
+    older = bytearray(snapshot_bytes)
+    struct.pack_into("=I", older, 8, 1)
+    with pytest.raises(SnapshotError, match="format version 1 was written by an older ipallow"):
+        snapshot.from_buffer(bytes(reseal(older)))
     swapped = bytearray(snapshot_bytes)
     swapped[12:16] = swapped[12:16][::-1]              # the byte-order mark as the other order writes it
     with pytest.raises(SnapshotError, match="other byte order"):
@@ -337,7 +389,7 @@ def test_compile_and_info_commands(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "2 registrations, 1 IPv4 and 1 IPv6 prefixes" in result.stdout
     info = subprocess.run([IPALLOW, "info", str(output)], capture_output=True, text=True, timeout=60)
-    assert info.returncode == 0 and "format 1" in info.stdout and "1 IPv4, 1 IPv6" in info.stdout
+    assert info.returncode == 0 and f"format {snapshot.FORMAT_VERSION}," in info.stdout and "1 IPv4, 1 IPv6" in info.stdout
     check = subprocess.run([IPALLOW, "check", "--list", str(output), "203.0.113.9"],
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0 and "allowed" in check.stdout

@@ -29,18 +29,40 @@ ErrorHandler = Callable[[int, Exception], None]
 class Compiled:
     """Everything an Allowlist is made of: plain arrays, saved as is in snapshots.
 
-    ``data`` is a sequence indexed by registration (a list, or a lazily decoding
-    view for snapshots), or None when no registration carried data.
+    Prefix rows are in the order the tables number their answers (the core's
+    first-appearance order, which keeps a leaf to one byte); registrations keep
+    the order they were given in, and ``reg_rows`` lists each one's rows in the
+    order its networks were given.  ``data`` is a sequence indexed by
+    registration (a list, or a lazily decoding view for snapshots), or None
+    when no registration carried data.
     """
 
     version: np.ndarray      # uint8, per prefix
     hi: np.ndarray           # uint64, per prefix (IPv6 high word; 0 for IPv4)
     lo: np.ndarray           # uint64, per prefix (IPv6 low word; the address for IPv4)
     prefixlen: np.ndarray    # uint8, per prefix
-    reg_first: np.ndarray    # int64, registration i owns prefixes reg_first[i]:reg_first[i+1]
+    reg_first: np.ndarray    # int64, registration i owns rows reg_rows[reg_first[i]:reg_first[i+1]]
     prefix_reg: np.ndarray   # int32, registration index of each prefix
     data: list | None        # registration data, or None when no entry carried any
-    tables: tuple            # (dir4, nodes4, leaves4, bits4, dir6, nodes6, leaves6, bits6)
+    tables: tuple            # (dir4, heap4, bits4, dir6, heap6, bits6)
+    reg_rows: np.ndarray     # int32, prefix rows of the registrations, in registration order
+
+    def rows_of(self, registration: int) -> np.ndarray:
+        """Prefix rows of one registration, in the order its networks were given."""
+        return self.reg_rows[int(self.reg_first[registration]):int(self.reg_first[registration + 1])]
+
+
+def assemble(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.ndarray,
+             reg_first: np.ndarray, data: list | None) -> Compiled:
+    """Compile a prefix table laid out by registration (registration i owns
+    rows ``reg_first[i]:reg_first[i+1]``), renumbering the rows as the tables do."""
+    sizes = np.diff(reg_first)
+    prefix_reg = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+    tables, order = build_tables(version, hi, lo, plen)
+    reg_rows = np.empty(len(order), dtype=np.int32)
+    reg_rows[order] = np.arange(len(order), dtype=np.int32)
+    return Compiled(version[order], hi[order], lo[order], plen[order], reg_first,
+                    prefix_reg[order], data, tables, reg_rows)
 
 
 def compile_entries(entries: Any, strict: bool = True,
@@ -96,17 +118,15 @@ def compile_entries(entries: Any, strict: bool = True,
         warnings.warn(HostBitsWarning(f"strict=False: host bits cleared in {masked} "
                                       f"network{'s' if masked != 1 else ''}")
                       , stacklevel=3)
-    version, hi, lo, plen, reg_first, prefix_reg = _lay_out(version, hi, lo, plen, multi)
-    return Compiled(version, hi, lo, plen, reg_first, prefix_reg, data,
-                    build_tables(version, hi, lo, plen))
+    version, hi, lo, plen, reg_first = _lay_out(version, hi, lo, plen, multi)
+    return assemble(version, hi, lo, plen, reg_first, data)
 
 
 def _lay_out(version, hi, lo, plen, multi):
     """Prefix table grouped by registration; ranges contribute several rows."""
     count = len(version)
     if not multi:
-        return (version, hi, lo, plen, np.arange(count + 1, dtype=np.int64),
-                np.arange(count, dtype=np.int32))
+        return version, hi, lo, plen, np.arange(count + 1, dtype=np.int64)
     sizes = np.ones(count, dtype=np.int64)
     for i, networks in multi.items():
         sizes[i] = len(networks)
@@ -123,28 +143,38 @@ def _lay_out(version, hi, lo, plen, multi):
             row = reg_first[i] + j
             out[0][row], out[1][row], out[2][row], out[3][row] = (
                 v, value >> 64, value & 0xFFFFFFFFFFFFFFFF, length)
-    prefix_reg = np.repeat(np.arange(count, dtype=np.int32), sizes)
-    return (*out, reg_first, prefix_reg)
+    return (*out, reg_first)
 
 
 def build_tables(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.ndarray) -> tuple:
-    """The IPv4 and IPv6 Poptrie tables for a prefix table."""
-    values = np.arange(1, len(version) + 1, dtype=np.uint32)   # leaf = prefix index + 1
-    if len(version) >= 1 << 31:
-        raise OverflowError("more than 2**31 - 1 prefixes")
+    """The IPv4 and IPv6 tables for a prefix table, and the row order they number.
+
+    Returns ``(tables, order)``: the tables answer ``p + 1`` for input row
+    ``order[p]``.  IPv4 answers come first, then IPv6, then the rows that never
+    answer (duplicates and prefixes wholly covered by longer ones).
+    """
+    count = len(version)
+    if count >= 1 << 30:
+        raise OverflowError("more than 2**30 - 1 prefixes")
+    values = np.arange(1, count + 1, dtype=np.uint32)   # build input: row + 1
     is4 = version == 4
     # IPv4: sort by (address, length); a stable sort keeps the first duplicate first.
     addr4, plen4, val4 = lo[is4], plen[is4], values[is4]
     order = np.argsort((addr4 << np.uint64(6)) | plen4.astype(np.uint64), kind="stable")
     bits4 = DIR_BITS_4[len(order) >= BIG_TABLE]
-    dir4, nodes4, leaves4 = _trie.build_table(
+    dir4, heap4, appear4 = _trie.build_table(
         np.ascontiguousarray(addr4[order] << np.uint64(32)), np.zeros(len(order), np.uint64),
-        np.ascontiguousarray(plen4[order]), np.ascontiguousarray(val4[order]), bits4)
+        np.ascontiguousarray(plen4[order]), np.ascontiguousarray(val4[order]), bits4, 1, count)
     is6 = ~is4
     hi6, lo6, plen6, val6 = hi[is6], lo[is6], plen[is6], values[is6]
     order = np.lexsort((val6, plen6, lo6, hi6))
     bits6 = DIR_BITS_6[len(order) >= BIG_TABLE]
-    dir6, nodes6, leaves6 = _trie.build_table(
+    dir6, heap6, appear6 = _trie.build_table(
         np.ascontiguousarray(hi6[order]), np.ascontiguousarray(lo6[order]),
-        np.ascontiguousarray(plen6[order]), np.ascontiguousarray(val6[order]), bits6)
-    return (dir4, nodes4, leaves4, bits4, dir6, nodes6, leaves6, bits6)
+        np.ascontiguousarray(plen6[order]), np.ascontiguousarray(val6[order]), bits6,
+        len(appear4) + 1, count)
+    answering = np.concatenate([appear4, appear6]).astype(np.int64) - 1
+    silent = np.ones(count, dtype=bool)
+    silent[answering] = False
+    rows = np.concatenate([answering, np.flatnonzero(silent)])
+    return (dir4, heap4, bits4, dir6, heap6, bits6), rows

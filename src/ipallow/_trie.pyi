@@ -6,7 +6,6 @@ import numpy as np
 import numpy.typing as npt
 
 REASONS: dict[int, str]
-NODE_DTYPE: np.dtype[Any]
 NO_MATCH: int
 TEXT_BYTES: npt.NDArray[np.bool_]
 UNPARSEABLE: int
@@ -23,15 +22,15 @@ def parse_entries(
 ]: ...
 def build_table(
     hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64], plen: npt.NDArray[np.uint8],
-    value: npt.NDArray[np.uint32], dir_bits: int,
-) -> tuple[npt.NDArray[np.uint32], npt.NDArray[Any], npt.NDArray[np.uint32]]: ...
+    value: npt.NDArray[np.uint32], dir_bits: int, first: int, n_values: int,
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]: ...
 def validate_table(
-    family: str, dir_arr: npt.NDArray[np.uint32], nodes_arr: npt.NDArray[Any],
-    leaves_arr: npt.NDArray[np.uint32], dir_bits: int, key_bits: int, n_values: int,
-) -> None: ...
+    family: str, dir_arr: npt.NDArray[np.uint32], heap_arr: npt.NDArray[np.uint32],
+    dir_bits: int, key_bits: int, n_values: int,
+) -> tuple[int, int]: ...
 def check_prefix_table(
     version: npt.NDArray[np.uint8], prefixlen: npt.NDArray[np.uint8],
-    reg_first: npt.NDArray[np.int64], n_prefixes: int,
+    reg_first: npt.NDArray[np.int64], reg_rows: npt.NDArray[np.int32], n_prefixes: int,
 ) -> str | None: ...
 def checksum(buffer: Any) -> int: ...
 def set_object_converter(converter: Callable[[Any], tuple[int, int]]) -> None: ...
@@ -41,9 +40,9 @@ def looks_like_text(rows: npt.NDArray[np.uint8]) -> bool: ...
 
 class Index:
     def _set_tables(
-        self, dir4: npt.NDArray[np.uint32], nodes4: npt.NDArray[Any], leaves4: npt.NDArray[np.uint32],
-        dir_bits4: int, dir6: npt.NDArray[np.uint32], nodes6: npt.NDArray[Any],
-        leaves6: npt.NDArray[np.uint32], dir_bits6: int, prefix_reg: npt.NDArray[np.int32],
+        self, dir4: npt.NDArray[np.uint32], heap4: npt.NDArray[np.uint32], dir_bits4: int,
+        dir6: npt.NDArray[np.uint32], heap6: npt.NDArray[np.uint32], dir_bits6: int,
+        prefix_reg: npt.NDArray[np.int32],
     ) -> None: ...
     def __contains__(self, ip: object, /) -> bool: ...
     def _match_index(self, ip: Any) -> int: ...

@@ -11,13 +11,15 @@ The index (Asai & Ohara, "Poptrie", SIGCOMM 2015, in our own words):
 * The prefix set is leaf-pushed into *elementary intervals*: every address gets
   the answer of its longest matching prefix, so a lookup never backtracks.
 * Level 0 (``dir``) is a plain array over the top ``dir_bits`` bits.  An entry
-  is either an answer (a leaf) or, with ``NODE_FLAG`` set, the index of a node.
+  is either an answer (a leaf) or, with ``NODE_FLAG`` set, a node reference.
 * A node covers the next 6 bits (64 slots).  ``vector`` marks slots that continue
-  into a child node; the children of a node are contiguous from ``base1``.  The
+  into a child node, found by a popcount over the node's child entries.  The
   other slots are leaves; runs of equal leaves are stored once, ``leafvec``
-  marks where a run starts, and the leaves of a node are contiguous from
-  ``base0``.  Both are found with one popcount.
-* An answer (leaf value) is ``prefix index + 1``; 0 means "no match".
+  marks where a run starts, and a popcount finds the run's one-byte code.
+  Nodes of both kinds live in one array of 32-bit words (see "The index").
+* An answer (leaf value) is ``prefix index + 1``; 0 means "no match".  Prefix
+  indices are the builder's first-appearance numbering, which is what lets a
+  leaf be one byte.
 
 The arrays are flat and pointer free (numpy arrays owned by Python), so a
 snapshot can be written and mapped back as is.
@@ -25,7 +27,7 @@ snapshot can be written and mapped back as is.
 
 cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t, int64_t
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memchr, memcpy
 from cpython.unicode cimport PyUnicode_Check
 from cpython.bytes cimport PyBytes_Check, PyBytes_GET_SIZE, PyBytes_AS_STRING
@@ -52,7 +54,6 @@ cdef extern from "Python.h":
 # Constants
 # ---------------------------------------------------------------------------
 
-cdef uint32_t NODE_FLAG = 0x80000000u
 cdef uint64_t ALL_ONES = 0xFFFFFFFFFFFFFFFFull
 # Strings longer than this cannot be an address or a network (the longest
 # valid form, a full IPv6 with embedded IPv4 and /128, is 49 characters).
@@ -532,25 +533,48 @@ def parse_entries(list items, bint strict=True):
 # ---------------------------------------------------------------------------
 # The index: one table per family
 # ---------------------------------------------------------------------------
+#
+# A table is a level-0 array ``dir`` and one array of 32-bit words, the
+# ``heap``, holding every node.  Nodes have one of two shapes:
+#
+#   leaf-only node (no child slots)      inner node (some child slots)
+#   word 0-1  leafvec                    word 0-1  leafvec
+#   word 2    default                    word 2    default
+#   word 3    first                      word 3    first
+#   word 4..  leaf codes (bytes)         word 4-5  vector
+#                                        word 6..  one entry per child, then leaf codes
+#
+# A reference to a node (a level-0 entry or a child entry) is its word offset
+# with NODE_FLAG set, plus INNER_FLAG for the inner shape; any other level-0
+# entry is an answer.  Leaf runs hold one byte each, a *code*: 0 is the node's
+# ``default`` answer, c > 0 is ``first + c - 1``.  That works because the builder
+# numbers prefixes in the order their answers first appear, depth first: a
+# node's own leaves are its block's covering prefix (or none) and at most 64
+# prefixes inside the block that appear there for the first time.  So a leaf
+# costs one byte instead of four, and a node without children 16 bytes plus
+# its codes instead of 24 (session-1 layout: 12.4 bytes a prefix at 1M IPv4
+# prefixes; this one about 6.5).
 
-ctypedef struct node_t:
-    uint64_t vector     # slots that continue into a child node
-    uint64_t leafvec    # leaf slots where a new run of equal leaves starts
-    uint32_t base0      # first leaf of this node
-    uint32_t base1      # first child node of this node
+cdef extern from *:
+    """
+    #define IPALLOW_NODE_FLAG 0x80000000u
+    #define IPALLOW_INNER_FLAG 0x40000000u
+    #define IPALLOW_OFFSET_MASK 0x3FFFFFFFu
+    """
+    const uint32_t NODE_FLAG "IPALLOW_NODE_FLAG"
+    const uint32_t INNER_FLAG "IPALLOW_INNER_FLAG"
+    const uint32_t OFFSET_MASK "IPALLOW_OFFSET_MASK"
+cdef enum:
+    HEAD_WORDS = 4          # leafvec (2), default, first
+    INNER_HEAD_WORDS = 6    # + vector (2)
+    HEAP_SLACK = 2          # zero words after the last node: the batch walk reads
+                            # words 4-5 of every node, whatever its shape
 
 ctypedef struct table_t:
     const uint32_t* dir
-    const node_t* nodes
-    const uint32_t* leaves
+    const uint32_t* heap
     int dir_bits
-    uint32_t n_nodes
-    uint32_t n_leaves
-
-# numpy view of node_t, so the node array is an ordinary numpy buffer.
-NODE_DTYPE = np.dtype([("vector", "=u8"), ("leafvec", "=u8"),
-                       ("base0", "=u4"), ("base1", "=u4")])
-assert NODE_DTYPE.itemsize == sizeof(node_t)
+    uint32_t n_words
 
 
 cdef extern from *:
@@ -559,6 +583,7 @@ cdef extern from *:
        x86-64 unless IPALLOW_PORTABLE=1); otherwise a branch-free SWAR count,
        never libgcc's slow generic routine. */
     #include <stdint.h>
+    #include <string.h>
     #if defined(__POPCNT__) || defined(__aarch64__)
     #define IPALLOW_POPCOUNT64(x) ((int)__builtin_popcountll(x))
     #else
@@ -569,6 +594,12 @@ cdef extern from *:
         return (int)((x * 0x0101010101010101ULL) >> 56);
     }
     #endif
+    /* Bitmaps sit in two 4-byte-aligned heap words: memcpy is one load on
+       x86-64 and arm64, and well defined everywhere. */
+    static inline uint64_t ipallow_load64(const uint32_t* p) {
+        uint64_t x; memcpy(&x, p, 8); return x;
+    }
+    static inline void ipallow_store64(uint32_t* p, uint64_t x) { memcpy(p, &x, 8); }
     /* A build that uses the POPCNT instruction refuses to load on a CPU
        without it (pre-2008 x86) instead of dying with SIGILL later. */
     static int ipallow_cpu_ok(void) {
@@ -581,6 +612,8 @@ cdef extern from *:
     }
     """
     int popcount64 "IPALLOW_POPCOUNT64"(uint64_t x) noexcept nogil
+    uint64_t load64 "ipallow_load64"(const uint32_t* p) noexcept nogil
+    void store64 "ipallow_store64"(uint32_t* p, uint64_t x) noexcept nogil
     int cpu_ok "ipallow_cpu_ok"() noexcept nogil
 
 if not cpu_ok():
@@ -599,43 +632,44 @@ cdef inline unsigned slot_of(uint64_t hi, uint64_t lo, int offset) noexcept nogi
     return <unsigned>((lo << (offset - 122)) & 63)
 
 
-cdef inline uint32_t table_lookup(const table_t* t, uint64_t hi, uint64_t lo) noexcept nogil:
-    """Leaf value (prefix index + 1, 0 = none) for a left-aligned 128-bit key."""
-    cdef uint32_t entry = t.dir[hi >> (64 - t.dir_bits)]
-    cdef int offset = t.dir_bits
-    cdef const node_t* node
+cdef inline uint32_t leaf_answer(const uint32_t* node, const uint8_t* codes, uint64_t upto) noexcept nogil:
+    """The answer of the leaf run holding the slots up to ``upto``."""
+    cdef uint32_t code = codes[popcount64(load64(node) & upto) - 1]
+    return node[3] + code - 1 if code else node[2]
+
+
+cdef inline uint32_t descend(const table_t* t, uint32_t entry, uint64_t hi, uint64_t lo,
+                             int offset) noexcept nogil:
+    """Answer for a key from level-0 ``entry`` on (one key at a time, branchy)."""
+    cdef const uint32_t* node
     cdef unsigned v
-    cdef uint64_t upto
+    cdef uint64_t upto, vector
     while entry & NODE_FLAG:
-        node = &t.nodes[entry & ~NODE_FLAG]
+        node = t.heap + (entry & OFFSET_MASK)
         v = slot_of(hi, lo, offset)
         upto = (<uint64_t>2 << v) - 1          # slots 0..v (v = 63 wraps to all ones)
-        if (node.vector >> v) & 1:
-            entry = NODE_FLAG | (node.base1 + <uint32_t>popcount64(node.vector & upto) - 1)
+        if not entry & INNER_FLAG:
+            return leaf_answer(node, <const uint8_t*>(node + HEAD_WORDS), upto)
+        vector = load64(node + HEAD_WORDS)
+        if (vector >> v) & 1:
+            entry = node[INNER_HEAD_WORDS + popcount64(vector & upto) - 1]
             offset += 6
         else:
-            return t.leaves[node.base0 + <uint32_t>popcount64(node.leafvec & upto) - 1]
+            return leaf_answer(node, <const uint8_t*>(node + INNER_HEAD_WORDS + popcount64(vector)), upto)
     return entry
+
+
+cdef inline uint32_t table_lookup(const table_t* t, uint64_t hi, uint64_t lo) noexcept nogil:
+    """Leaf value (prefix index + 1, 0 = none) for a left-aligned 128-bit key."""
+    return descend(t, t.dir[hi >> (64 - t.dir_bits)], hi, lo, t.dir_bits)
 
 
 cdef inline uint32_t table_lookup4(const table_t* t, uint32_t addr) noexcept nogil:
-    """IPv4 specialisation: the key fits in ``hi`` and never reaches bit 58."""
-    cdef uint64_t hi = <uint64_t>addr << 32
+    """IPv4: the key fits in ``hi``; most lookups end at level 0."""
     cdef uint32_t entry = t.dir[addr >> (32 - t.dir_bits)]
-    cdef int offset = t.dir_bits
-    cdef const node_t* node
-    cdef unsigned v
-    cdef uint64_t upto
-    while entry & NODE_FLAG:
-        node = &t.nodes[entry & ~NODE_FLAG]
-        v = <unsigned>((hi >> (58 - offset)) & 63)
-        upto = (<uint64_t>2 << v) - 1
-        if (node.vector >> v) & 1:
-            entry = NODE_FLAG | (node.base1 + <uint32_t>popcount64(node.vector & upto) - 1)
-            offset += 6
-        else:
-            return t.leaves[node.base0 + <uint32_t>popcount64(node.leafvec & upto) - 1]
-    return entry
+    if not entry & NODE_FLAG:
+        return entry
+    return descend(t, entry, <uint64_t>addr << 32, 0, t.dir_bits)
 
 
 # ---------------------------------------------------------------------------
@@ -652,11 +686,20 @@ ctypedef struct builder_t:
     uint64_t* blo
     uint32_t* val
     Py_ssize_t m
-    # Output arrays, grown as needed.
-    node_t* nodes
-    Py_ssize_t n_nodes, cap_nodes
-    uint32_t* leaves
-    Py_ssize_t n_leaves, cap_leaves
+    # The heap, grown as needed.
+    uint32_t* heap
+    Py_ssize_t n_words, cap_words
+    # Answers are renumbered in order of first appearance: number[value] is the
+    # new number (0 = not seen yet), appear[n - first] the value numbered n.
+    uint32_t* number
+    uint32_t* appear
+    uint32_t first, next
+
+
+cdef enum:
+    BUILD_NO_MEMORY = -1
+    BUILD_TWO_DEFAULTS = -2     # cannot happen for nested-or-disjoint prefixes
+    BUILD_TOO_LARGE = -3
 
 
 cdef int emit_boundary(builder_t* b, uint64_t hi, uint64_t lo, uint32_t value) noexcept nogil:
@@ -751,23 +794,16 @@ cdef inline bint uniform(const builder_t* b, Py_ssize_t k, uint64_t last_hi, uin
     return k + 1 >= b.m or not key_le(b.bhi[k + 1], b.blo[k + 1], last_hi, last_lo)
 
 
-cdef int reserve(builder_t* b, Py_ssize_t extra_nodes, Py_ssize_t extra_leaves) noexcept nogil:
+cdef int reserve(builder_t* b, Py_ssize_t words) noexcept nogil:
     cdef void* p
     cdef Py_ssize_t cap
-    if b.n_nodes + extra_nodes > b.cap_nodes:
-        cap = max(2 * b.cap_nodes, b.n_nodes + extra_nodes + 64)
-        p = realloc(b.nodes, cap * sizeof(node_t))
+    if b.n_words + words > b.cap_words:
+        cap = max(2 * b.cap_words, b.n_words + words + 1024)
+        p = realloc(b.heap, cap * sizeof(uint32_t))
         if p == NULL:
             return -1
-        b.nodes = <node_t*>p
-        b.cap_nodes = cap
-    if b.n_leaves + extra_leaves > b.cap_leaves:
-        cap = max(2 * b.cap_leaves, b.n_leaves + extra_leaves + 256)
-        p = realloc(b.leaves, cap * sizeof(uint32_t))
-        if p == NULL:
-            return -1
-        b.leaves = <uint32_t*>p
-        b.cap_leaves = cap
+        b.heap = <uint32_t*>p
+        b.cap_words = cap
     return 0
 
 
@@ -781,24 +817,35 @@ cdef inline bint at_slot_start(uint64_t hi, uint64_t lo, int offset) noexcept no
     return ((hi & mhi) | (lo & mlo)) == 0
 
 
-cdef int fill_node(builder_t* b, Py_ssize_t index, uint64_t hi, uint64_t lo,
-                   int offset, Py_ssize_t k) noexcept nogil:
-    """Fill node ``index`` for the block starting at (hi, lo) at bit ``offset``.
+cdef inline uint32_t number_of(builder_t* b, uint32_t value) noexcept nogil:
+    """The new number of an answer, given the next free one if it is new (0 stays 0)."""
+    if value and not b.number[value]:
+        b.number[value] = b.next
+        b.appear[b.next - b.first] = value
+        b.next += 1
+    return b.number[value]
+
+
+cdef int64_t fill_node(builder_t* b, uint64_t hi, uint64_t lo, int offset, Py_ssize_t k) noexcept nogil:
+    """Write the node for the block starting at (hi, lo) at bit ``offset``; return its reference.
 
     ``k`` is the interval holding the block's first address.  One pass over
     the boundaries inside the block decides every slot: a boundary exactly at
     a slot start only changes the value from that slot on; any other boundary
-    makes its slot an inner node.  Children are reserved contiguously, then
-    filled depth first.  Returns -1 when memory runs out.
+    makes its slot a child node.  The node's leaf codes are decided (and its
+    new answers numbered) before any child is written, depth first, which is
+    what keeps every code below 65.  Returns a BUILD_* error (< 0) on failure.
     """
-    cdef uint64_t vector = 0, leafvec = 0, last_hi, last_lo
+    cdef uint64_t vector = 0, leafvec = 0, last_hi, last_lo, shi, slo
     cdef Py_ssize_t child_k[64]
     cdef uint32_t leaf_val[64]
+    cdef uint8_t codes[64]
     cdef int n_children = 0, n_leaves = 0, c
-    cdef unsigned v, slot
-    cdef bint have_leaf = False, inner
-    cdef uint32_t last_leaf = 0
-    cdef Py_ssize_t nxt = k + 1, start_k
+    cdef unsigned v
+    cdef bint have_leaf = False, inner, have_default = False
+    cdef uint32_t last_leaf = 0, first, num, default = 0
+    cdef Py_ssize_t nxt = k + 1, start_k, words, at, code_word
+    cdef int64_t child
     ones_below(128 - offset, &last_hi, &last_lo)
     last_hi |= hi
     last_lo |= lo
@@ -826,26 +873,45 @@ cdef int fill_node(builder_t* b, Py_ssize_t index, uint64_t hi, uint64_t lo,
             n_leaves += 1
             last_leaf = b.val[k]
             have_leaf = True
-    if reserve(b, n_children, n_leaves) < 0:
-        return -1
-    cdef Py_ssize_t base1 = b.n_nodes, base0 = b.n_leaves
-    cdef uint64_t shi, slo
-    b.n_nodes += n_children
+    # Codes: answers numbered before this node (the covering prefix, or none)
+    # are the default; the rest are new here, numbered from ``first`` on.
+    first = b.next
     for c in range(n_leaves):
-        b.leaves[base0 + c] = leaf_val[c]
-    b.n_leaves += n_leaves
-    b.nodes[index].vector = vector
-    b.nodes[index].leafvec = leafvec
-    b.nodes[index].base0 = <uint32_t>base0
-    b.nodes[index].base1 = <uint32_t>base1
+        num = number_of(b, leaf_val[c])
+        if num and num >= first:
+            codes[c] = <uint8_t>(num - first + 1)
+        elif have_default and num != default:
+            return BUILD_TWO_DEFAULTS
+        else:
+            default = num
+            have_default = True
+            codes[c] = 0
+    code_word = HEAD_WORDS + (INNER_HEAD_WORDS - HEAD_WORDS + n_children if n_children else 0)
+    words = code_word + (n_leaves + 3) // 4
+    if reserve(b, words) < 0:
+        return BUILD_NO_MEMORY
+    at = b.n_words
+    if at > OFFSET_MASK:
+        return BUILD_TOO_LARGE
+    b.n_words += words
+    store64(b.heap + at, leafvec)
+    b.heap[at + 2] = default
+    b.heap[at + 3] = first
+    if n_children:
+        store64(b.heap + at + HEAD_WORDS, vector)
+    for c in range(code_word, words):
+        b.heap[at + c] = 0
+    memcpy(<uint8_t*>(b.heap + at + code_word), codes, n_leaves)
     c = 0
     for v in range(64):
         if (vector >> v) & 1:
             slot_start(hi, lo, offset, v, &shi, &slo)
-            if fill_node(b, base1 + c, shi, slo, offset + 6, child_k[c]) < 0:
-                return -1
+            child = fill_node(b, shi, slo, offset + 6, child_k[c])
+            if child < 0:
+                return child
+            b.heap[at + INNER_HEAD_WORDS + c] = <uint32_t>child    # heap may have moved
             c += 1
-    return 0
+    return NODE_FLAG | (INNER_FLAG if n_children else 0) | <uint32_t>at
 
 
 cdef void copy_into(object array, const void* src, size_t size):
@@ -855,35 +921,47 @@ cdef void copy_into(object array, const void* src, size_t size):
 
 
 def build_table(const uint64_t[::1] hi, const uint64_t[::1] lo, const uint8_t[::1] plen,
-                const uint32_t[::1] value, int dir_bits):
-    """Compile prefixes into ``(dir, nodes, leaves)`` numpy arrays.
+                const uint32_t[::1] value, int dir_bits, uint32_t first, uint32_t n_values):
+    """Compile prefixes into ``(dir, heap, appear)`` numpy ``uint32`` arrays.
 
     Arguments:
         hi, lo: left-aligned 128-bit prefix starts (no host bits), sorted
             together with ``plen`` and ``value`` by (start, length, value).
         plen: prefix lengths in the 128-bit space (IPv4 /n stays n).
-        value: the answer for each prefix, 1 <= value < 2**31.
+        value: the identity of each prefix, 1 <= value <= n_values.
         dir_bits: bits resolved by the level-0 array (1..24).
+        first: the number given to the first answer that appears.
+
+    The table answers with new numbers: the n-th distinct answer met in a
+    depth-first walk is ``first + n``, and ``appear[n]`` is its value.  Values
+    that never answer (shadowed or duplicate prefixes) are not in ``appear``.
     """
-    cdef Py_ssize_t count = hi.shape[0], d, k = 0, ndir
+    cdef Py_ssize_t count = hi.shape[0], d, k = 0, ndir, i
     if not (lo.shape[0] == count and plen.shape[0] == count and value.shape[0] == count):
         raise ValueError("build_table: arrays differ in length")
     if not 1 <= dir_bits <= 24:
         raise ValueError("build_table: dir_bits must be 1..24")
+    if first < 1 or <uint64_t>first + count > <uint64_t>NODE_FLAG or n_values >= NODE_FLAG:
+        raise ValueError("build_table: answer numbers out of range")
+    for i in range(count):
+        if not 1 <= value[i] <= n_values:
+            raise ValueError("build_table: values must be 1..n_values")
     cdef builder_t b
     b.bhi = <uint64_t*>malloc((2 * count + 2) * sizeof(uint64_t))
     b.blo = <uint64_t*>malloc((2 * count + 2) * sizeof(uint64_t))
     b.val = <uint32_t*>malloc((2 * count + 2) * sizeof(uint32_t))
-    b.nodes = NULL
-    b.leaves = NULL
-    b.n_nodes = b.cap_nodes = b.n_leaves = b.cap_leaves = 0
+    b.number = <uint32_t*>calloc(<size_t>n_values + 1, sizeof(uint32_t))
+    b.appear = <uint32_t*>malloc((count + 1) * sizeof(uint32_t))
+    b.heap = NULL
+    b.n_words = b.cap_words = 0
+    b.first = b.next = first
     ndir = <Py_ssize_t>1 << dir_bits
     dir_arr = np.zeros(ndir, dtype=np.uint32)
     cdef uint32_t[::1] directory = dir_arr
     cdef uint64_t dhi, ohi, olo
-    cdef int failed = 0
+    cdef int64_t failed = 0, entry
     try:
-        if b.bhi == NULL or b.blo == NULL or b.val == NULL:
+        if b.bhi == NULL or b.blo == NULL or b.val == NULL or b.number == NULL or b.appear == NULL:
             raise MemoryError()
         with nogil:
             if count:
@@ -898,31 +976,38 @@ def build_table(const uint64_t[::1] hi, const uint64_t[::1] lo, const uint8_t[::
                 dhi = <uint64_t>d << (64 - dir_bits)
                 k = advance(&b, k, dhi, 0)
                 if uniform(&b, k, dhi | ohi, olo):
-                    directory[d] = b.val[k]
+                    directory[d] = number_of(&b, b.val[k])
                 else:
-                    if reserve(&b, 1, 0) < 0:
-                        failed = 1
+                    entry = fill_node(&b, dhi, 0, dir_bits, k)
+                    if entry < 0:
+                        failed = entry
                         break
-                    b.n_nodes += 1
-                    directory[d] = NODE_FLAG | <uint32_t>(b.n_nodes - 1)
-                    if fill_node(&b, b.n_nodes - 1, dhi, 0, dir_bits, k) < 0:
-                        failed = 1
-                        break
-        if failed:
+                    directory[d] = <uint32_t>entry
+            if not failed:
+                if reserve(&b, HEAP_SLACK) < 0:
+                    failed = BUILD_NO_MEMORY
+                else:
+                    for i in range(HEAP_SLACK):
+                        b.heap[b.n_words + i] = 0
+                    b.n_words += HEAP_SLACK
+        if failed == BUILD_NO_MEMORY:
             raise MemoryError()
-        if b.n_nodes >= NODE_FLAG or b.n_leaves >= NODE_FLAG:
-            raise OverflowError("table too large for 31-bit node indices")
-        nodes_arr = np.empty(b.n_nodes, dtype=NODE_DTYPE)
-        leaves_arr = np.empty(b.n_leaves, dtype=np.uint32)
-        copy_into(nodes_arr, b.nodes, b.n_nodes * sizeof(node_t))
-        copy_into(leaves_arr, b.leaves, b.n_leaves * sizeof(uint32_t))
-        return dir_arr, nodes_arr, leaves_arr
+        if failed == BUILD_TOO_LARGE:
+            raise OverflowError("table too large for 30-bit node offsets")
+        if failed:
+            raise RuntimeError("build_table: a node holds two default answers (internal error)")
+        heap_arr = np.empty(b.n_words, dtype=np.uint32)
+        appear_arr = np.empty(b.next - first, dtype=np.uint32)
+        copy_into(heap_arr, b.heap, b.n_words * sizeof(uint32_t))
+        copy_into(appear_arr, b.appear, (b.next - first) * sizeof(uint32_t))
+        return dir_arr, heap_arr, appear_arr
     finally:
         free(b.bhi)
         free(b.blo)
         free(b.val)
-        free(b.nodes)
-        free(b.leaves)
+        free(b.number)
+        free(b.appear)
+        free(b.heap)
 
 
 # ---------------------------------------------------------------------------
@@ -1078,20 +1163,19 @@ cdef class Index:
     cdef const int32_t* prefix_reg
     cdef Py_ssize_t n_prefixes
     cdef object _arrays           # keeps the buffers behind the raw pointers alive
+    cdef object _shapes           # ((nodes, leaf codes) IPv4, same IPv6), from validation
 
     def __cinit__(self, *args, **kwargs):
         self._arrays = None
         self.n_prefixes = 0
 
-    def _set_tables(self, dir4, nodes4, leaves4, int dir_bits4,
-                    dir6, nodes6, leaves6, int dir_bits6, prefix_reg):
+    def _set_tables(self, dir4, heap4, int dir_bits4, dir6, heap6, int dir_bits6, prefix_reg):
         """Point the index at compiled arrays (once; the index is immutable after)."""
         if self._arrays is not None:
             raise RuntimeError("the index is immutable: its tables are already set")
         arrays = []
-        for arr, dtype in ((dir4, np.uint32), (nodes4, NODE_DTYPE), (leaves4, np.uint32),
-                           (dir6, np.uint32), (nodes6, NODE_DTYPE), (leaves6, np.uint32),
-                           (prefix_reg, np.int32)):
+        for arr, dtype in ((dir4, np.uint32), (heap4, np.uint32), (dir6, np.uint32),
+                           (heap6, np.uint32), (prefix_reg, np.int32)):
             if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != 1 \
                     or not arr.flags.c_contiguous:
                 raise TypeError("index arrays must be 1-D C-contiguous arrays of the table dtypes")
@@ -1101,13 +1185,14 @@ cdef class Index:
                 raise ValueError("level-0 array does not match dir_bits")
         # Whatever produced the arrays (our builder, a snapshot file, a pickle),
         # no lookup may read outside them or loop: check before serving any.
-        validate_table("IPv4", dir4, nodes4, leaves4, dir_bits4, 32, prefix_reg.shape[0])
-        validate_table("IPv6", dir6, nodes6, leaves6, dir_bits6, 128, prefix_reg.shape[0])
+        shape4 = validate_table("IPv4", dir4, heap4, dir_bits4, 32, prefix_reg.shape[0])
+        shape6 = validate_table("IPv6", dir6, heap6, dir_bits6, 128, prefix_reg.shape[0])
         self._arrays = tuple(arrays)
+        self._shapes = (shape4, shape6)
         self.n_prefixes = prefix_reg.shape[0]
         self.prefix_reg = <const int32_t*>pointer_of(prefix_reg)
-        fill_table(&self.t4, dir4, nodes4, leaves4, dir_bits4)
-        fill_table(&self.t6, dir6, nodes6, leaves6, dir_bits6)
+        fill_table(&self.t4, dir4, heap4, dir_bits4)
+        fill_table(&self.t6, dir6, heap6, dir_bits6)
 
     cdef inline uint32_t leaf_of(self, object ip) except? 0xFFFFFFFF:
         cdef uint64_t hi = 0, lo = 0
@@ -1404,116 +1489,158 @@ cdef class Index:
 
     @property
     def nbytes(self):
-        """Bytes used by the compiled tables (level-0 arrays, nodes, leaves)."""
+        """Bytes used by the compiled tables (level-0 arrays and node heaps)."""
         if self._arrays is None:
             return 0
-        return sum(a.nbytes for a in self._arrays[:6])
+        return sum(a.nbytes for a in self._arrays[:4])
 
     def _table_stats(self):
         """Sizes of the compiled tables, per family (for stats and benchmarks)."""
         if self._arrays is None:
             return {}
-        d4, n4, l4, d6, n6, l6, _ = self._arrays
-        return {4: {"dir_bits": self.t4.dir_bits, "nodes": n4.shape[0], "leaves": l4.shape[0],
-                    "nbytes": d4.nbytes + n4.nbytes + l4.nbytes},
-                6: {"dir_bits": self.t6.dir_bits, "nodes": n6.shape[0], "leaves": l6.shape[0],
-                    "nbytes": d6.nbytes + n6.nbytes + l6.nbytes}}
+        d4, h4, d6, h6, _ = self._arrays
+        (nodes4, codes4), (nodes6, codes6) = self._shapes
+        return {4: {"dir_bits": self.t4.dir_bits, "nodes": nodes4, "leaves": codes4,
+                    "nbytes": d4.nbytes + h4.nbytes},
+                6: {"dir_bits": self.t6.dir_bits, "nodes": nodes6, "leaves": codes6,
+                    "nbytes": d6.nbytes + h6.nbytes}}
 
 
-cdef int check_table(const table_t* t, int key_bits, uint32_t n_values,
-                     int32_t* depth, uint32_t* queue, const char** why) noexcept nogil:
+cdef int check_table(const table_t* t, int key_bits, uint32_t n_values, uint8_t* seen,
+                     uint32_t* queue, Py_ssize_t* n_nodes, Py_ssize_t* n_codes,
+                     const char** why) noexcept nogil:
     """0 when every lookup in ``t`` stays inside its arrays and ends; else -1 and a reason.
 
-    Checks: level-0 and leaf values are prefix numbers (<= n_values) or node
-    indices in range; each node's children and leaves lie inside the arrays;
-    a node's first leaf slot starts a run (so popcount - 1 never underflows);
-    every node is reached once (no cycles or sharing) and above the key's
-    last bit.
+    Checks: level-0 entries are answers (<= n_values) or node references;
+    every node, its child entries and its codes lie inside the heap (with the
+    slack the batch walk reads past a node); child entries are node
+    references; a node's first leaf slot starts a run (so popcount - 1 never
+    underflows); every code names an answer <= n_values; every node is
+    reached once (no cycles or sharing) and above the key's last bit.
+    Counts the nodes and leaf codes on the way.
     """
-    cdef Py_ssize_t d, head = 0, tail = 0
-    cdef uint32_t entry, idx, i, child, n_children, n_leaf_runs
-    cdef const node_t* node
-    cdef uint64_t leaf_slots
-    for i in range(t.n_nodes):
-        depth[i] = -1
+    cdef Py_ssize_t d, head = 0, tail = 0, words = t.n_words
+    cdef uint32_t entry, at, default, first, child
+    cdef Py_ssize_t depth, code_word, n_children, n_leaves, i
+    cdef const uint32_t* node
+    cdef const uint8_t* codes
+    cdef uint64_t vector, leafvec, leaf_slots
+    n_nodes[0] = n_codes[0] = 0
+    for i in range(words):
+        seen[i] = 0
     for d in range((<Py_ssize_t>1) << t.dir_bits):
         entry = t.dir[d]
         if entry & NODE_FLAG:
-            idx = entry & ~NODE_FLAG
-            if idx >= t.n_nodes:
-                why[0] = "level-0 entry points past the node array"
+            at = entry & OFFSET_MASK
+            if at >= words:
+                why[0] = "level-0 entry points past the heap"
                 return -1
-            if depth[idx] != -1:
+            if seen[at]:
                 why[0] = "a node is reached twice"
                 return -1
-            depth[idx] = 0
-            queue[tail] = idx
+            seen[at] = 1                    # depth + 1
+            queue[tail] = entry
             tail += 1
         elif entry > n_values:
-            why[0] = "level-0 leaf names a prefix that does not exist"
+            why[0] = "level-0 answer names a prefix that does not exist"
             return -1
     while head < tail:
-        idx = queue[head]
+        entry = queue[head]
         head += 1
-        node = &t.nodes[idx]
-        if t.dir_bits + 6 * depth[idx] >= key_bits:
+        at = entry & OFFSET_MASK
+        depth = seen[at] - 1
+        if t.dir_bits + 6 * depth >= key_bits:
             why[0] = "a node lies below the last bit of the key"
             return -1
-        if node.vector & node.leafvec:
+        if <Py_ssize_t>at + INNER_HEAD_WORDS > words:
+            why[0] = "a node lies past the end of the heap"
+            return -1
+        node = t.heap + at
+        leafvec = load64(node)
+        default = node[2]
+        first = node[3]
+        if entry & INNER_FLAG:
+            vector = load64(node + HEAD_WORDS)
+            n_children = popcount64(vector)
+            code_word = INNER_HEAD_WORDS + n_children
+        else:
+            vector = 0
+            n_children = 0
+            code_word = HEAD_WORDS
+        n_leaves = popcount64(leafvec)
+        if vector & leafvec:
             why[0] = "a slot is marked both child and leaf"
             return -1
-        leaf_slots = ~node.vector
+        leaf_slots = ~vector
         # The lowest leaf slot must start a run of leaves.
-        if leaf_slots and not (node.leafvec & leaf_slots & (0 - leaf_slots)):
+        if leaf_slots and not (leafvec & leaf_slots & (0 - leaf_slots)):
             why[0] = "a node's first leaf slot does not start a run"
             return -1
-        n_children = <uint32_t>popcount64(node.vector)
-        n_leaf_runs = <uint32_t>popcount64(node.leafvec)
-        if (<uint64_t>node.base1 + n_children > t.n_nodes
-                or <uint64_t>node.base0 + n_leaf_runs > t.n_leaves):
-            why[0] = "a node's children or leaves lie past the end of their array"
+        if 4 * (<Py_ssize_t>at + code_word) + n_leaves > 4 * words:
+            why[0] = "a node's children or leaves lie past the end of the heap"
             return -1
-        for i in range(n_children):
-            child = node.base1 + i
-            if depth[child] != -1:
-                why[0] = "a node is reached twice"
-                return -1
-            depth[child] = depth[idx] + 1
-            queue[tail] = child
-            tail += 1
-    for i in range(t.n_leaves):
-        if t.leaves[i] > n_values:
+        if default > n_values:
             why[0] = "a leaf names a prefix that does not exist"
             return -1
+        codes = <const uint8_t*>(node + code_word)
+        for i in range(n_leaves):
+            if codes[i] and (codes[i] > 64 or <uint64_t>first + codes[i] - 1 > n_values
+                             or <uint64_t>first + codes[i] - 1 == 0):
+                why[0] = "a leaf names a prefix that does not exist"
+                return -1
+        for i in range(n_children):
+            child = node[INNER_HEAD_WORDS + i]
+            if not child & NODE_FLAG:
+                why[0] = "a child entry is not a node reference"
+                return -1
+            if (child & OFFSET_MASK) >= words:
+                why[0] = "a child entry points past the heap"
+                return -1
+            if seen[child & OFFSET_MASK]:
+                why[0] = "a node is reached twice"
+                return -1
+            seen[child & OFFSET_MASK] = <uint8_t>(depth + 2)
+            queue[tail] = child
+            tail += 1
+        n_nodes[0] += 1
+        n_codes[0] += n_leaves
     return 0
 
 
-def validate_table(str family, dir_arr, nodes_arr, leaves_arr, int dir_bits, int key_bits,
-                   Py_ssize_t n_values):
-    """Raise ValueError unless lookups in these arrays are safe (see ``check_table``)."""
+def validate_table(str family, dir_arr, heap_arr, int dir_bits, int key_bits, Py_ssize_t n_values):
+    """Raise TableError unless lookups in these arrays are safe (see ``check_table``).
+
+    Returns ``(nodes, leaf codes)``, the table's shape for statistics.
+    """
     cdef table_t t
-    fill_table(&t, dir_arr, nodes_arr, leaves_arr, dir_bits)
-    if nodes_arr.shape[0] >= NODE_FLAG or leaves_arr.shape[0] >= NODE_FLAG or n_values >= NODE_FLAG:
-        raise ValueError(f"{family} table too large")
-    scratch_depth = np.empty(nodes_arr.shape[0], dtype=np.int32)
-    scratch_queue = np.empty(nodes_arr.shape[0], dtype=np.uint32)
-    cdef int32_t[::1] depth = scratch_depth
+    fill_table(&t, dir_arr, heap_arr, dir_bits)
+    if heap_arr.shape[0] > <Py_ssize_t>OFFSET_MASK + 1 or n_values >= NODE_FLAG:
+        raise TableError(f"corrupt {family} table: too large")
+    scratch_seen = np.empty(heap_arr.shape[0], dtype=np.uint8)
+    scratch_queue = np.empty(heap_arr.shape[0], dtype=np.uint32)
+    cdef uint8_t[::1] seen = scratch_seen
     cdef uint32_t[::1] queue = scratch_queue
     cdef const char* why = NULL
+    cdef Py_ssize_t n_nodes = 0, n_codes = 0
     cdef int rc
     with nogil:
         rc = check_table(&t, key_bits, <uint32_t>n_values,
-                         &depth[0] if t.n_nodes else NULL,
-                         &queue[0] if t.n_nodes else NULL, &why)
+                         &seen[0] if t.n_words else NULL,
+                         &queue[0] if t.n_words else NULL, &n_nodes, &n_codes, &why)
     if rc < 0:
         raise TableError(f"corrupt {family} table: {why.decode()}")
+    return n_nodes, n_codes
 
 
 def check_prefix_table(const uint8_t[::1] version, const uint8_t[::1] prefixlen,
-                       const int64_t[::1] reg_first, Py_ssize_t n_prefixes):
-    """None when the prefix table is consistent, else the reason (no allocation: the
-    check runs in every process that maps a snapshot, so it must not leave heap behind)."""
+                       const int64_t[::1] reg_first, const int32_t[::1] reg_rows,
+                       Py_ssize_t n_prefixes):
+    """None when the prefix table is consistent, else the reason (the one scratch
+    bitmap is freed before returning: the check runs in every process that maps
+    a snapshot, so it must not leave heap behind)."""
     cdef Py_ssize_t i
+    cdef int32_t row
+    cdef uint8_t* taken
     for i in range(version.shape[0]):
         if version[i] == 4:
             if prefixlen[i] > 32:
@@ -1528,6 +1655,19 @@ def check_prefix_table(const uint8_t[::1] version, const uint8_t[::1] prefixlen,
     for i in range(1, reg_first.shape[0]):
         if reg_first[i] < reg_first[i - 1]:
             return f"registration offsets decrease at row {i}"
+    if reg_rows.shape[0] != n_prefixes:
+        return "registration rows do not cover the prefix table"
+    taken = <uint8_t*>calloc(<size_t>n_prefixes + 1, 1)
+    if taken == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n_prefixes):
+            row = reg_rows[i]
+            if row < 0 or row >= n_prefixes or taken[row]:
+                return f"registration rows are not a permutation (entry {i})"
+            taken[row] = 1
+    finally:
+        free(taken)
     return None
 
 
@@ -1578,13 +1718,11 @@ cdef const void* pointer_of(object array) except? NULL:
     return <const void*>&view[0] if view.shape[0] else NULL
 
 
-cdef int fill_table(table_t* t, dir_arr, nodes_arr, leaves_arr, int dir_bits) except -1:
+cdef int fill_table(table_t* t, dir_arr, heap_arr, int dir_bits) except -1:
     t.dir = <const uint32_t*>pointer_of(dir_arr)
-    t.nodes = <const node_t*>pointer_of(nodes_arr)
-    t.leaves = <const uint32_t*>pointer_of(leaves_arr)
+    t.heap = <const uint32_t*>pointer_of(heap_arr)
     t.dir_bits = dir_bits
-    t.n_nodes = <uint32_t>nodes_arr.shape[0]
-    t.n_leaves = <uint32_t>leaves_arr.shape[0]
+    t.n_words = <uint32_t>heap_arr.shape[0]
     return 0
 
 
@@ -1631,35 +1769,43 @@ cdef void walk(const table_t* t, const uint64_t* hi, const uint64_t* lo,
     one pass do not depend on each other, so their cache misses overlap (and
     each pass prefetches the nodes the next one reads); a one-at-a-time walk
     would wait for each miss in turn.  Only the keys still inside a node are
-    revisited (``active``), and child-or-leaf is chosen without a branch, so
-    deep IPv6 walks do not rescan finished keys or mispredict.
+    revisited (``active``), and the step is branch free: a leaf-only node is
+    read as an inner node whose ``vector`` is masked to zero (the words read
+    in its place are its own codes, or the heap's slack), and both the child
+    and the leaf answer are computed, then one is picked.
     """
     cdef uint32_t active[CHUNK]
     cdef Py_ssize_t i, j, n_active = 0, n_next
-    cdef uint32_t entry, child, leaf_at, is_child
-    cdef const node_t* node
+    cdef uint32_t entry, child, answer, is_child, code, inner
+    cdef const uint32_t* node
+    cdef const uint32_t* refs
     cdef unsigned v
-    cdef uint64_t upto
+    cdef uint64_t upto, vector, leafvec
     cdef int offset = t.dir_bits
     for i in range(count):
         entry = t.dir[hi[i] >> (64 - t.dir_bits)]
         out[i] = entry
-        prefetch(&t.nodes[entry & ~NODE_FLAG])      # harmless for leaves: prefetch never faults
+        prefetch(t.heap + (entry & OFFSET_MASK))    # harmless for answers: prefetch never faults
         active[n_active] = <uint32_t>i
         n_active += entry >> 31
     while n_active:
         n_next = 0
         for j in range(n_active):
             i = active[j]
-            node = &t.nodes[out[i] & ~NODE_FLAG]
+            entry = out[i]
+            node = t.heap + (entry & OFFSET_MASK)
+            inner = (entry >> 30) & 1
             v = slot_of(hi[i], lo[i], offset)
             upto = (<uint64_t>2 << v) - 1
-            is_child = <uint32_t>((node.vector >> v) & 1)
-            child = node.base1 + <uint32_t>popcount64(node.vector & upto) - 1
-            # A validated table with nodes has leaves, so leaves[0] is always readable.
-            leaf_at = 0 if is_child else node.base0 + <uint32_t>popcount64(node.leafvec & upto) - 1
-            out[i] = (NODE_FLAG | child) if is_child else t.leaves[leaf_at]
-            prefetch(&t.nodes[child])
+            leafvec = load64(node)
+            vector = load64(node + HEAD_WORDS) & (<uint64_t>0 - inner)
+            refs = node + HEAD_WORDS + 2 * inner
+            is_child = <uint32_t>((vector >> v) & 1)
+            child = refs[popcount64(vector & upto) - 1]
+            code = (<const uint8_t*>(refs + popcount64(vector)))[popcount64(leafvec & upto) - 1]
+            answer = node[3] + code - 1 if code else node[2]
+            out[i] = child if is_child else answer
+            prefetch(t.heap + (child & OFFSET_MASK))
             active[n_next] = <uint32_t>i
             n_next += is_child
         n_active = n_next

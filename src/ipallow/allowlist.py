@@ -146,7 +146,7 @@ class Allowlist(_trie.Index):
 
     def _install(self, compiled: Compiled) -> None:
         self._compiled = compiled
-        self._set_tables(*compiled.tables[:4], *compiled.tables[4:], compiled.prefix_reg)
+        self._set_tables(*compiled.tables, compiled.prefix_reg)
 
     # -- single lookups ------------------------------------------------------
 
@@ -236,8 +236,9 @@ class Allowlist(_trie.Index):
             lo_same = (lo_host == 64) | (((c.lo ^ lo_q) >> np.minimum(lo_host, 63).astype(np.uint64)) == 0)
             hi_same = (hi_host == 64) | (((c.hi ^ hi_q) >> np.minimum(hi_host, 63).astype(np.uint64)) == 0)
             hit = (c.version == 6) & lo_same & hi_same
-        prefixes = np.flatnonzero(hit)
-        prefixes = prefixes[np.lexsort((prefixes, -c.prefixlen[prefixes].astype(np.int64)))]
+        # Rows in input order (reg_rows lists them so), then longest first, stably.
+        prefixes = c.reg_rows[np.flatnonzero(hit[c.reg_rows])]
+        prefixes = prefixes[np.argsort(-c.prefixlen[prefixes].astype(np.int64), kind="stable")]
         return [Match(self._network(int(p)), int(c.prefix_reg[p]),
                       c.data[int(c.prefix_reg[p])] if c.data is not None else None)
                 for p in prefixes]
@@ -273,8 +274,7 @@ class Allowlist(_trie.Index):
         if not 0 <= index < count:
             raise IndexError("registration index out of range")
         c = self._compiled
-        first, last = int(c.reg_first[index]), int(c.reg_first[index + 1])
-        networks = tuple(self._network(p) for p in range(first, last))
+        networks = tuple(self._network(int(p)) for p in c.rows_of(index))
         return Entry(index, networks, c.data[index] if c.data is not None else None)
 
     def __iter__(self) -> Iterator[Entry]:

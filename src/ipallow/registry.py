@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ipallow import _csvrecords, _parse
-from ipallow._compile import Compiled, build_tables
+from ipallow._compile import Compiled, assemble
 from ipallow.errors import AddressError, HostBitsWarning, ParseError, Problem
 from ipallow.loaders import NETWORK_COLUMNS, _decode, _problem
 
@@ -596,10 +596,8 @@ class Registry(Sequence):
         np.cumsum(sizes, out=reg_first[1:])
         rows = np.repeat(starts - reg_first[:-1], sizes) + np.arange(int(reg_first[-1]))
         version, hi, lo, plen = (a[rows] for a in (self._version, self._hi, self._lo, self._plen))
-        prefix_reg = np.repeat(np.arange(len(kept), dtype=np.int32), sizes)
         data = [self._records[i] for i in kept.tolist()]
-        return Compiled(version, hi, lo, plen, reg_first, prefix_reg, data,
-                        build_tables(version, hi, lo, plen))
+        return assemble(version, hi, lo, plen, reg_first, data)
 
     def _everything(self, allowlist_class):
         """An allowlist of every record (whatever its standing), for explain; built once."""

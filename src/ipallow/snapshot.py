@@ -38,7 +38,7 @@ __all__ = ["save", "load", "loads", "to_bytes", "from_buffer", "SnapshotError", 
            "FORMAT_VERSION"]
 
 MAGIC = b"IPALLOW\x00"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2      # 2: one node heap per family, prefix rows in answer order
 BYTE_ORDER_MARK = 0x01020304
 FLAG_HAS_DATA = 1
 ALIGN = 64
@@ -50,11 +50,9 @@ MAX_SECTIONS = 64
 # Section ids -> (name, dtype).  Names are Compiled attributes (tables by position).
 SECTIONS = {
     1: ("dir4", np.dtype(np.uint32)),
-    2: ("nodes4", _trie.NODE_DTYPE),
-    3: ("leaves4", np.dtype(np.uint32)),
+    2: ("heap4", np.dtype(np.uint32)),
     4: ("dir6", np.dtype(np.uint32)),
-    5: ("nodes6", _trie.NODE_DTYPE),
-    6: ("leaves6", np.dtype(np.uint32)),
+    5: ("heap6", np.dtype(np.uint32)),
     7: ("prefix_reg", np.dtype(np.int32)),
     8: ("version", np.dtype(np.uint8)),
     9: ("hi", np.dtype(np.uint64)),
@@ -63,10 +61,12 @@ SECTIONS = {
     12: ("reg_first", np.dtype(np.int64)),
     13: ("data_offsets", np.dtype(np.uint64)),
     14: ("data_blob", np.dtype(np.uint8)),
-}
+    15: ("reg_rows", np.dtype(np.int32)),
+}   # ids 3 and 6 were format 1's leaf arrays; ids are never reused
 SECTION_ID = {name: sid for sid, (name, _) in SECTIONS.items()}
-EAGER = ("dir4", "nodes4", "leaves4", "dir6", "nodes6", "leaves6", "prefix_reg")
-LAZY = ("version", "hi", "lo", "prefixlen", "reg_first")
+EAGER = ("dir4", "heap4", "dir6", "heap6", "prefix_reg")
+LAZY = ("version", "hi", "lo", "prefixlen", "reg_first", "reg_rows")
+PER_PREFIX = ("prefix_reg", "version", "hi", "lo", "prefixlen", "reg_rows")
 DATA = ("data_offsets", "data_blob")
 
 
@@ -145,9 +145,8 @@ class _LazyData:
 # -- writing ----------------------------------------------------------------------
 
 def _arrays_of(compiled: Compiled) -> dict[str, np.ndarray]:
-    dir4, nodes4, leaves4, _, dir6, nodes6, leaves6, _ = compiled.tables
-    arrays = dict(dir4=dir4, nodes4=nodes4, leaves4=leaves4, dir6=dir6, nodes6=nodes6,
-                  leaves6=leaves6, prefix_reg=compiled.prefix_reg)
+    dir4, heap4, _, dir6, heap6, _ = compiled.tables
+    arrays = dict(dir4=dir4, heap4=heap4, dir6=dir6, heap6=heap6, prefix_reg=compiled.prefix_reg)
     for name in LAZY:
         arrays[name] = getattr(compiled, name)
     encoded = _encode_data(compiled.data)
@@ -179,7 +178,7 @@ def to_bytes(compiled: Compiled, created: int | None = None) -> bytearray:
     buffer = bytearray(file_size)
     table = b"".join(SECTION.pack(*row[:6]) for row in rows)
     flags = FLAG_HAS_DATA if "data_offsets" in arrays else 0
-    dir_bits4, dir_bits6 = compiled.tables[3], compiled.tables[7]
+    dir_bits4, dir_bits6 = compiled.tables[2], compiled.tables[5]
     fields = [MAGIC, FORMAT_VERSION, BYTE_ORDER_MARK, flags, len(names), header_size, file_size,
               created, len(compiled.reg_first) - 1, len(compiled.prefix_reg), dir_bits4, dir_bits6, 0]
     fields[-1] = _trie.checksum(HEADER.pack(*fields) + table)
@@ -249,8 +248,9 @@ def read_header(buffer, source: str = "<buffer>") -> tuple[_Header, dict[str, tu
     if header.version > FORMAT_VERSION:
         raise SnapshotError(source, f"format version {header.version} is newer than this ipallow "
                                     f"supports ({FORMAT_VERSION}); upgrade ipallow")
-    if header.version < 1:
-        raise SnapshotError(source, f"unknown format version {header.version}")
+    if header.version < FORMAT_VERSION:
+        raise SnapshotError(source, f"format version {header.version} was written by an older ipallow "
+                                    f"(this one reads {FORMAT_VERSION}); compile the list again")
     if not 0 < header.n_sections <= MAX_SECTIONS or \
             header.header_size != HEADER.size + SECTION.size * header.n_sections:
         raise SnapshotError(source, "corrupt header (section count)")
@@ -302,7 +302,7 @@ def _check_layout(header: _Header, sections: dict, source: str) -> None:
     for family, bits in (("4", header.dir_bits4), ("6", header.dir_bits6)):
         if not 1 <= bits <= 24 or sections["dir" + family][2] != 1 << bits:
             raise SnapshotError(source, f"IPv{family} level-0 size does not match its bit count")
-    for name in ("prefix_reg",) + LAZY[:-1]:
+    for name in PER_PREFIX:
         if sections[name][2] != header.n_prefixes:
             raise SnapshotError(source, f"section {name} does not have one row per prefix")
     if sections["reg_first"][2] != header.n_registrations + 1:
@@ -347,8 +347,8 @@ def from_buffer(buffer, source: str = "<buffer>") -> Compiled:
     if len(prefix_reg) and (int(prefix_reg.min()) < 0 or
                             int(prefix_reg.max()) >= header.n_registrations):
         raise SnapshotError(source, "a prefix names a registration that does not exist")
-    tables = (arrays["dir4"], arrays["nodes4"], arrays["leaves4"], header.dir_bits4,
-              arrays["dir6"], arrays["nodes6"], arrays["leaves6"], header.dir_bits6)
+    tables = (arrays["dir4"], arrays["heap4"], header.dir_bits4,
+              arrays["dir6"], arrays["heap6"], header.dir_bits6)
 
     def data() -> Any:
         if not header.flags & FLAG_HAS_DATA:
@@ -363,7 +363,7 @@ def from_buffer(buffer, source: str = "<buffer>") -> Compiled:
         # The prefix-table sections are checked together, once, on first use.
         arrays = {name: _section(buffer, sections, name, source) for name in LAZY}
         problem = _trie.check_prefix_table(arrays["version"], arrays["prefixlen"],
-                                           arrays["reg_first"], header.n_prefixes)
+                                           arrays["reg_first"], arrays["reg_rows"], header.n_prefixes)
         if problem:
             raise SnapshotError(source, f"prefix table: {problem}")
         for name, array in arrays.items():
