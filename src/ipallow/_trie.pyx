@@ -1761,6 +1761,12 @@ cdef extern from *:
     void prefetch "IPALLOW_PREFETCH"(const void* p) noexcept nogil
 
 
+cdef inline void prefetch_node(const uint32_t* node) noexcept nogil:
+    # A node's header and its first leaf codes can straddle two cache lines.
+    prefetch(node)
+    prefetch(node + 12)
+
+
 cdef void walk(const table_t* t, const uint64_t* hi, const uint64_t* lo,
                uint32_t* out, Py_ssize_t count) noexcept nogil:
     """Leaf values for ``count`` (<= CHUNK) left-aligned keys, walked level by level.
@@ -1785,7 +1791,7 @@ cdef void walk(const table_t* t, const uint64_t* hi, const uint64_t* lo,
     for i in range(count):
         entry = t.dir[hi[i] >> (64 - t.dir_bits)]
         out[i] = entry
-        prefetch(t.heap + (entry & OFFSET_MASK))    # harmless for answers: prefetch never faults
+        prefetch_node(t.heap + (entry & OFFSET_MASK))   # harmless for answers: prefetch never faults
         active[n_active] = <uint32_t>i
         n_active += entry >> 31
     while n_active:
@@ -1805,17 +1811,61 @@ cdef void walk(const table_t* t, const uint64_t* hi, const uint64_t* lo,
             code = (<const uint8_t*>(refs + popcount64(vector)))[popcount64(leafvec & upto) - 1]
             answer = node[3] + code - 1 if code else node[2]
             out[i] = child if is_child else answer
-            prefetch(t.heap + (child & OFFSET_MASK))
+            prefetch_node(t.heap + (child & OFFSET_MASK))
             active[n_next] = <uint32_t>i
             n_next += is_child
         n_active = n_next
         offset += 6
 
 
+cdef void walk4(const table_t* t, const uint32_t* keys, uint32_t* out, Py_ssize_t count) noexcept nogil:
+    """``walk`` for IPv4 keys as they come (host-order ``uint32``): the same
+    steps, with the slot taken straight from the 32-bit key."""
+    cdef uint32_t active[CHUNK]
+    cdef Py_ssize_t i, j, n_active = 0, n_next
+    cdef uint32_t entry, child, answer, is_child, code, inner
+    cdef const uint32_t* node
+    cdef const uint32_t* refs
+    cdef unsigned v
+    cdef uint64_t upto, vector, leafvec
+    cdef int shift = 32 - t.dir_bits
+    for i in range(count):
+        entry = t.dir[keys[i] >> shift]
+        out[i] = entry
+        prefetch_node(t.heap + (entry & OFFSET_MASK))
+        active[n_active] = <uint32_t>i
+        n_active += entry >> 31
+    # IPv4 nodes start at bit dir_bits (>= 12) + 6 * level < 32: the slot is
+    # the 6 bits ending ``shift - 6`` bits above the bottom, padded with zeros
+    # past the last bit.
+    shift -= 6
+    while n_active:
+        n_next = 0
+        for j in range(n_active):
+            i = active[j]
+            entry = out[i]
+            node = t.heap + (entry & OFFSET_MASK)
+            inner = (entry >> 30) & 1
+            v = ((keys[i] >> shift) if shift >= 0 else (keys[i] << -shift)) & 63
+            upto = (<uint64_t>2 << v) - 1
+            leafvec = load64(node)
+            vector = load64(node + HEAD_WORDS) & (<uint64_t>0 - inner)
+            refs = node + HEAD_WORDS + 2 * inner
+            is_child = <uint32_t>((vector >> v) & 1)
+            child = refs[popcount64(vector & upto) - 1]
+            code = (<const uint8_t*>(refs + popcount64(vector)))[popcount64(leafvec & upto) - 1]
+            answer = node[3] + code - 1 if code else node[2]
+            out[i] = child if is_child else answer
+            prefetch_node(t.heap + (child & OFFSET_MASK))
+            active[n_next] = <uint32_t>i
+            n_next += is_child
+        n_active = n_next
+        shift -= 6
+
+
 ctypedef struct chunk_t:
-    # One chunk of keys, split by family (IPv4 keys already left-aligned).
-    uint64_t hi4[CHUNK]
-    uint64_t lo4[CHUNK]
+    # One chunk of keys, split by family.
+    uint32_t key4[CHUNK]
     Py_ssize_t pos4[CHUNK]
     Py_ssize_t n4
     uint64_t hi6[CHUNK]
@@ -1829,8 +1879,7 @@ ctypedef struct chunk_t:
 cdef inline void chunk_add(chunk_t* c, Py_ssize_t pos, uint64_t hi, uint64_t lo) noexcept nogil:
     """Queue a natural-valued IPv6 key; IPv4-mapped ones join the IPv4 queue."""
     if hi == 0 and (lo >> 32) == 0xFFFF:
-        c.hi4[c.n4] = (lo & 0xFFFFFFFFu) << 32
-        c.lo4[c.n4] = 0
+        c.key4[c.n4] = <uint32_t>lo
         c.pos4[c.n4] = pos
         c.n4 += 1
     else:
@@ -1841,8 +1890,7 @@ cdef inline void chunk_add(chunk_t* c, Py_ssize_t pos, uint64_t hi, uint64_t lo)
 
 
 cdef inline void chunk_add4(chunk_t* c, Py_ssize_t pos, uint32_t addr) noexcept nogil:
-    c.hi4[c.n4] = <uint64_t>addr << 32
-    c.lo4[c.n4] = 0
+    c.key4[c.n4] = addr
     c.pos4[c.n4] = pos
     c.n4 += 1
 
@@ -1851,7 +1899,7 @@ cdef void chunk_resolve(chunk_t* c, const table_t* t4, const table_t* t6,
                         uint32_t* leaves) noexcept nogil:
     """Walk both queues and put each leaf value back at its position."""
     cdef Py_ssize_t i
-    walk(t4, c.hi4, c.lo4, c.res4, c.n4)
+    walk4(t4, c.key4, c.res4, c.n4)
     walk(t6, c.hi6, c.lo6, c.res6, c.n6)
     for i in range(c.n4):
         leaves[c.pos4[i]] = c.res4[i]
@@ -1893,16 +1941,10 @@ cdef inline void resolve_text(chunk_t* c, const table_t* t4, const table_t* t6, 
 cdef void run_u32(const table_t* t4, const uint32_t* a, Py_ssize_t n, int mode,
                   void* dst, const int32_t* prefix_reg) noexcept nogil:
     cdef uint32_t leaves[CHUNK]
-    cdef uint64_t hi[CHUNK]
-    cdef uint64_t lo[CHUNK]
-    cdef Py_ssize_t base = 0, i, count
-    for i in range(CHUNK):
-        lo[i] = 0
+    cdef Py_ssize_t base = 0, count
     while base < n:
         count = min(<Py_ssize_t>CHUNK, n - base)
-        for i in range(count):
-            hi[i] = <uint64_t>a[base + i] << 32
-        walk(t4, hi, lo, leaves, count)
+        walk4(t4, a + base, leaves, count)
         finish(leaves, count, mode, dst, base, prefix_reg)
         base += count
 
