@@ -1217,7 +1217,7 @@ cdef enum:
     MODE_PREFIX = 2     # int32: prefix index, -1 = none
 
 cdef enum:
-    CHUNK = 256         # addresses per batch step (a stack buffer of leaf values)
+    CHUNK = 128         # addresses per batch step (a stack buffer of leaf values)
 
 
 cdef class Index:
