@@ -1835,6 +1835,18 @@ cdef inline void prefetch_node(const uint32_t* node) noexcept nogil:
     prefetch(node + 12)
 
 
+cdef inline uint32_t select(uint32_t flag, uint32_t if_set, uint32_t if_clear) noexcept nogil:
+    """``if_set`` when flag is 1, else ``if_clear``, without a branch (flag is 0 or 1):
+    the batch walks' choices are coin flips a branch predictor would miss."""
+    return if_clear ^ ((if_set ^ if_clear) & (<uint32_t>0 - flag))
+
+
+cdef inline uint32_t code_answer(const uint32_t* node, uint32_t code) noexcept nogil:
+    """A leaf code's answer without a branch: word 2 (default) for 0, else word 3 + code - 1."""
+    cdef uint32_t new = code != 0
+    return node[2 + new] + ((code - 1) & (<uint32_t>0 - new))
+
+
 cdef void walk(const table_t* t, const uint64_t* hi, const uint64_t* lo,
                uint32_t* out, Py_ssize_t count) noexcept nogil:
     """Leaf values for ``count`` (<= CHUNK) left-aligned keys, walked level by level.
@@ -1850,7 +1862,7 @@ cdef void walk(const table_t* t, const uint64_t* hi, const uint64_t* lo,
     """
     cdef uint32_t active[CHUNK]
     cdef Py_ssize_t i, j, n_active = 0, n_next
-    cdef uint32_t entry, child, answer, is_child, code, inner
+    cdef uint32_t entry, child, is_child, code, inner
     cdef const uint32_t* node
     cdef const uint32_t* refs
     cdef unsigned v
@@ -1877,8 +1889,7 @@ cdef void walk(const table_t* t, const uint64_t* hi, const uint64_t* lo,
             is_child = <uint32_t>((vector >> v) & 1)
             child = refs[popcount64(vector & upto) - 1]
             code = (<const uint8_t*>(refs + popcount64(vector)))[popcount64(leafvec & upto) - 1]
-            answer = node[3] + code - 1 if code else node[2]
-            out[i] = child if is_child else answer
+            out[i] = select(is_child, child, code_answer(node, code))
             prefetch_node(t.heap + (child & OFFSET_MASK))
             active[n_next] = <uint32_t>i
             n_next += is_child
@@ -1891,7 +1902,7 @@ cdef void walk4(const table_t* t, const uint32_t* keys, uint32_t* out, Py_ssize_
     steps, with the slot taken straight from the 32-bit key."""
     cdef uint32_t active[CHUNK]
     cdef Py_ssize_t i, j, n_active = 0, n_next
-    cdef uint32_t entry, child, answer, is_child, code, inner
+    cdef uint32_t entry, child, is_child, code, inner
     cdef const uint32_t* node
     cdef const uint32_t* refs
     cdef unsigned v
@@ -1922,8 +1933,7 @@ cdef void walk4(const table_t* t, const uint32_t* keys, uint32_t* out, Py_ssize_
             is_child = <uint32_t>((vector >> v) & 1)
             child = refs[popcount64(vector & upto) - 1]
             code = (<const uint8_t*>(refs + popcount64(vector)))[popcount64(leafvec & upto) - 1]
-            answer = node[3] + code - 1 if code else node[2]
-            out[i] = child if is_child else answer
+            out[i] = select(is_child, child, code_answer(node, code))
             prefetch_node(t.heap + (child & OFFSET_MASK))
             active[n_next] = <uint32_t>i
             n_next += is_child
