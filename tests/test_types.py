@@ -508,3 +508,50 @@ def test_list_of_ints_matches_scalar_path():
     want = [AL.lookup(i).index if AL.lookup(i) else -1 for i in ints]
     assert AL.lookup_many(ints).tolist() == want
     assert AL.contains_many(ints).tolist() == [w >= 0 for w in want]
+
+
+@pytest.mark.parametrize("size", [1, 127, 128, 129, 511, 512, 513, 1500])
+def test_long_mixed_lists_match_the_scalar_path_and_name_the_first_bad_item(size):
+    """Lists are read GATHER (512) items at a time and walked CHUNK (128) at a time:
+    every boundary, every item form, and the first bad item whichever phase finds it."""
+    rnd = np.random.default_rng(size)
+    forms = [lambda v: str(IP4(v)), lambda v: v, lambda v: IP4(v).packed, lambda v: IP4(v),
+             lambda v: f"::ffff:{IP4(v)}", lambda v: str(IP6(v << 64 | 7))]
+    values = rnd.integers(0, 2**32, size).tolist()
+    items = [forms[int(rnd.integers(len(forms)))](v) for v in values]
+    assert AL.lookup_many(items).tolist() == [AL._registration_index(x) for x in items]
+    for bad_text_at, bad_object_at in ((size - 1, None), (None, size - 1), (size // 2, size - 1),
+                                       (size - 1, size // 2)):
+        batch = list(items)
+        if bad_object_at is not None:
+            batch[bad_object_at] = None
+        if bad_text_at is not None:
+            batch[bad_text_at] = "10.0.0.256"
+        first = min(p for p in (bad_text_at, bad_object_at) if p is not None)
+        with pytest.raises((TypeError, ValueError)) as info:
+            AL.contains_many(batch)
+        assert info.value.__notes__ == [f"at position {first} of the batch"]
+        assert isinstance(info.value, TypeError) == (first == bad_object_at and first != bad_text_at)
+
+
+def test_a_list_changed_by_another_thread_during_a_batch_is_safe():
+    """The GIL is released while a list's texts are parsed and walked: only copies are
+    read then, so another thread replacing items meanwhile cannot break a batch."""
+    import threading
+    items = [f"10.{i % 256}.{i // 256 % 256}.1" for i in range(20_000)]
+    stop = threading.Event()
+
+    def mutate():
+        i = 0
+        while not stop.is_set():
+            items[i % len(items)] = "10.255.0.1" if i % 2 else f"10.0.{i % 256}.7"   # new objects, all inside
+            i += 1
+
+    writer = threading.Thread(target=mutate)
+    writer.start()
+    try:
+        for _ in range(50):
+            assert AL.contains_many(items).all()        # whichever value each slot held then
+    finally:
+        stop.set()
+        writer.join()

@@ -1218,6 +1218,8 @@ cdef enum:
 
 cdef enum:
     CHUNK = 128         # addresses per batch step (a stack buffer of leaf values)
+    TEXT_SLOT = 64      # bytes kept of one text item in a batch (= MAX_TEXT)
+    GATHER = 512        # list items read per GIL hold (a multiple of CHUNK)
 
 
 cdef class Index:
@@ -1368,25 +1370,83 @@ cdef class Index:
         return 0
 
     cdef int _run_objects(self, list items, Py_ssize_t n, int mode, void* dst) except -1:
+        """A list, GATHER items at a time: with the GIL, ASCII strings are
+        copied out (every other item becomes a key at once); without it, the
+        copies are parsed and every key walked, CHUNK by CHUNK.  So threads
+        overlap on most of the work, and the list may change meanwhile without
+        harm (only copies are read).  The first bad item is reported, whichever
+        phase finds it."""
         cdef uint32_t leaves[CHUNK]
+        cdef char text_buf[GATHER * TEXT_SLOT]     # the texts, packed (a few KB are touched)
+        cdef Py_ssize_t starts[GATHER]
+        cdef Py_ssize_t sizes[GATHER]       # text length, or -1: the key is in keys_*
+        cdef uint64_t keys_hi[GATHER]
+        cdef uint64_t keys_lo[GATHER]
         cdef chunk_t c
-        cdef Py_ssize_t base = 0, i, count
+        cdef Py_ssize_t base = 0, i, k, start, count, gathered, ready, bad_at, err = 0, used
         cdef uint64_t hi = 0, lo = 0
+        cdef int version, bad_code = 0
+        cdef bint failed
+        cdef object item, failure
         c.n4 = c.n6 = 0
         while base < n:
-            count = min(<Py_ssize_t>CHUNK, n - base)
-            for i in range(count):
+            gathered = min(<Py_ssize_t>GATHER, n - base)
+            failure = None
+            failed = False
+            ready = gathered
+            used = 0
+            for i in range(gathered):
+                item = items[base + i]
+                if (PyUnicode_Check(item) and PyUnicode_IS_COMPACT_ASCII(item)
+                        and PyUnicode_GET_LENGTH(item) <= TEXT_SLOT):
+                    sizes[i] = PyUnicode_GET_LENGTH(item)
+                    starts[i] = used
+                    memcpy(text_buf + used, PyUnicode_DATA(item), <size_t>sizes[i])
+                    used += sizes[i]
+                    continue
+                sizes[i] = -1
                 try:
-                    if key_from_object(items[base + i], &hi, &lo) == 4:
-                        chunk_add4(&c, i, <uint32_t>lo)
-                    else:
-                        chunk_add(&c, i, hi, lo)
+                    if key_from_object(item, &hi, &lo) == 4:
+                        lo |= <uint64_t>0xFFFF << 32      # IPv4-mapped: chunk_add queues it as IPv4
+                    keys_hi[i] = hi
+                    keys_lo[i] = lo
                 except (TypeError, ValueError) as exc:
-                    exc.add_note(f"at position {base + i} of the batch")
-                    raise
-            chunk_resolve(&c, &self.t4, &self.t6, leaves)
-            finish(leaves, count, mode, dst, base, self.prefix_reg)
-            base += count
+                    failure = exc
+                    failed = True
+                    ready = i
+                    break
+            bad_at = ready
+            with nogil:
+                start = 0
+                while start < ready and bad_at == ready:
+                    count = min(<Py_ssize_t>CHUNK, ready - start)
+                    for k in range(count):
+                        i = start + k
+                        if sizes[i] < 0:
+                            chunk_add(&c, k, keys_hi[i], keys_lo[i])
+                            continue
+                        version = parse_address_bytes(text_buf + starts[i], 0, sizes[i], &hi, &lo, &err)
+                        if version == 4:
+                            chunk_add4(&c, k, <uint32_t>lo)
+                        elif version == 6:
+                            chunk_add(&c, k, hi, lo)
+                        else:
+                            bad_at = i
+                            bad_code = version
+                            break
+                    if bad_at == ready and not (failed and start + count == ready):
+                        chunk_resolve(&c, &self.t4, &self.t6, leaves)
+                        finish(leaves, count, mode, dst, base + start, self.prefix_reg)
+                    start += count
+            if bad_at < ready:
+                text = text_buf[starts[bad_at]:starts[bad_at] + sizes[bad_at]].decode("ascii")
+                if bad_code == ERR_CHAR and text_buf[starts[bad_at] + err] == c'/':
+                    bad_code = ERR_NETWORK
+                failure = address_error(text, bad_code, err)
+            if failure is not None:
+                failure.add_note(f"at position {base + bad_at} of the batch")
+                raise failure
+            base += gathered
         return 0
 
     def _match_text(self, items):
