@@ -689,6 +689,23 @@ if not cpu_ok():
                       "reinstall with IPALLOW_PORTABLE=1 in the environment")
 
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define IPALLOW_PREFETCH(p) __builtin_prefetch((const void*)(p))
+    #else
+    #define IPALLOW_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void prefetch "IPALLOW_PREFETCH"(const void* p) noexcept nogil
+
+
+cdef inline void prefetch_node(const uint32_t* node) noexcept nogil:
+    # A node's header and its first leaf codes can straddle two cache lines.
+    prefetch(node)
+    prefetch(node + 12)
+
+
 cdef inline unsigned slot_of(uint64_t hi, uint64_t lo, int offset) noexcept nogil:
     """The 6 key bits starting at bit ``offset`` (0 = most significant), zero padded."""
     if offset <= 58:
@@ -714,6 +731,7 @@ cdef inline uint32_t descend(const table_t* t, uint32_t entry, uint64_t hi, uint
     cdef uint64_t upto, vector
     while entry & NODE_FLAG:
         node = t.heap + (entry & OFFSET_MASK)
+        prefetch(node + 12)                     # the codes may start the next cache line
         v = slot_of(hi, lo, offset)
         upto = (<uint64_t>2 << v) - 1          # slots 0..v (v = 63 wraps to all ones)
         if not entry & INNER_FLAG:
@@ -1876,23 +1894,6 @@ cdef inline void finish(const uint32_t* leaves, Py_ssize_t count, int mode, void
         ints = <int32_t*>dst + base
         for i in range(count):
             ints[i] = <int32_t>leaves[i] - 1
-
-
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define IPALLOW_PREFETCH(p) __builtin_prefetch((const void*)(p))
-    #else
-    #define IPALLOW_PREFETCH(p) ((void)0)
-    #endif
-    """
-    void prefetch "IPALLOW_PREFETCH"(const void* p) noexcept nogil
-
-
-cdef inline void prefetch_node(const uint32_t* node) noexcept nogil:
-    # A node's header and its first leaf codes can straddle two cache lines.
-    prefetch(node)
-    prefetch(node + 12)
 
 
 cdef inline uint32_t select(uint32_t flag, uint32_t if_set, uint32_t if_clear) noexcept nogil:
