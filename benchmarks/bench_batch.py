@@ -34,7 +34,8 @@ Groups:
     GIL, so on two idle cores the two-thread round should take about half as long;
     the speed-up (one-thread median / two-thread median) goes into the two-thread
     row's ``extra_info`` and the session summary.  With a list of strings the GIL is
-    held while the strings are read, so little speed-up is expected there.
+    held only while the strings are copied out (512 at a time), so the speed-up there
+    is smaller.
 
 Every result is asserted against ipallow's ``contains_many`` on the ``uint32`` /
 ``(n, 2) uint64`` array after timing (and ``lookup_many`` against ``lookup`` semantics:

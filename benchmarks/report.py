@@ -339,8 +339,8 @@ def threads(groups: dict[str, list[Row]]) -> str | None:
     if not body:
         return None
     return ("### Two threads\n\nThe batch in one `contains_many` call against two threads each calling it on "
-            "its own half (the batch loops release the GIL; a list of strings holds it while reading the "
-            "strings). M lookups/s, median (best) round.\n\n"
+            "its own half (the batch loops release the GIL; a list holds it only while its items are copied "
+            "out). M lookups/s, median (best) round.\n\n"
             + table(["input", "one thread", "two threads", "speed-up (median)", "speed-up (best)"], body))
 
 

@@ -1646,7 +1646,7 @@ cdef class Index:
             return {}
         d4, h4, d6, h6, _ = self._arrays
         (nodes4, codes4), (nodes6, codes6) = self._shapes
-        return {4: {"dir_bits": self.t4.dir_bits, "nodes": nodes4, "leaves": codes4,
+        return {4: {"dir_bits": self.t4.dir_bits, "nodes": nodes4, "leaves": codes4,   # leaf runs
                     "nbytes": d4.nbytes + h4.nbytes},
                 6: {"dir_bits": self.t6.dir_bits, "nodes": nodes6, "leaves": codes6,
                     "nbytes": d6.nbytes + h6.nbytes}}

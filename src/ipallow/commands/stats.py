@@ -32,7 +32,8 @@ what is counted:
   addresses      covered addresses, overlaps counted once: IPv4 exactly (and the share of
                  the IPv4 space), IPv6 as a sum of powers of two from the aggregated CIDRs
   aggregated     the minimal CIDR list ('ipallow export' writes it)
-  compiled       bytes of the lookup tables (level-0 arrays, nodes, leaves)
+  compiled       bytes of the lookup tables (level-0 arrays and node heaps; a leaf run
+                 is one byte inside its node)
 
 exit status: 0 ok, 2 usage error or unreadable / invalid file"""
 
@@ -149,9 +150,9 @@ def render(s: dict[str, Any]) -> str:
     row("aggregated CIDRs", f"IPv4 {g['ipv4']:,}, IPv6 {g['ipv6']:,}")
     comp = s["compiled"]
     row("compiled size", f"{_human_bytes(comp['nbytes'])}  (IPv4 {_human_bytes(comp['ipv4']['nbytes'])}: "
-                         f"{comp['ipv4']['nodes']:,} nodes, {comp['ipv4']['leaves']:,} leaves; IPv6 "
+                         f"{comp['ipv4']['nodes']:,} nodes, {comp['ipv4']['leaves']:,} leaf runs; IPv6 "
                          f"{_human_bytes(comp['ipv6']['nbytes'])}: {comp['ipv6']['nodes']:,} nodes, "
-                         f"{comp['ipv6']['leaves']:,} leaves)")
+                         f"{comp['ipv6']['leaves']:,} leaf runs)")
     return "\n".join(out) + "\n"
 
 
