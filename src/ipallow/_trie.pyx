@@ -1908,6 +1908,27 @@ cdef inline uint32_t code_answer(const uint32_t* node, uint32_t code) noexcept n
     return node[2 + new] + ((code - 1) & (<uint32_t>0 - new))
 
 
+cdef inline uint32_t node_step(const table_t* t, uint32_t entry, unsigned v,
+                               uint32_t* is_child) noexcept nogil:
+    """One branch-free step through slot ``v`` of node ``entry``: the child entry
+    (``is_child`` = 1) or the answer.  A leaf-only node is read as an inner node
+    whose ``vector`` is masked to zero (the words read in its place are its own
+    codes, or the heap's slack); child and answer are both computed, then one is
+    picked, since which it is is a coin flip to a branch predictor.  The child
+    entry is prefetched (for an answer, some heap line: prefetch never faults)."""
+    cdef const uint32_t* node = t.heap + (entry & OFFSET_MASK)
+    cdef uint32_t inner = (entry >> 30) & 1
+    cdef uint64_t upto = (<uint64_t>2 << v) - 1
+    cdef uint64_t leafvec = load64(node)
+    cdef uint64_t vector = load64(node + HEAD_WORDS) & (<uint64_t>0 - inner)
+    cdef const uint32_t* refs = node + HEAD_WORDS + 2 * inner
+    cdef uint32_t child = refs[popcount64(vector & upto) - 1]
+    cdef uint32_t code = (<const uint8_t*>(refs + popcount64(vector)))[popcount64(leafvec & upto) - 1]
+    is_child[0] = <uint32_t>((vector >> v) & 1)
+    prefetch_node(t.heap + (child & OFFSET_MASK))
+    return select(is_child[0], child, code_answer(node, code))
+
+
 cdef void walk(const table_t* t, const uint64_t* hi, const uint64_t* lo,
                uint32_t* out, Py_ssize_t count) noexcept nogil:
     """Leaf values for ``count`` (<= CHUNK) left-aligned keys, walked level by level.
@@ -1916,18 +1937,11 @@ cdef void walk(const table_t* t, const uint64_t* hi, const uint64_t* lo,
     one pass do not depend on each other, so their cache misses overlap (and
     each pass prefetches the nodes the next one reads); a one-at-a-time walk
     would wait for each miss in turn.  Only the keys still inside a node are
-    revisited (``active``), and the step is branch free: a leaf-only node is
-    read as an inner node whose ``vector`` is masked to zero (the words read
-    in its place are its own codes, or the heap's slack), and both the child
-    and the leaf answer are computed, then one is picked.
+    revisited (``active``); each step is ``node_step``, free of branches.
     """
     cdef uint32_t active[CHUNK]
     cdef Py_ssize_t i, j, n_active = 0, n_next
-    cdef uint32_t entry, child, is_child, code, inner
-    cdef const uint32_t* node
-    cdef const uint32_t* refs
-    cdef unsigned v
-    cdef uint64_t upto, vector, leafvec
+    cdef uint32_t entry, is_child
     cdef int offset = t.dir_bits
     for i in range(count):
         entry = t.dir[hi[i] >> (64 - t.dir_bits)]
@@ -1939,19 +1953,7 @@ cdef void walk(const table_t* t, const uint64_t* hi, const uint64_t* lo,
         n_next = 0
         for j in range(n_active):
             i = active[j]
-            entry = out[i]
-            node = t.heap + (entry & OFFSET_MASK)
-            inner = (entry >> 30) & 1
-            v = slot_of(hi[i], lo[i], offset)
-            upto = (<uint64_t>2 << v) - 1
-            leafvec = load64(node)
-            vector = load64(node + HEAD_WORDS) & (<uint64_t>0 - inner)
-            refs = node + HEAD_WORDS + 2 * inner
-            is_child = <uint32_t>((vector >> v) & 1)
-            child = refs[popcount64(vector & upto) - 1]
-            code = (<const uint8_t*>(refs + popcount64(vector)))[popcount64(leafvec & upto) - 1]
-            out[i] = select(is_child, child, code_answer(node, code))
-            prefetch_node(t.heap + (child & OFFSET_MASK))
+            out[i] = node_step(t, out[i], slot_of(hi[i], lo[i], offset), &is_child)
             active[n_next] = <uint32_t>i
             n_next += is_child
         n_active = n_next
@@ -1963,11 +1965,7 @@ cdef void walk4(const table_t* t, const uint32_t* keys, uint32_t* out, Py_ssize_
     steps, with the slot taken straight from the 32-bit key."""
     cdef uint32_t active[CHUNK]
     cdef Py_ssize_t i, j, n_active = 0, n_next
-    cdef uint32_t entry, child, is_child, code, inner
-    cdef const uint32_t* node
-    cdef const uint32_t* refs
-    cdef unsigned v
-    cdef uint64_t upto, vector, leafvec
+    cdef uint32_t entry, is_child, key
     cdef int shift = 32 - t.dir_bits
     for i in range(count):
         entry = t.dir[keys[i] >> shift]
@@ -1983,19 +1981,9 @@ cdef void walk4(const table_t* t, const uint32_t* keys, uint32_t* out, Py_ssize_
         n_next = 0
         for j in range(n_active):
             i = active[j]
-            entry = out[i]
-            node = t.heap + (entry & OFFSET_MASK)
-            inner = (entry >> 30) & 1
-            v = ((keys[i] >> shift) if shift >= 0 else (keys[i] << -shift)) & 63
-            upto = (<uint64_t>2 << v) - 1
-            leafvec = load64(node)
-            vector = load64(node + HEAD_WORDS) & (<uint64_t>0 - inner)
-            refs = node + HEAD_WORDS + 2 * inner
-            is_child = <uint32_t>((vector >> v) & 1)
-            child = refs[popcount64(vector & upto) - 1]
-            code = (<const uint8_t*>(refs + popcount64(vector)))[popcount64(leafvec & upto) - 1]
-            out[i] = select(is_child, child, code_answer(node, code))
-            prefetch_node(t.heap + (child & OFFSET_MASK))
+            key = keys[i]
+            out[i] = node_step(t, out[i], ((key >> shift) if shift >= 0 else (key << -shift)) & 63,
+                               &is_child)
             active[n_next] = <uint32_t>i
             n_next += is_child
         n_active = n_next
