@@ -1652,9 +1652,13 @@ cdef class Index:
                     "nbytes": d6.nbytes + h6.nbytes}}
 
 
+cdef enum:
+    # Depth-first check stack: at most 63 siblings wait on each of (128 - 1) / 6 + 1 levels.
+    CHECK_STACK = 64 * 23
+
+
 cdef int check_table(const table_t* t, int key_bits, uint32_t n_values, uint8_t* seen,
-                     uint32_t* queue, Py_ssize_t* n_nodes, Py_ssize_t* n_codes,
-                     const char** why) noexcept nogil:
+                     Py_ssize_t* n_nodes, Py_ssize_t* n_codes, const char** why) noexcept nogil:
     """0 when every lookup in ``t`` stays inside its arrays and ends; else -1 and a reason.
 
     Checks: level-0 entries are answers (<= n_values) or node references;
@@ -1662,94 +1666,94 @@ cdef int check_table(const table_t* t, int key_bits, uint32_t n_values, uint8_t*
     slack the batch walk reads past a node); child entries are node
     references; a node's first leaf slot starts a run (so popcount - 1 never
     underflows); every code names an answer <= n_values; every node is
-    reached once (no cycles or sharing) and above the key's last bit.
+    reached once (``seen``, a bitmap over word offsets: no cycles or sharing)
+    and above the key's last bit.  Walks depth first, children in slot order:
+    the order the builder lays nodes out, so the heap is read front to back.
     Counts the nodes and leaf codes on the way.
     """
-    cdef Py_ssize_t d, head = 0, tail = 0, words = t.n_words
-    cdef uint32_t entry, at, default, first, child
+    cdef Py_ssize_t d, top = 0, words = t.n_words
+    cdef uint32_t stack[CHECK_STACK]
+    cdef uint8_t stack_depth[CHECK_STACK]
+    cdef uint32_t entry, at, first, child
     cdef Py_ssize_t depth, code_word, n_children, n_leaves, i
     cdef const uint32_t* node
     cdef const uint8_t* codes
     cdef uint64_t vector, leafvec, leaf_slots
-    n_nodes[0] = n_codes[0] = 0
-    for i in range(words):
-        seen[i] = 0
+    cdef unsigned max_code
+    cdef Py_ssize_t nodes_seen = 0, codes_seen = 0
     for d in range((<Py_ssize_t>1) << t.dir_bits):
         entry = t.dir[d]
-        if entry & NODE_FLAG:
+        if not entry & NODE_FLAG:
+            if entry > n_values:
+                why[0] = "level-0 answer names a prefix that does not exist"
+                return -1
+            continue
+        stack[0] = entry
+        stack_depth[0] = 0
+        top = 1
+        while top:
+            top -= 1
+            entry = stack[top]
+            depth = stack_depth[top]
             at = entry & OFFSET_MASK
             if at >= words:
-                why[0] = "level-0 entry points past the heap"
+                why[0] = ("level-0 entry points past the heap" if depth == 0
+                          else "a child entry points past the heap")
                 return -1
-            if seen[at]:
+            if seen[at >> 3] & (1 << (at & 7)):
                 why[0] = "a node is reached twice"
                 return -1
-            seen[at] = 1                    # depth + 1
-            queue[tail] = entry
-            tail += 1
-        elif entry > n_values:
-            why[0] = "level-0 answer names a prefix that does not exist"
-            return -1
-    while head < tail:
-        entry = queue[head]
-        head += 1
-        at = entry & OFFSET_MASK
-        depth = seen[at] - 1
-        if t.dir_bits + 6 * depth >= key_bits:
-            why[0] = "a node lies below the last bit of the key"
-            return -1
-        if <Py_ssize_t>at + INNER_HEAD_WORDS > words:
-            why[0] = "a node lies past the end of the heap"
-            return -1
-        node = t.heap + at
-        leafvec = load64(node)
-        default = node[2]
-        first = node[3]
-        if entry & INNER_FLAG:
-            vector = load64(node + HEAD_WORDS)
-            n_children = popcount64(vector)
-            code_word = INNER_HEAD_WORDS + n_children
-        else:
-            vector = 0
-            n_children = 0
-            code_word = HEAD_WORDS
-        n_leaves = popcount64(leafvec)
-        if vector & leafvec:
-            why[0] = "a slot is marked both child and leaf"
-            return -1
-        leaf_slots = ~vector
-        # The lowest leaf slot must start a run of leaves.
-        if leaf_slots and not (leafvec & leaf_slots & (0 - leaf_slots)):
-            why[0] = "a node's first leaf slot does not start a run"
-            return -1
-        if 4 * (<Py_ssize_t>at + code_word) + n_leaves > 4 * words:
-            why[0] = "a node's children or leaves lie past the end of the heap"
-            return -1
-        if default > n_values:
-            why[0] = "a leaf names a prefix that does not exist"
-            return -1
-        codes = <const uint8_t*>(node + code_word)
-        for i in range(n_leaves):
-            if codes[i] and (codes[i] > 64 or <uint64_t>first + codes[i] - 1 > n_values
-                             or <uint64_t>first + codes[i] - 1 == 0):
+            seen[at >> 3] |= <uint8_t>(1 << (at & 7))
+            if t.dir_bits + 6 * depth >= key_bits:
+                why[0] = "a node lies below the last bit of the key"
+                return -1
+            if <Py_ssize_t>at + INNER_HEAD_WORDS > words:
+                why[0] = "a node lies past the end of the heap"
+                return -1
+            node = t.heap + at
+            leafvec = load64(node)
+            first = node[3]
+            if entry & INNER_FLAG:
+                vector = load64(node + HEAD_WORDS)
+                n_children = popcount64(vector)
+                code_word = INNER_HEAD_WORDS + n_children
+            else:
+                vector = 0
+                n_children = 0
+                code_word = HEAD_WORDS
+            n_leaves = popcount64(leafvec)
+            if vector & leafvec:
+                why[0] = "a slot is marked both child and leaf"
+                return -1
+            leaf_slots = ~vector
+            # The lowest leaf slot must start a run of leaves.
+            if leaf_slots and not (leafvec & leaf_slots & (0 - leaf_slots)):
+                why[0] = "a node's first leaf slot does not start a run"
+                return -1
+            if 4 * (<Py_ssize_t>at + code_word) + n_leaves > 4 * words:
+                why[0] = "a node's children or leaves lie past the end of the heap"
+                return -1
+            codes = <const uint8_t*>(node + code_word)
+            max_code = 0
+            for i in range(n_leaves):
+                max_code = max_code if max_code >= codes[i] else codes[i]
+            if node[2] > n_values or (max_code and (max_code > 64 or first == 0
+                                                    or <uint64_t>first + max_code - 1 > n_values)):
                 why[0] = "a leaf names a prefix that does not exist"
                 return -1
-        for i in range(n_children):
-            child = node[INNER_HEAD_WORDS + i]
-            if not child & NODE_FLAG:
-                why[0] = "a child entry is not a node reference"
-                return -1
-            if (child & OFFSET_MASK) >= words:
-                why[0] = "a child entry points past the heap"
-                return -1
-            if seen[child & OFFSET_MASK]:
-                why[0] = "a node is reached twice"
-                return -1
-            seen[child & OFFSET_MASK] = <uint8_t>(depth + 2)
-            queue[tail] = child
-            tail += 1
-        n_nodes[0] += 1
-        n_codes[0] += n_leaves
+            # Children pushed last first, so they are checked in slot (= heap) order.
+            for i in range(n_children - 1, -1, -1):
+                child = node[INNER_HEAD_WORDS + i]
+                if not child & NODE_FLAG:
+                    why[0] = "a child entry is not a node reference"
+                    return -1
+                stack[top] = child
+                stack_depth[top] = <uint8_t>(depth + 1)
+                top += 1
+            nodes_seen += 1
+            codes_seen += n_leaves
+    n_nodes[0] = nodes_seen
+    n_codes[0] = codes_seen
     return 0
 
 
@@ -1762,17 +1766,15 @@ def validate_table(str family, dir_arr, heap_arr, int dir_bits, int key_bits, Py
     fill_table(&t, dir_arr, heap_arr, dir_bits)
     if heap_arr.shape[0] > <Py_ssize_t>OFFSET_MASK + 1 or n_values >= NODE_FLAG:
         raise TableError(f"corrupt {family} table: too large")
-    scratch_seen = np.empty(heap_arr.shape[0], dtype=np.uint8)
-    scratch_queue = np.empty(heap_arr.shape[0], dtype=np.uint32)
-    cdef uint8_t[::1] seen = scratch_seen
-    cdef uint32_t[::1] queue = scratch_queue
+    cdef uint8_t* seen = <uint8_t*>calloc(<size_t>t.n_words // 8 + 1, 1)
+    if seen == NULL:
+        raise MemoryError()
     cdef const char* why = NULL
     cdef Py_ssize_t n_nodes = 0, n_codes = 0
     cdef int rc
     with nogil:
-        rc = check_table(&t, key_bits, <uint32_t>n_values,
-                         &seen[0] if t.n_words else NULL,
-                         &queue[0] if t.n_words else NULL, &n_nodes, &n_codes, &why)
+        rc = check_table(&t, key_bits, <uint32_t>n_values, seen, &n_nodes, &n_codes, &why)
+    free(seen)
     if rc < 0:
         raise TableError(f"corrupt {family} table: {why.decode()}")
     return n_nodes, n_codes
