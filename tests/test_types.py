@@ -555,3 +555,19 @@ def test_a_list_changed_by_another_thread_during_a_batch_is_safe():
     finally:
         stop.set()
         writer.join()
+
+
+def test_a_list_that_shrinks_during_a_batch_is_reported():
+    """The list is read in pieces (the GIL is released between them, and an item's
+    conversion may run Python code): a list that shrinks meanwhile is refused in words,
+    as Python refuses a dict changed during iteration, never read past its end."""
+    items: list = []
+
+    class Shrinking(IP4):
+        def __int__(self):
+            del items[600:]
+            return super().__int__()
+
+    items.extend(["10.0.0.1"] * 10 + [Shrinking("10.0.0.2")] + ["10.0.0.3"] * 2000)
+    with pytest.raises(RuntimeError, match="changed size during the batch \\(from 2,011 to 600 items\\)"):
+        AL.contains_many(items)

@@ -1414,6 +1414,10 @@ cdef class Index:
             ready = gathered
             used = 0
             for i in range(gathered):
+                if base + i >= len(items):
+                    # Another thread (or an item's own conversion code) shrank it.
+                    raise RuntimeError(f"the list of addresses changed size during the batch "
+                                       f"(from {n:,} to {len(items):,} items)")
                 item = items[base + i]
                 if (PyUnicode_Check(item) and PyUnicode_IS_COMPACT_ASCII(item)
                         and PyUnicode_GET_LENGTH(item) <= TEXT_SLOT):
