@@ -1657,7 +1657,9 @@ cdef class Index:
 
 
 cdef enum:
-    # Depth-first check stack: at most 63 siblings wait on each of (128 - 1) / 6 + 1 levels.
+    # Depth-first check stack: 64 children pushed at once, then at most 63 siblings
+    # waiting on each level; with dir_bits >= 1 nodes are checked down to depth 21
+    # and pushed down to depth 22: 64 + 63 * 22 = 1450 entries at the most.
     CHECK_STACK = 64 * 23
 
 
@@ -1744,6 +1746,9 @@ cdef int check_table(const table_t* t, int key_bits, uint32_t n_values, uint8_t*
             if node[2] > n_values or (max_code and (max_code > 64 or first == 0
                                                     or <uint64_t>first + max_code - 1 > n_values)):
                 why[0] = "a leaf names a prefix that does not exist"
+                return -1
+            if top + n_children > CHECK_STACK:      # cannot happen below the depth bound; never overrun
+                why[0] = "a node lies below the last bit of the key"
                 return -1
             # Children pushed last first, so they are checked in slot (= heap) order.
             for i in range(n_children - 1, -1, -1):
