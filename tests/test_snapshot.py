@@ -280,6 +280,13 @@ def test_crafted_detail_sections_are_rejected_before_use(snapshot_bytes):
     with pytest.raises(SnapshotError, match="prefix table: unknown IP version 5 at row 0"):
         al.lookup(al[0].networks[0].network_address)
     corrupt = bytearray(snapshot_bytes)
+    rows = section_array(corrupt, "reg_rows")
+    owner = section_array(corrupt, "prefix_reg")
+    owner[rows[0]] = owner[rows[-1]]                   # a valid registration, but not row 0's
+    al = snapshot.loads(bytes(reseal(corrupt)))
+    with pytest.raises(SnapshotError, match="is listed under registration 0 but names another"):
+        al[0]
+    corrupt = bytearray(snapshot_bytes)
     section_array(corrupt, "reg_rows")[1] = section_array(corrupt, "reg_rows")[0]
     al = snapshot.loads(bytes(reseal(corrupt)))
     with pytest.raises(SnapshotError, match=r"prefix table: registration rows are not a permutation \(entry 1\)"):
@@ -429,3 +436,15 @@ def test_live_allowlist_follows_a_snapshot_file(tmp_path):
         ipallow.Allowlist(["192.0.2.0/24"]).save(path)
         assert live.check() is False and live.failures == 2
         assert "192.0.2.1" not in live and "198.51.100.1" in live
+
+
+def test_the_table_check_refuses_arrays_it_cannot_trust():
+    """validate_table is reachable from Python: it checks the arrays' shape itself."""
+    heap = np.zeros(8, np.uint32)
+    with pytest.raises(ValueError, match="level-0 array does not match dir_bits"):
+        ipallow._trie.validate_table("IPv4", np.zeros(2, np.uint32), heap, 24, 32, 1)
+    with pytest.raises(TypeError, match="uint32"):
+        ipallow._trie.validate_table("IPv4", np.zeros(4, np.int64), heap, 2, 32, 1)
+    with pytest.raises(ValueError, match="key_bits"):
+        ipallow._trie.validate_table("IPv4", np.zeros(4, np.uint32), heap, 2, 64, 1)
+    assert ipallow._trie.validate_table("IPv4", np.zeros(4, np.uint32), heap, 2, 32, 1) == (0, 0)

@@ -571,3 +571,16 @@ def test_a_list_that_shrinks_during_a_batch_is_reported():
     items.extend(["10.0.0.1"] * 10 + [Shrinking("10.0.0.2")] + ["10.0.0.3"] * 2000)
     with pytest.raises(RuntimeError, match="changed size during the batch \\(from 2,011 to 600 items\\)"):
         AL.contains_many(items)
+
+
+def test_an_earlier_bad_text_wins_over_a_later_item_whose_conversion_raises_anything():
+    class Boom(IP4):
+        def __int__(self):
+            raise KeyError("converter trouble")
+
+    with pytest.raises(ipallow.AddressError) as info:
+        AL.contains_many(["10.0.0.1", "10.0.0.300", Boom("10.0.0.2")])
+    assert info.value.__notes__ == ["at position 1 of the batch"]
+    with pytest.raises(KeyError) as info:
+        AL.contains_many(["10.0.0.1", Boom("10.0.0.2"), "10.0.0.300"])
+    assert info.value.__notes__ == ["at position 1 of the batch"]

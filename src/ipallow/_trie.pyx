@@ -1432,7 +1432,7 @@ cdef class Index:
                         lo |= <uint64_t>0xFFFF << 32      # IPv4-mapped: chunk_add queues it as IPv4
                     keys_hi[i] = hi
                     keys_lo[i] = lo
-                except (TypeError, ValueError) as exc:
+                except Exception as exc:            # reported after earlier texts are parsed
                     failure = exc
                     failed = True
                     ready = i
@@ -1772,6 +1772,14 @@ def validate_table(str family, dir_arr, heap_arr, int dir_bits, int key_bits, Py
     Returns ``(nodes, leaf codes)``, the table's shape for statistics.
     """
     cdef table_t t
+    for arr in (dir_arr, heap_arr):
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.uint32 or arr.ndim != 1 \
+                or not arr.flags.c_contiguous:
+            raise TypeError("table arrays must be 1-D C-contiguous uint32 arrays")
+    if key_bits not in (32, 128):
+        raise ValueError("key_bits must be 32 (IPv4) or 128 (IPv6)")
+    if not 1 <= dir_bits <= 24 or dir_arr.shape[0] != (1 << dir_bits):
+        raise ValueError("level-0 array does not match dir_bits")
     fill_table(&t, dir_arr, heap_arr, dir_bits)
     if heap_arr.shape[0] > <Py_ssize_t>OFFSET_MASK + 1 or n_values >= NODE_FLAG:
         raise TableError(f"corrupt {family} table: too large")
@@ -1791,11 +1799,11 @@ def validate_table(str family, dir_arr, heap_arr, int dir_bits, int key_bits, Py
 
 def check_prefix_table(const uint8_t[::1] version, const uint8_t[::1] prefixlen,
                        const int64_t[::1] reg_first, const int32_t[::1] reg_rows,
-                       Py_ssize_t n_prefixes):
+                       const int32_t[::1] prefix_reg, Py_ssize_t n_prefixes):
     """None when the prefix table is consistent, else the reason (the one scratch
     bitmap is freed before returning: the check runs in every process that maps
     a snapshot, so it must not leave heap behind)."""
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, reg
     cdef int32_t row
     cdef uint8_t* taken
     for i in range(version.shape[0]):
@@ -1825,6 +1833,12 @@ def check_prefix_table(const uint8_t[::1] version, const uint8_t[::1] prefixlen,
             taken[row] = 1
     finally:
         free(taken)
+    if prefix_reg.shape[0] != n_prefixes:
+        return "prefix registrations do not cover the prefix table"
+    for reg in range(reg_first.shape[0] - 1):
+        for i in range(reg_first[reg], reg_first[reg + 1]):
+            if prefix_reg[reg_rows[i]] != reg:
+                return f"row {reg_rows[i]} is listed under registration {reg} but names another"
     return None
 
 

@@ -362,8 +362,8 @@ def from_buffer(buffer, source: str = "<buffer>") -> Compiled:
     def prefix_table() -> None:
         # The prefix-table sections are checked together, once, on first use.
         arrays = {name: _section(buffer, sections, name, source) for name in LAZY}
-        problem = _trie.check_prefix_table(arrays["version"], arrays["prefixlen"],
-                                           arrays["reg_first"], arrays["reg_rows"], header.n_prefixes)
+        problem = _trie.check_prefix_table(arrays["version"], arrays["prefixlen"], arrays["reg_first"],
+                                           arrays["reg_rows"], prefix_reg, header.n_prefixes)
         if problem:
             raise SnapshotError(source, f"prefix table: {problem}")
         for name, array in arrays.items():
