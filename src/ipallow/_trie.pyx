@@ -620,8 +620,8 @@ def parse_entries(list items, bint strict=True):
 # node's own leaves are its block's covering prefix (or none) and at most 64
 # prefixes inside the block that appear there for the first time.  So a leaf
 # costs one byte instead of four, and a node without children 16 bytes plus
-# its codes instead of 24 (session-1 layout: 12.4 bytes a prefix at 1M IPv4
-# prefixes; this one about 6.5).
+# its codes instead of 24 (the first layout: 12.4 bytes a prefix at 1M IPv4
+# prefixes; this one 6.8).
 
 cdef extern from *:
     """
