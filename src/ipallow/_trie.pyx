@@ -1261,21 +1261,15 @@ cdef class Index:
         """Point the index at compiled arrays (once; the index is immutable after)."""
         if self._arrays is not None:
             raise RuntimeError("the index is immutable: its tables are already set")
-        arrays = []
-        for arr, dtype in ((dir4, np.uint32), (heap4, np.uint32), (dir6, np.uint32),
-                           (heap6, np.uint32), (prefix_reg, np.int32)):
-            if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != 1 \
-                    or not arr.flags.c_contiguous:
-                raise TypeError("index arrays must be 1-D C-contiguous arrays of the table dtypes")
-            arrays.append(arr)
-        for d, bits in ((dir4, dir_bits4), (dir6, dir_bits6)):
-            if not 1 <= bits <= 24 or d.shape[0] != (1 << bits):
-                raise ValueError("level-0 array does not match dir_bits")
+        if not isinstance(prefix_reg, np.ndarray) or prefix_reg.dtype != np.int32 \
+                or prefix_reg.ndim != 1 or not prefix_reg.flags.c_contiguous:
+            raise TypeError("prefix_reg must be a 1-D C-contiguous int32 array")
         # Whatever produced the arrays (our builder, a snapshot file, a pickle),
-        # no lookup may read outside them or loop: check before serving any.
+        # no lookup may read outside them or loop: check before serving any
+        # (validate_table also checks the arrays' dtypes and level-0 size).
         shape4 = validate_table("IPv4", dir4, heap4, dir_bits4, 32, prefix_reg.shape[0])
         shape6 = validate_table("IPv6", dir6, heap6, dir_bits6, 128, prefix_reg.shape[0])
-        self._arrays = tuple(arrays)
+        self._arrays = (dir4, heap4, dir6, heap6, prefix_reg)
         self._shapes = (shape4, shape6)
         self.n_prefixes = prefix_reg.shape[0]
         self.prefix_reg = <const int32_t*>pointer_of(prefix_reg)
