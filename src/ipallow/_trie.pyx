@@ -421,6 +421,18 @@ cdef inline void unmap_ipv4(int* version, uint64_t* hi, uint64_t* lo, int* plen)
         plen[0] -= 96
 
 
+cdef inline int contiguous_ones_from_top(uint32_t mask) noexcept nogil:
+    """n if ``mask`` is n one bits followed by 32 - n zero bits, else -1."""
+    cdef uint32_t below = ~mask               # the zeros of a good mask, as a run of low ones
+    cdef int n = 32
+    if (below & (below + 1u)) != 0:           # not 0...01...1: the ones have a hole
+        return -1
+    while below != 0:                         # count the low ones, one bit at a time (<= 32)
+        below >>= 1
+        n -= 1
+    return n
+
+
 cdef int parse_network_bytes(const char* s, Py_ssize_t n, bint strict,
                              uint64_t* hi, uint64_t* lo, int* plen,
                              bint* masked, Py_ssize_t* err) noexcept nogil:
@@ -447,11 +459,13 @@ cdef int parse_network_bytes(const char* s, Py_ssize_t n, bint strict,
             rc = parse_ipv4(s, i, n, &mask, err)
             if rc < 0:
                 return rc
-            # A netmask must be ones followed by zeros.
-            length = 0
-            while length < 32 and (mask >> (31 - length)) & 1:
-                length += 1
-            if length < 32 and (mask & ((<uint32_t>1 << (32 - length)) - 1)) != 0:
+            # As ipaddress reads it: a netmask (ones, then zeros), else a hostmask (zeros, then
+            # ones), else an error.  Never a shift by the full width: 1 << 32 on a uint32_t is
+            # undefined and once let '/1.2.3.4' pass as /0.
+            length = contiguous_ones_from_top(mask)
+            if length < 0:
+                length = contiguous_ones_from_top(~mask)
+            if length < 0:
                 err[0] = i
                 return ERR_NETMASK
             plen[0] = length
