@@ -8,6 +8,7 @@ Environment switches:
 """
 import os
 import platform
+import sys
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -18,6 +19,12 @@ compile_args = ["-O0", "-g"] if debug else ["-O3"]
 # uses it on every level.  The module checks the CPU at import.
 if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("IPALLOW_PORTABLE") != "1":
     compile_args.append("-mpopcnt")
+# The released module carries no debug symbols: ~0.5 MB instead of ~3 MB.  DEBUG=1 keeps them.
+link_args = []
+if not debug and sys.platform.startswith("linux"):
+    link_args.append("-Wl,--strip-all")
+elif not debug and sys.platform == "darwin":
+    link_args.append("-Wl,-x")
 if os.environ.get("ARCH"):
     compile_args.append(f"-march={os.environ['ARCH']}")
 
@@ -36,7 +43,7 @@ extensions = [
         "ipallow._trie",
         ["src/ipallow/_trie.pyx"],
         extra_compile_args=compile_args,
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_link_args=link_args,
     )
 ]
 

@@ -8,8 +8,7 @@ A compiled (Cython) Poptrie-style index over registered IPv4 and IPv6 CIDRs.
 (True, False)
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
-from importlib.resources import files as _files
+import os as _os
 
 from ipallow import _parse  # noqa: F401  (installs the core's object converter)
 from ipallow.allowlist import Allowlist, Entry, Match
@@ -22,13 +21,10 @@ from ipallow.snapshot import SnapshotError, load, register_json_type as _registe
 # Registry-built allowlists carry Registration records: let snapshots (and so pickles) hold them.
 _register_json_type("ipallow.Registration", Registration, Registration.to_dict, Registration.from_dict)
 
-try:
-    __version__ = _version("ipallow")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+from ipallow._version import __version__
 
 #: Path of the small sample registry bundled with the package (CSV).
-SAMPLE_LIST = str(_files("ipallow") / "data" / "sample.csv")
+SAMPLE_LIST = _os.path.join(_os.path.dirname(__file__), "data", "sample.csv")
 
 __all__ = [
     "Allowlist",
