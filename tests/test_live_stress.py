@@ -315,8 +315,9 @@ def test_readers_only_ever_see_complete_files(tmp_path, kind):
                     f">= settle={SETTLE}s mid-file; wrong answers {wrong}")
     assert wrong == {}, wrong
     assert answers[0] >= 1000 and len(written) >= 2
-    # The readers really followed the file: the last generation was served, and more than one.
-    assert last in first_seen and len(first_seen) >= 3, (sorted(first_seen), written)
+    # The readers really followed the file: the last generation written was served (a generation
+    # replaced before it settled may never be, by design).
+    assert last in first_seen and last > 1 and len(first_seen) >= 2, (sorted(first_seen), written)
 
 
 if __name__ == "__main__":
