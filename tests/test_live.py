@@ -1,7 +1,10 @@
-"""LiveAllowlist: atomic swaps under load, lifecycle boundaries on a simulated clock, failed reloads.
+"""LiveAllowlist: atomic swaps under load, lifecycle boundaries on a simulated clock, failed reloads,
+and files that are swapped in only when complete.
 
 Every wait here is bounded; nothing sleeps for long.  The clock is a fake one unless a test
-says otherwise, so boundaries are crossed by setting it, not by waiting.
+says otherwise, so boundaries are crossed by setting it, not by waiting; the settle interval is
+driven the same way (the ``ticks`` fixture).  Tests of something other than settling publish by
+rename and pass ``settle=0``.  tests/test_live_stress.py has the hostile-writer stress test.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import numpy as np
 import pytest
 
 import ipallow
-from ipallow import Allowlist, LiveAllowlist, ParseError, Registration, ReloadRefused
+from ipallow import Allowlist, LiveAllowlist, ParseError, Registration, ReloadRefused, SnapshotError
+from ipallow import live as live_module
 
 UTC = timezone.utc
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -35,6 +39,30 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.t
+
+
+class Ticks:
+    """A fake monotonic clock for the settle interval; LiveAllowlist's own sleeps advance it."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.on_sleep = None          # called at each sleep: a writer acting while the constructor waits
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+        if self.on_sleep is not None:
+            self.on_sleep()
+
+
+@pytest.fixture
+def ticks(monkeypatch):
+    t = Ticks()
+    monkeypatch.setattr(live_module, "_monotonic", t)
+    monkeypatch.setattr(live_module, "_sleep", t.sleep)
+    return t
 
 
 def wait_for(condition, timeout: float = WAIT) -> bool:
@@ -158,7 +186,7 @@ def probes_for(records, rng: random.Random) -> list:
 # basics
 
 
-def test_serves_the_registry_and_reports_its_state(tmp_path, caplog):
+def test_serves_the_registry_and_reports_its_state(tmp_path, caplog, ticks):
     path = tmp_path / "reg.csv"
     publish(path, csv_text([("A", "192.0.2.0/24", "active"), ("B", "198.51.100.0/24", "suspended"),
                             ("C", "2001:db8::/32", "active")]))
@@ -178,6 +206,8 @@ def test_serves_the_registry_and_reports_its_state(tmp_path, caplog):
         assert live.next_boundary is None
         status = live.status()
         assert status["generation"] == 1 and status["polling"] is False and status["active"] == 2
+        assert status["failures"] == status["consecutive_failures"] == 0 and status["last_error"] is None
+        assert status["settle"] == 1.0 and status["pending_since"] is None
         assert "generation 1" in repr(live)
     assert live.closed
     live.close()                                  # idempotent
@@ -198,15 +228,22 @@ def test_serves_the_registry_and_reports_its_state(tmp_path, caplog):
     (dict(source=[], max_loss=None), TypeError),
     (dict(source=[], clock=None), TypeError),
     (dict(source=[], clock=lambda: "now"), TypeError),
+    (dict(source=[], settle=-1), ValueError),
+    (dict(source=[], settle=float("nan")), ValueError),
+    (dict(source=[], settle=float("inf")), ValueError),
+    (dict(source=[], settle="1"), TypeError),
+    (dict(source=[], settle=True), TypeError),
 ], ids=repr)
 def test_bad_arguments(kwargs, exc):
     with pytest.raises(exc):
         LiveAllowlist(**{"poll": None, **kwargs})
 
 
-def test_first_load_failures_raise(tmp_path):
+def test_first_load_failures_raise(tmp_path, ticks):
+    start = ticks.t
     with pytest.raises(FileNotFoundError):
         LiveAllowlist(tmp_path / "missing.csv", poll=None)
+    assert ticks.t == start                       # a missing file is not waited for
     bad = tmp_path / "bad.csv"
     publish(bad, "id,cidr\nA,10.0.0.1/8\n")
     with pytest.raises(ParseError):
@@ -215,6 +252,7 @@ def test_first_load_failures_raise(tmp_path):
     publish(empty, "")
     with pytest.raises(ReloadRefused):
         LiveAllowlist(empty, poll=None)
+    assert ticks.t >= start + 2.0                 # the two bad files were each given settle=1 s first
 
 
 def test_none_to_methods_raises_type_error():
@@ -232,7 +270,7 @@ def test_none_to_methods_raises_type_error():
 def test_check_reloads_on_rename_replace_and_ignores_unchanged_content(tmp_path):
     path = tmp_path / "reg.csv"
     publish(path, csv_text([("A", "192.0.2.0/24", "active")]))
-    live = LiveAllowlist(path, poll=None, clock=FakeClock())
+    live = LiveAllowlist(path, poll=None, clock=FakeClock(), settle=0)
     assert live.check() is False and live.generation == 1
     publish(path, csv_text([("A", "192.0.2.0/24", "active"), ("B", "198.51.100.0/24", "active")]))
     assert live.check() is True and live.generation == 2 and "198.51.100.1" in live
@@ -254,7 +292,7 @@ def test_check_reloads_on_rename_replace_and_ignores_unchanged_content(tmp_path)
 def test_background_thread_follows_the_file(tmp_path):
     path = tmp_path / "reg.jsonl"
     publish(path, jsonl([Registration("A", "192.0.2.0/24")]))
-    with LiveAllowlist(path, poll=0.01) as live:
+    with LiveAllowlist(path, poll=0.01, settle=0.05) as live:
         assert live.status()["polling"] is True
         publish(path, jsonl([Registration("A", "192.0.2.0/24"), Registration("B", "203.0.113.0/24")]))
         assert wait_for(lambda: live.generation == 2), "the thread did not pick up the new file"
@@ -324,24 +362,31 @@ INJECTIONS = {
 }
 
 
+@pytest.mark.parametrize("settle", [0, 5.0])
 @pytest.mark.parametrize("name", sorted(INJECTIONS))
-def test_failed_reload_keeps_the_old_list_serving(tmp_path, caplog, name):
+def test_failed_reload_keeps_the_old_list_serving(tmp_path, caplog, ticks, name, settle):
     inject, error = INJECTIONS[name]
     path = tmp_path / "reg.csv"
     publish(path, GOOD)
     clock = FakeClock()
-    live = LiveAllowlist(path, poll=None, clock=clock)
+    live = LiveAllowlist(path, poll=None, clock=clock, settle=settle)
     before = live.lookup_many(PROBES).tolist()
     assert sum(i >= 0 for i in before) == 20
     caplog.set_level(logging.WARNING, logger="ipallow.live")
 
     clock.t += 60
     inject(path)
+    if settle:
+        # Not a failure yet: a file being written (or deleted and recreated) is given settle seconds.
+        assert live.check() is False and live.failures == 0 and live.last_error is None
+        assert live.status()["pending_since"] == T0 + timedelta(seconds=60)
+        ticks.t += settle
     assert live.check() is False
     assert live.generation == 1 and live.lookup_many(PROBES).tolist() == before
     assert all(p in live for p in PROBES[:20])
     assert isinstance(live.last_error, error), repr(live.last_error)
-    assert live.failures == 1 and live.last_error_at == T0 + timedelta(seconds=60)
+    assert live.failures == live.consecutive_failures == 1 and live.last_error_at == T0 + timedelta(seconds=60)
+    assert live.status()["pending_since"] is None
     warnings = [r for r in caplog.records if r.name == "ipallow.live" and r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "still serving generation 1" in warnings[0].getMessage()
 
@@ -355,22 +400,28 @@ def test_failed_reload_keeps_the_old_list_serving(tmp_path, caplog, name):
     # the next change is tried again: a good export is swapped in
     if os.path.isdir(path):
         os.rmdir(path)
+    clock.t += 1
     publish(path, csv_text(GOOD_ROWS + [("NEW", "192.0.2.0/24", "active")]))
+    if settle:
+        assert live.check() is False
+        ticks.t += settle
     assert live.check() is True and live.generation == 2 and "192.0.2.1" in live
-    assert live.last_error is None and live.failures == 2
+    # healthy again; the latest failure stays on record, older than the load (issue #12)
+    assert live.consecutive_failures == 0 and live.failures == 2 and isinstance(live.last_error, error)
+    assert live.last_error_at < live.loaded_at == T0 + timedelta(seconds=61)
 
 
 def test_max_loss_is_configurable_and_force_overrides_it(tmp_path):
     path = tmp_path / "reg.csv"
     publish(path, GOOD)
-    live = LiveAllowlist(path, poll=None, clock=FakeClock(), max_loss=0.25)
+    live = LiveAllowlist(path, poll=None, clock=FakeClock(), max_loss=0.25, settle=0)
     publish(path, csv_text(GOOD_ROWS[:15]))                 # 25% lost: allowed
     assert live.check() is True and live.counts["registrations"] == 15
     publish(path, csv_text(GOOD_ROWS[:11]))                 # 4 of 15 = 26.7% lost: refused
     assert live.check() is False and isinstance(live.last_error, ReloadRefused)
     assert "max_loss=25%" in str(live.last_error) and live.counts["registrations"] == 15
     assert live.reload(force=True) == 3 and live.counts["registrations"] == 11
-    loose = LiveAllowlist(path, poll=None, max_loss=1.0)
+    loose = LiveAllowlist(path, poll=None, max_loss=1.0, settle=0)
     publish(path, csv_text(GOOD_ROWS[:1]))
     assert loose.check() is True and len(loose) == 1
 
@@ -403,7 +454,7 @@ def test_readers_only_ever_see_the_old_or_the_new_list(tmp_path):
 
     path = tmp_path / "live.jsonl"
     publish(path, texts["A"])
-    live = LiveAllowlist(path, poll=None, clock=FakeClock(), max_loss=0.5)
+    live = LiveAllowlist(path, poll=None, clock=FakeClock(), max_loss=0.5, settle=0)
     errors: list[BaseException] = []
     stats = {"reads": 0, "batches": 0, "seen_a": 0, "seen_b": 0, "swaps": 0}
     stop = threading.Event()
@@ -488,7 +539,7 @@ def test_no_wrong_answer_around_any_boundary(tmp_path):
     v6 = np.array([[int(p) >> 64, int(p) & (2**64 - 1)] for p in probes if p.version == 6], dtype=np.uint64)
 
     clock = FakeClock(times[0] - 3600)
-    live = LiveAllowlist(path, poll=None, clock=clock)
+    live = LiveAllowlist(path, poll=None, clock=clock, settle=0)
     position = {r.id: i for i, r in enumerate(records)}
     mapping: dict[int, np.ndarray] = {}
     wrong = checked = 0
@@ -551,19 +602,18 @@ def test_static_registry_source_follows_the_clock():
 
 
 def test_a_file_changing_while_read_is_left_for_the_next_poll(tmp_path, monkeypatch):
-    from ipallow import live as live_module
     path = tmp_path / "reg.csv"
     publish(path, GOOD)
-    live = LiveAllowlist(path, poll=None, clock=FakeClock())
+    live = LiveAllowlist(path, poll=None, clock=FakeClock(), settle=0)
     publish(path, csv_text(GOOD_ROWS + [("NEW", "192.0.2.0/24", "active")]))
     real_read = LiveAllowlist._read
     calls = []
 
-    def unsettled_once(self):
+    def unsettled_once(self, key):
         calls.append(1)
         if len(calls) == 1:
             raise live_module._Unsettled()
-        return real_read(self)
+        return real_read(self, key)
 
     monkeypatch.setattr(LiveAllowlist, "_read", unsettled_once)
     assert live.check() is False                        # mid-write: not a failure, nothing swapped
@@ -576,7 +626,7 @@ def test_the_thread_survives_an_unexpected_error(tmp_path, caplog):
     path = tmp_path / "reg.csv"
     publish(path, GOOD)
     caplog.set_level(logging.ERROR, logger="ipallow.live")
-    with LiveAllowlist(path, poll=0.01) as live:
+    with LiveAllowlist(path, poll=0.01, settle=0.05) as live:
         real_check = live.check
         boom = threading.Event()
 
@@ -592,3 +642,187 @@ def test_the_thread_survives_an_unexpected_error(tmp_path, caplog):
         assert wait_for(lambda: live.generation == 2), "the thread stopped after the error"
         assert live._thread.is_alive() and live.failures >= 1
     assert any("unexpected error" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------------------------------------
+# (issue #16, defect 6) a file is swapped in only when complete: stable across `settle`, or
+# complete by a checksum file / its own snapshot checksums
+
+
+def write_in_place(path, data: str | bytes) -> None:
+    """What a slow exporter does: truncate the same file (same inode) and write, flushed."""
+    with open(path, "r+b") as handle:
+        handle.truncate(0)
+        handle.write(data.encode() if isinstance(data, str) else data)
+
+
+def test_a_half_written_file_cut_at_a_line_is_never_swapped_in(tmp_path, ticks):
+    path = tmp_path / "reg.csv"
+    publish(path, GOOD)
+    live = LiveAllowlist(path, poll=None, clock=FakeClock(), settle=1.0)
+    full = csv_text(GOOD_ROWS + [("NEW", "192.0.2.0/24", "active")])
+    inode = os.stat(path).st_ino
+    write_in_place(path, csv_text(GOOD_ROWS[:14]))     # the first flush: 14 of 20 rows, a whole line
+    assert os.stat(path).st_ino == inode
+    for _ in range(3):                                 # re-checked within the interval: still held back
+        assert live.check() is False
+        ticks.t += 0.3
+    assert live.counts["registrations"] == 20 and live.failures == 0 and live.last_error is None
+    assert live.status()["pending_since"] is not None
+    write_in_place(path, full)                         # the writer goes on: the interval starts again
+    assert live.check() is False
+    ticks.t += 0.9
+    assert live.check() is False and live.generation == 1
+    ticks.t += 0.1
+    assert live.check() is True and live.generation == 2 and live.counts["registrations"] == 21
+    assert "192.0.2.1" in live and live.status()["pending_since"] is None and live.failures == 0
+
+
+def test_settle_zero_swaps_in_what_one_read_finds(tmp_path):
+    """The documented opt-out (writers that publish by rename): the cut file is served at once."""
+    path = tmp_path / "reg.csv"
+    publish(path, GOOD)
+    live = LiveAllowlist(path, poll=None, clock=FakeClock(), settle=0)
+    write_in_place(path, csv_text(GOOD_ROWS[:14]))
+    assert live.check() is True and live.counts["registrations"] == 14
+
+
+def test_a_deleted_file_keeps_serving_and_is_recorded_once_it_stays_deleted(tmp_path, ticks):
+    path = tmp_path / "reg.csv"
+    publish(path, GOOD)
+    clock = FakeClock()
+    live = LiveAllowlist(path, poll=None, clock=clock, settle=2.0)
+    os.remove(path)
+    assert live.check() is False and live.failures == 0          # deleted and maybe being recreated
+    ticks.t += 2.0
+    assert live.check() is False and isinstance(live.last_error, FileNotFoundError)
+    assert live.failures == live.consecutive_failures == 1 and "10.1.1.1" in live
+    assert live.check() is False and live.failures == 1          # recorded once
+    with open(path, "w") as handle:                              # recreated (a new inode), slowly
+        handle.write(csv_text(GOOD_ROWS[:12]))
+        handle.flush()
+        assert live.check() is False
+        ticks.t += 1.0
+        handle.seek(0)
+        handle.truncate()
+        handle.write(GOOD)
+    assert live.check() is False and live.generation == 1 and live.counts["registrations"] == 20
+    ticks.t += 2.0
+    # back, complete: loaded (the same rows as before), and healthy again
+    assert live.check() is True and live.generation == 2 and live.counts["registrations"] == 20
+    assert live.consecutive_failures == 0 and live.failures == 1
+
+
+def sha256_file(path, data: bytes, name: str = "reg.csv") -> None:
+    import hashlib
+    publish(f"{path}.sha256", f"{hashlib.sha256(data).hexdigest()}  {name}\n")
+
+
+def test_a_file_matching_its_checksum_file_is_complete_at_once(tmp_path, ticks):
+    path = tmp_path / "reg.csv"
+    publish(path, GOOD)
+    sha256_file(path, GOOD.encode())
+    live = LiveAllowlist(path, poll=None, clock=FakeClock(), settle=5.0)
+    start = ticks.t
+    assert ticks.t == start and live.generation == 1
+    full = csv_text(GOOD_ROWS + [("NEW", "192.0.2.0/24", "active")])
+    # mid-write: the checksum file still names the old bytes -> held back, and refused once it
+    # stays that way for settle
+    write_in_place(path, csv_text(GOOD_ROWS[:15]))
+    assert live.check() is False and live.failures == 0
+    ticks.t += 5.0
+    assert live.check() is False and isinstance(live.last_error, ReloadRefused)
+    assert "checksum file" in str(live.last_error) and live.counts["registrations"] == 20
+    # the writer finishes and then publishes the checksum: swapped in at once, no settle wait
+    write_in_place(path, full)
+    assert live.check() is False                                  # stale checksum: not complete
+    sha256_file(path, full.encode())
+    assert live.check() is True and "192.0.2.1" in live and live.consecutive_failures == 0
+    # reload() reads at once but still refuses bytes the checksum file does not name
+    write_in_place(path, GOOD)
+    with pytest.raises(ReloadRefused, match="checksum file"):
+        live.reload()
+    assert "192.0.2.1" in live
+    # without a checksum file the settle rule applies again
+    os.remove(f"{path}.sha256")
+    assert live.check() is False
+    ticks.t += 5.0
+    assert live.check() is True and "192.0.2.1" not in live
+
+
+def test_a_malformed_checksum_file_never_lets_a_file_through(tmp_path, ticks):
+    path = tmp_path / "reg.csv"
+    publish(path, GOOD)
+    publish(f"{path}.sha256", "not a checksum\n")
+    with pytest.raises(ReloadRefused, match="checksum file"):
+        LiveAllowlist(path, poll=None, settle=1.0)
+
+
+def test_a_snapshot_is_complete_by_its_own_checksums(tmp_path, ticks):
+    path = tmp_path / "list.ipallow"
+    Allowlist(["203.0.113.0/24"]).save(path)
+    live = LiveAllowlist(path, poll=None, settle=5.0)
+    assert ticks.t == 1000.0                         # verified complete: no settle wait at all
+    new = tmp_path / "new.ipallow"
+    Allowlist(["198.51.100.0/24", "203.0.113.0/24"]).save(new)
+    data = new.read_bytes()
+    write_in_place(path, data[: len(data) // 2])    # half of it, in place
+    assert live.check() is False and live.failures == 0 and "203.0.113.9" in live
+    ticks.t += 5.0
+    assert live.check() is False and isinstance(live.last_error, SnapshotError)
+    write_in_place(path, data)
+    assert live.check() is True and "198.51.100.1" in live   # complete: swapped in without waiting
+    # served from the bytes that were verified: emptying the file in place changes nothing served
+    write_in_place(path, b"")
+    assert "198.51.100.1" in live and live.lookup("203.0.113.9") is not None
+
+
+def test_the_first_load_waits_for_the_file_to_settle(tmp_path, ticks):
+    path = tmp_path / "reg.csv"
+    publish(path, csv_text(GOOD_ROWS[:3]))           # a writer's first flush when the service starts
+    steps = iter([lambda: write_in_place(path, csv_text(GOOD_ROWS[:10])), lambda: write_in_place(path, GOOD)])
+    ticks.on_sleep = lambda: next(steps, lambda: None)()
+    live = LiveAllowlist(path, poll=None, settle=1.0)
+    assert live.counts["registrations"] == 20 and live.generation == 1
+    assert ticks.t >= 1000.0 + 3.0                   # three intervals: two changes, then a quiet one
+
+    # a file that never stops changing is refused after about ten intervals
+    count = iter(range(1000))
+    ticks.on_sleep = lambda: write_in_place(path, csv_text(GOOD_ROWS[: 1 + next(count) % 19]))
+    with pytest.raises(OSError, match="kept changing"):
+        LiveAllowlist(path, poll=None, settle=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# (issue #12) status() never contradicts itself
+
+
+def test_status_is_consistent_through_failures_and_recovery(tmp_path):
+    path = tmp_path / "reg.csv"
+    publish(path, GOOD)
+    clock = FakeClock()
+    live = LiveAllowlist(path, poll=None, clock=clock, settle=0)
+
+    def consistent(status):
+        assert status["failures"] >= status["consecutive_failures"] >= 0
+        assert (status["last_error"] is None) == (status["last_error_at"] is None) == (status["failures"] == 0)
+        if status["consecutive_failures"]:
+            assert status["last_error_at"] >= status["loaded_at"]
+        elif status["failures"]:
+            assert status["last_error_at"] < status["loaded_at"]
+        return status
+
+    consistent(live.status())
+    for k in range(6):
+        clock.t += 1
+        publish(path, GOOD + f"X{k},10.99.0.1/16,active\n")      # host bits set: a parse error
+        live.check()
+        s = consistent(live.status())
+        assert s["failures"] == s["consecutive_failures"] == k + 1 and "10.99.0.1/16" in s["last_error"]
+    clock.t += 1
+    publish(path, csv_text(GOOD_ROWS + [("NEW", "192.0.2.0/24", "active")]))
+    assert live.check() is True
+    s = consistent(live.status())
+    assert s["failures"] == 6 and s["consecutive_failures"] == 0
+    assert "10.99.0.1/16" in s["last_error"] and s["last_error_at"] == T0 + timedelta(seconds=6)
+    assert s["loaded_at"] == T0 + timedelta(seconds=7)

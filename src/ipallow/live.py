@@ -1,19 +1,24 @@
 """LiveAllowlist: follow a registry file (and the clock) without ever dropping or tearing a lookup.
 
-How it stays correct while it changes:
+How it stays correct while it changes (docs/live-reload.md has the whole story):
 
 * **One reference.**  Every answer comes from one immutable
   :class:`~ipallow.Allowlist` reached through one attribute.  A reload
   parses and compiles the new list completely, off to the side, then
   replaces that attribute: a reader sees the old list or the new one, never
   a mixture, and never waits for a build.
-* **The file.**  A daemon thread polls the file's identity (device, inode,
-  size, mtime and ctime in nanoseconds): replacing it by rename, the normal
-  way to publish an export, is a new inode.  A change whose content hash is
-  unchanged swaps nothing.  A file modified within the last two seconds is
+* **The file, only when complete.**  A daemon thread polls the file's
+  identity (device, inode, size, mtime and ctime in nanoseconds).  A changed
+  file is read, and swapped in only once it is *complete*: either it stayed
+  exactly the same (identity and content) across ``settle`` seconds, or it
+  proves itself complete -- a compiled snapshot whose checksums all verify,
+  or a file whose SHA-256 matches the checksum file ``<file>.sha256`` beside
+  it.  A writer flushing a half-written export (even one that ends on a line
+  boundary and so parses) is therefore never served, whether it writes in
+  place, deletes and recreates, or renames.  Content identical to what was
+  last read swaps nothing.  A file modified within the last two seconds is
   re-read on the next poll as well, because a timestamp tick can hide a
-  same-size rewrite.  A file that changes while it is being read is left
-  for the next poll.
+  same-size rewrite.
 * **The clock.**  Each list knows the interval ``[since, until)`` between
   two lifecycle boundaries (``valid_from`` / ``expires_at`` of active
   records) in which it is right.  The thread compiles the *next* list ahead
@@ -24,11 +29,12 @@ How it stays correct while it changes:
   list, counts it in :attr:`LiveAllowlist.stale_answers`, and wakes the
   thread: readers never build.
 * **Failures.**  A parse error, a missing, unreadable, empty or truncated
-  file, or a list that lost more than ``max_loss`` of its registrations (a
-  half-written export) keeps the old list serving, sets
-  :attr:`~LiveAllowlist.last_error`, counts in
-  :attr:`~LiveAllowlist.failures`, is logged on the ``ipallow.live``
-  logger, and is retried when the file changes again.
+  file, a checksum file that does not match, or a list that lost more than
+  ``max_loss`` of its registrations keeps the old list serving, once the file
+  has stayed that way for ``settle`` seconds (a file being written is not a
+  failure): it sets :attr:`~LiveAllowlist.last_error`, counts in
+  :attr:`~LiveAllowlist.failures` and ``consecutive_failures``, is logged on
+  the ``ipallow.live`` logger, and is retried when the file changes again.
 """
 
 from __future__ import annotations
@@ -55,14 +61,33 @@ log = logging.getLogger("ipallow.live")
 UTC = timezone.utc
 _RACY_SECONDS = 2.0      # a file modified more recently than this is re-read on the next poll
 _JOIN_SECONDS = 10.0     # close() waits at most this long for a build in progress
+_FIRST_LOAD_SETTLES = 10  # the constructor waits about this many settle intervals for a stable file
+CHECKSUM_SUFFIX = ".sha256"   # "<file>.sha256" beside the file: its SHA-256 in hex (sha256sum format)
+
+# Module attributes, not direct calls, so that tests can drive time themselves.
+_monotonic = time.monotonic
+_sleep = time.sleep
 
 
 class ReloadRefused(ValueError):
-    """A reload was refused: the new registry file is empty or lost too many registrations."""
+    """A reload was refused: the new file is empty, does not match its checksum file, or lost too
+    many registrations."""
 
 
 class _Unsettled(Exception):
     """The file changed while it was being read."""
+
+
+class _Pending:
+    """A changed file seen but not swapped in yet: what it was, and since when it has not changed."""
+
+    __slots__ = ("key", "content", "since", "seen_at")
+
+    def __init__(self, key: tuple, content: tuple, since: float, seen_at: float) -> None:
+        self.key = key              # file identity (and the checksum file's)
+        self.content = content      # (sha256 of the bytes, declared sha256 or None), or an error
+        self.since = since          # monotonic seconds: first seen like this
+        self.seen_at = seen_at      # the same instant by the injected clock, for status()
 
 
 class _Snapshot:
@@ -86,6 +111,27 @@ def _registrations(snap: _Snapshot) -> int:
 
 def _file_key(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _stat_key(path: str) -> tuple:
+    try:
+        return _file_key(os.stat(path))
+    except OSError as exc:
+        return ("unreadable", type(exc).__name__, exc.errno)
+
+
+def _declared_digest(path: str) -> str | None:
+    """The SHA-256 the checksum file beside ``path`` declares ('' if unreadable or malformed), or None."""
+    try:
+        with open(path + CHECKSUM_SUFFIX, "rb") as handle:
+            text = handle.read(4096)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+    fields = text.split()
+    word = fields[0].decode("ascii", "replace").lower() if fields else ""
+    return word if len(word) == 64 and all(c in "0123456789abcdef" for c in word) else ""
 
 
 def _stop_thread(stop: threading.Event, wake: threading.Event) -> None:
@@ -117,6 +163,15 @@ class LiveAllowlist:
             changes the list).
         poll: seconds between file checks by the background thread; ``None``
             starts no thread (call :meth:`check` yourself).
+        settle: seconds a changed file must stay exactly the same before it
+            is swapped in (default: one poll interval, at least 1 s).  A
+            compiled snapshot that verifies, or a file matching its
+            ``<file>.sha256``, is complete at once and does not wait.  A
+            writer that pauses longer than this in the middle of a file can
+            fool it: such writers should publish by rename or with a
+            checksum file.  ``0`` swaps in whatever one read finds (only for
+            writers that publish by rename).  The first load waits for this
+            too (at most ten intervals, then OSError).
         max_loss: refuse a reloaded registry with more than this share of the
             serving registry's registrations missing (0..1; 1 disables).
         clock: returns POSIX seconds (default :func:`time.time`); inject a
@@ -124,8 +179,8 @@ class LiveAllowlist:
         format: ``"csv"`` / ``"jsonl"`` to override format detection.
 
     Raises:
-        ParseError / OSError / ReloadRefused: the first load failed (there is
-            no old list to keep serving).
+        ParseError / OSError / ReloadRefused / SnapshotError: the first load
+            failed (there is no old list to keep serving).
         TypeError / ValueError: bad arguments.
 
     >>> with LiveAllowlist(ipallow.SAMPLE_LIST, poll=None) as live:
@@ -134,7 +189,8 @@ class LiveAllowlist:
     """
 
     def __init__(self, source: Any, *, poll: float | None = 1.0, max_loss: float = 0.5,
-                 clock: Callable[[], float] = time.time, format: str | None = None) -> None:
+                 clock: Callable[[], float] = time.time, format: str | None = None,
+                 settle: float | None = None) -> None:
         if source is None or isinstance(source, (bytes, bool)):
             raise TypeError(f"source must be a path, a Registry or an iterable of Registration, "
                             f"not {type(source).__name__}")
@@ -149,6 +205,13 @@ class LiveAllowlist:
             raise ValueError(f"max_loss must be between 0 and 1, got {max_loss!r}")
         if not callable(clock):
             raise TypeError(f"clock must be callable, not {type(clock).__name__}")
+        if settle is None:
+            settle = max(1.0, poll or 0.0)
+        elif isinstance(settle, bool) or not isinstance(settle, (int, float)):
+            raise TypeError(f"settle must be seconds (a number) or None, not {type(settle).__name__}")
+        elif not (math.isfinite(settle) and settle >= 0):
+            raise ValueError(f"settle must be zero or a positive number of seconds, got {settle!r}")
+        self._settle = float(settle)
         self._clock = clock
         self._now()   # a clock that does not return seconds fails here, not in a reader
         self._poll = poll
@@ -172,9 +235,11 @@ class LiveAllowlist:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen_key: tuple | None = None   # file identity of the last attempt (success or failure)
-        self._seen_digest: bytes | None = None
+        self._seen_content: tuple | None = None   # what that attempt read (see _Pending.content)
+        self._pending: _Pending | None = None     # a changed file waiting to settle
         self._racy = False
         self.failures = 0
+        self.consecutive_failures = 0
         self.reloads = 0
         self.stale_answers = 0
         self.last_error: BaseException | None = None
@@ -188,7 +253,7 @@ class LiveAllowlist:
             self.loaded_at = self._utc(self._now())
         else:
             self._snap = None  # type: ignore[assignment]
-            self._load(force=True, raise_errors=True)
+            self._first_load()
         self._prebuild()
         if poll is not None:
             self._thread = threading.Thread(
@@ -294,15 +359,28 @@ class LiveAllowlist:
                 "ipv4_prefixes": prefixes[4], "ipv6_prefixes": prefixes[6]}
 
     def status(self) -> dict[str, Any]:
-        """Everything a monitoring probe wants, as one dict."""
+        """Everything a monitoring probe wants, as one dict (docs/live-reload.md describes each field).
+
+        ``failures`` counts every failed reload since the start and
+        ``consecutive_failures`` those since the last good one (0: healthy).
+        ``last_error`` / ``last_error_at`` describe the most recent failure and
+        are kept after a good reload, as history: the list recovered when
+        ``last_error_at`` is before ``loaded_at``.  ``pending_since`` is when a
+        changed file was first seen that is not complete yet (None: nothing
+        waiting); a value that keeps ageing means a writer that never stops.
+        """
+        pending = self._pending
         return {
             "source": self.source,
             "generation": self.generation,
             "loaded_at": self.loaded_at,
             "reloads": self.reloads,
             "failures": self.failures,
+            "consecutive_failures": self.consecutive_failures,
             "last_error": None if self.last_error is None else str(self.last_error),
             "last_error_at": self.last_error_at,
+            "pending_since": None if pending is None else self._utc(pending.seen_at),
+            "settle": self._settle,
             "stale_answers": self.stale_answers,
             "next_boundary": self.next_boundary,
             "polling": self._thread is not None and self._thread.is_alive(),
@@ -320,40 +398,38 @@ class LiveAllowlist:
     def reload(self, *, force: bool = False) -> int:
         """Re-read the file now, compile, swap; return the new generation.
 
-        Unlike the background check, this rebuilds even when the content is
-        unchanged.  ``force=True`` also skips the ``max_loss`` guard (for a
+        Unlike the background check, this neither waits for the file to
+        settle (call it when you know the file is complete) nor skips content
+        that is unchanged.  A checksum file that does not match is still
+        refused.  ``force=True`` also skips the ``max_loss`` guard (for a
         registry that really shrank).  For a registry given as objects it
         recompiles for the current time.
 
         Raises:
-            ParseError, OSError, ReloadRefused: the reload failed; the old list
-                keeps serving (and the failure is recorded as in the background).
+            ParseError, SnapshotError, OSError, ReloadRefused: the reload
+                failed; the old list keeps serving (and the failure is
+                recorded as in the background).
         """
         with self._lock:
             if self._path is None:
                 snap = self._build(self._snap.registry, self._now())
                 self._swap_in(snap)
             else:
-                self._load(force=True, guard=not force, raise_errors=True)
+                self._load_now(guard=not force)
             self._prebuild()
             return self.generation
 
     def check(self) -> bool:
         """One round of what the background thread does: file, clock, prebuild.
 
-        Reloads when the file changed, swaps when the clock passed a
-        boundary, and compiles the next list ahead.  Failures are recorded,
-        not raised.  Returns True when a new list was swapped in.
+        Reloads when the file changed and is complete, swaps when the clock
+        passed a boundary, and compiles the next list ahead.  Failures are
+        recorded, not raised.  Returns True when a new list was swapped in.
         """
         with self._lock:
             generation = self.generation
             if self._path is not None:
-                try:
-                    key = _file_key(os.stat(self._path))
-                except OSError as exc:
-                    key = ("unreadable", type(exc).__name__, exc.errno)
-                if key != self._seen_key or self._racy:
-                    self._load(force=False, raise_errors=False)
+                self._follow_file(raise_errors=False)
             self._follow_clock()
             self._prebuild()
             return self.generation != generation
@@ -422,7 +498,18 @@ class LiveAllowlist:
             nxt = self._build(snap.registry, snap.until)
             snap.next = nxt
 
-    def _read(self) -> tuple[bytes, os.stat_result]:
+    # -- the file ----------------------------------------------------------------------
+
+    def _identity(self) -> tuple:
+        """What a poll compares: the file's identity and its checksum file's."""
+        return _stat_key(self._path), _stat_key(self._path + CHECKSUM_SUFFIX)
+
+    def _read(self, key: tuple) -> tuple[bytes, os.stat_result, str | None]:
+        """The file's bytes, its stat and the digest its checksum file declares.
+
+        Raises _Unsettled when the file is not the one ``key`` describes or
+        changed while being read.
+        """
         fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
             before = os.fstat(fd)
@@ -433,49 +520,126 @@ class LiveAllowlist:
             after = os.fstat(fd)
         finally:
             os.close(fd)
-        if _file_key(before) != _file_key(after) or len(raw) != before.st_size:
+        if (_file_key(before) != _file_key(after) or _file_key(before) != key[0]
+                or len(raw) != before.st_size):
             raise _Unsettled()
-        return raw, before
+        return raw, before, _declared_digest(self._path)
 
-    def _load(self, *, force: bool, raise_errors: bool, guard: bool = True) -> bool:
-        """Read, parse, compile and swap in the file; on failure keep the old list."""
+    def _follow_file(self, *, raise_errors: bool) -> None:
+        """Read the file if it changed; swap it in once it is complete (see the module documentation)."""
+        key = self._identity()
+        if key == self._seen_key and not self._racy and self._pending is None:
+            return
+        now = _monotonic()
+        pending = self._pending
+        if pending is not None and pending.key == key and now - pending.since < self._settle:
+            return                  # settling: nothing to learn from reading it again yet
+        error: OSError | None = None
         try:
-            raw, st = self._read()
+            raw, st, declared = self._read(key)
         except _Unsettled:
-            log.debug("%s changed while being read; trying again on the next poll", self._path)
-            self._seen_key = None
-            if raise_errors:
-                raise OSError(f"{self._path} changed while being read; try again") from None
-            return False
+            log.debug("%s changed while being read; looking again on the next poll", self._path)
+            return
         except OSError as exc:
-            try:
-                key = _file_key(os.stat(self._path))
-            except OSError as again:
-                key = ("unreadable", type(again).__name__, again.errno)
-            self._seen_key = key
-            self._seen_digest = None
-            self._racy = False      # no content to compare: retry when the identity changes
-            return self._fail(exc, raise_errors)
-        key = _file_key(st)
+            error, self._racy = exc, False
+            content: tuple = ("error", type(exc).__name__, exc.errno)
+        else:
+            content = (hashlib.sha256(raw).hexdigest(), declared)
+            self._racy = time.time() - st.st_mtime_ns / 1e9 < _RACY_SECONDS
+        if content == self._seen_content:       # touched, or replaced by the same bytes: nothing to do
+            self._seen_key, self._pending = key, None
+            return
+        if pending is None or pending.key != key or pending.content != content:
+            pending = self._pending = _Pending(key, content, now, self._now())
+        settled = now - pending.since >= self._settle
+
+        if error is not None:
+            # The first load cannot wait for a file that is not there; later ones give a
+            # delete-and-recreate the settle interval before calling it a failure.
+            if settled or self._snap is None:
+                self._tried(key, content)
+                self._fail(error, raise_errors)
+            return
+        opened = None
+        if declared is not None:                # the writer said which bytes are complete
+            if declared != content[0]:
+                if settled:
+                    self._tried(key, content)
+                    self._fail(ReloadRefused(
+                        f"{self._path} does not match its checksum file {self._path}{CHECKSUM_SUFFIX} "
+                        f"(still being written, or a stale checksum); not swapped in"), raise_errors)
+                return
+        elif raw.startswith(snapshot.MAGIC) and not settled:
+            try:                                 # a snapshot whose checksums all verify is complete
+                opened = self._open_snapshot(raw)
+            except Exception:                    # noqa: BLE001 - incomplete so far: let it settle
+                return
+        elif not settled:
+            return
+        self._tried(key, content)
+        self._take(raw, guard=True, raise_errors=raise_errors, opened=opened)
+
+    def _tried(self, key: tuple, content: tuple) -> None:
+        """Remember what was tried, so that it is tried again only when the file changes."""
+        self._seen_key, self._seen_content, self._pending = key, content, None
+
+    def _first_load(self) -> None:
+        """Load the file once it is complete, waiting at most _FIRST_LOAD_SETTLES settle intervals."""
+        patience = _FIRST_LOAD_SETTLES * self._settle + 1.0     # + a file replaced mid-read, settle=0
+        deadline = _monotonic() + patience
+        while True:
+            self._follow_file(raise_errors=True)
+            if self._snap is not None:
+                return
+            now = _monotonic()
+            if now >= deadline:
+                raise OSError(f"{self._path} kept changing for {patience:g} s "
+                              f"(settle={self._settle:g} s); not loaded")
+            pending = self._pending
+            due = pending.since + self._settle if pending is not None else now + min(self._settle, 0.05)
+            _sleep(max(min(due, deadline) - now, 0.001))
+
+    def _load_now(self, *, guard: bool) -> None:
+        """reload(): read the file as it is now and swap it in, raising what fails."""
+        key = self._identity()
+        try:
+            raw, st, declared = self._read(key)
+        except _Unsettled:
+            raise OSError(f"{self._path} changed while being read; try again") from None
+        except OSError as exc:
+            self._tried(key, ("error", type(exc).__name__, exc.errno))
+            self._racy = False
+            self._fail(exc, True)
+        content = (hashlib.sha256(raw).hexdigest(), declared)
+        self._tried(key, content)
         self._racy = time.time() - st.st_mtime_ns / 1e9 < _RACY_SECONDS
-        digest = hashlib.blake2b(raw, digest_size=20).digest()
-        if not force and digest == self._seen_digest:
-            self._seen_key = key     # touched or replaced by identical content (or the same bad file)
-            return False
-        self._seen_key, self._seen_digest = key, digest
+        if declared is not None and declared != content[0]:
+            self._fail(ReloadRefused(f"{self._path} does not match its checksum file "
+                                     f"{self._path}{CHECKSUM_SUFFIX}; not swapped in"), True)
+        self._take(raw, guard=guard, raise_errors=True)
+
+    def _open_snapshot(self, raw: bytes) -> _Snapshot:
+        """Serve a compiled snapshot from the bytes read (private memory: a later rewrite of the
+        file cannot change or fault it), with every section verified now."""
+        compiled = snapshot.from_buffer(raw, self._path)
+        for name in (*snapshot.LAZY, "data"):
+            getattr(compiled, name, None)    # verifies the sections lookups do not read eagerly
+        # A snapshot has no lifecycle of its own: it is right at all times.
+        return _Snapshot(Allowlist._from_compiled(compiled), None, -math.inf, math.inf)
+
+    def _take(self, raw: bytes, *, guard: bool, raise_errors: bool, opened: _Snapshot | None = None) -> bool:
+        """Parse and compile ``raw`` (a complete file) and swap it in; on failure keep the old list."""
         try:
             if not raw.strip():
                 raise ReloadRefused(f"{self._path} is empty ({len(raw)} bytes); not loaded")
-            if raw.startswith(snapshot.MAGIC):
-                # A compiled snapshot: map it (pages shared with every other process
-                # that maps it); it has no lifecycle, so it is right at all times.
-                registry = None
-                compiled = snapshot.map_file(self._path)
-                snap = _Snapshot(Allowlist._from_compiled(compiled), None, -math.inf, math.inf)
-                count = len(snap.allowlist)
+            registry = None
+            if opened is not None:
+                snap = opened
+            elif raw.startswith(snapshot.MAGIC):
+                snap = self._open_snapshot(raw)
             else:
                 registry = parse_registry(raw, self._path, format=self._format)
-                count = len(registry)
+            count = len(registry) if registry is not None else len(snap.allowlist)
             old = self._snap
             old_count = 0 if old is None else _registrations(old)
             if guard and old_count:
@@ -483,35 +647,47 @@ class LiveAllowlist:
                 if lost > self._max_loss:
                     raise ReloadRefused(
                         f"{self._path} has {count:,} registrations where {old_count:,} "
-                        f"are serving: {lost:.0%} lost, more than max_loss={self._max_loss:.0%} "
-                        f"(a half-written export?); not swapped in. reload(force=True) accepts it")
+                        f"are serving: {lost:.0%} lost, more than max_loss={self._max_loss:.0%}; "
+                        f"not swapped in. reload(force=True) accepts it")
             if registry is not None:
                 snap = self._build(registry, self._now())
         except Exception as exc:
             return self._fail(exc, raise_errors)
         self._swap_in(snap)
-        self.last_error = self.last_error_at = None     # healthy again; `failures` and the log keep history
+        self.consecutive_failures = 0      # last_error / last_error_at stay: the latest failure, as history
         self.reloads += 1
         self.loaded_at = self._utc(self._now())
         log.info("loaded %s: generation %d, %d registrations, %d counting now",
                  self._path, snap.generation, count, len(snap.allowlist))
         return True
 
-    def _fail(self, exc: BaseException, raise_errors: bool) -> bool:
+    def _note_failure(self, exc: BaseException) -> None:
         self.failures += 1
+        self.consecutive_failures += 1
         self.last_error = exc
-        self.last_error_at = self._utc(self._now())
+        try:
+            self.last_error_at = self._utc(self._now())
+        except Exception:         # the clock itself may be what failed
+            self.last_error_at = datetime.now(UTC)
+
+    def _fail(self, exc: BaseException, raise_errors: bool) -> bool:
+        self._note_failure(exc)
         if self._snap is None:     # first load: nothing to keep serving
             raise exc
-        log.warning("reload of %s failed (failure %d); still serving generation %d: %s",
-                    self._path, self.failures, self.generation, exc)
+        log.warning("reload of %s failed (failure %d, %d in a row); still serving generation %d: %s",
+                    self._path, self.failures, self.consecutive_failures, self.generation, exc)
         if raise_errors:
             raise exc
         return False
 
+    def _seconds_to_settle(self) -> float | None:
+        """Until the changed file waiting to settle is due for its confirming read, or None."""
+        pending = self._pending
+        return None if pending is None else pending.since + self._settle - _monotonic()
+
 
 def _run(ref: "weakref.ref[LiveAllowlist]", stop: threading.Event, wake: threading.Event) -> None:
-    """The background thread: check, then sleep until the next poll or boundary, or a wake-up.
+    """The background thread: check, then sleep until the next poll, boundary or settle, or a wake-up.
 
     Holds only a weak reference between rounds, so an abandoned LiveAllowlist
     is collected and its thread ends.
@@ -525,14 +701,12 @@ def _run(ref: "weakref.ref[LiveAllowlist]", stop: threading.Event, wake: threadi
         try:
             live.check()
             remaining = live._snap.until - live._now()
+            settle = live._seconds_to_settle()
+            if settle is not None:
+                remaining = min(remaining, settle)
             timeout = min(timeout, max(remaining, 0.001))
         except Exception as exc:     # never let the thread die; record and go on
-            live.failures += 1
-            live.last_error = exc
-            try:
-                live.last_error_at = live._utc(live._now())
-            except Exception:         # the clock itself may be what failed
-                live.last_error_at = datetime.now(UTC)
+            live._note_failure(exc)
             log.exception("ipallow.live: unexpected error while checking %s", live.source)
         del live
         wake.wait(timeout)
