@@ -47,7 +47,7 @@ def leases_possible() -> bool:
 # -- defect 2: a file rewritten under a loaded snapshot ------------------------------
 
 READER = r"""
-import json, sys
+import json, sys, threading
 import ipallow
 path, queries_path, mode = sys.argv[1:4]
 with open(queries_path) as handle:
@@ -59,9 +59,19 @@ def answers():
             [None if m is None else [str(m.network), m.index, m.data] for m in map(al.lookup, queries)],
             [[[str(n) for n in e.networks], e.data] for e in al]]
 
+# Another thread keeps looking up while the file is rewritten (and, shared, copied out).
+first, stop, differing = al.lookup_many(queries).tolist(), threading.Event(), []
+def keep_looking_up():
+    while not stop.is_set():
+        if al.lookup_many(queries).tolist() != first:
+            differing.append(1)
+looker = threading.Thread(target=keep_looking_up)
+looker.start()
 print(json.dumps({"answers": answers(), "shared": al.shared}), flush=True)
 sys.stdin.readline()                     # the test rewrites the file meanwhile
-print(json.dumps({"answers": answers(), "shared": al.shared}), flush=True)
+stop.set()
+looker.join()
+print(json.dumps({"answers": answers(), "shared": al.shared, "differing": len(differing)}), flush=True)
 """
 
 
@@ -117,9 +127,53 @@ def test_a_file_rewritten_in_place_never_kills_or_misleads_a_reader(tmp_path, ho
     assert reader.returncode == 0, f"reader died with {reader.returncode}: {err}"
     after = json.loads(out)
     assert after["answers"] == before["answers"]            # only ever the validated original bytes
+    assert after["differing"] == 0                          # nor in the thread reading meanwhile
     assert after["shared"] is False                         # a writer came: the pages are private now
     # and the answers are the original list's, checked independently of the reader
     assert before["answers"][0] == old.lookup_many(queries).tolist()
+
+
+FORKED = r"""
+import os, sys
+import ipallow
+path, query = sys.argv[1:3]
+al = ipallow.load(path, share=True)
+expected = al.lookup_many([query]).tolist()
+assert al.shared
+ready_read, ready_write = os.pipe()
+go_read, go_write = os.pipe()
+pid = os.fork()
+if pid == 0:                             # the child's pages were copied out at the fork
+    os.write(ready_write, b"%d" % al.shared)
+    os.read(go_read, 1)
+    os._exit(0 if al.lookup_many([query]).tolist() == expected and len(list(al)) == len(al) else 3)
+print("child shared", os.read(ready_read, 1).decode(), "parent shared", int(al.shared), flush=True)
+sys.stdin.readline()                     # the test truncates the file meanwhile
+os.write(go_write, b"x")
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status), "parent", int(al.lookup_many([query]).tolist() == expected),
+      int(al.shared), flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not leases_possible(), reason="needs fork and file leases")
+def test_a_forked_child_of_a_shared_reader_survives_a_rewrite(tmp_path):
+    path = tmp_path / "list.ipallow"
+    ipallow.Allowlist(random_entries(9, 300)).save(path)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    reader = subprocess.Popen([sys.executable, "-c", FORKED, str(path), "198.51.100.20"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env)
+    try:
+        assert reader.stdout.readline().split() == ["child", "shared", "0", "parent", "shared", "1"]
+        os.truncate(path, 0)             # held until the parent copied its pages out
+        out, err = reader.communicate("go\n", timeout=60)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+    assert reader.returncode == 0, err
+    assert out.split() == ["child", "0", "parent", "1", "0"], err
 
 
 # -- defect 5: first use from several threads at once -----------------------------

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import json
 import mmap
 import numbers
@@ -48,6 +47,11 @@ import numpy as np
 
 from ipallow import _trie
 from ipallow._compile import Compiled
+
+try:
+    import fcntl                 # POSIX only; leases (share=True) are Linux-only
+except ImportError:              # pragma: no cover - Windows
+    fcntl = None                 # type: ignore[assignment]
 
 __all__ = ["save", "load", "loads", "to_bytes", "from_buffer", "SnapshotError", "NotSharedWarning",
            "register_json_type", "FORMAT_VERSION"]
@@ -644,6 +648,10 @@ class _SharedFile:
             raise
         shared = cls(name, fd, size, address)
         _SHARED.add(shared)
+        # A writer that came before the line above sent its signal to a handler
+        # that did not know this file yet: the kernel will not send it again.
+        if shared._lease_breaking():
+            shared.release()
         return shared
 
     def buffer(self) -> np.ndarray:
@@ -705,7 +713,8 @@ class _SharedFile:
 
 def _take_lease(fd: int) -> str | None:
     """Take a read lease on ``fd``; None on success, else why not."""
-    if not hasattr(fcntl, "F_SETLEASE") or LEASE_SIGNAL is None or not hasattr(mmap, "MAP_ANONYMOUS"):
+    if fcntl is None or not hasattr(fcntl, "F_SETLEASE") or LEASE_SIGNAL is None \
+            or not hasattr(mmap, "MAP_ANONYMOUS"):
         return "file leases are Linux-only"
     why = _install_lease_handler()
     if why is not None:
@@ -737,7 +746,10 @@ def _install_lease_handler() -> str | None:
     if threading.current_thread() is not threading.main_thread():
         return ("the lease-break handler can only be installed from the main thread "
                 "(load one snapshot with share=True there first)")
-    signal.signal(LEASE_SIGNAL, _on_lease_break)
+    try:
+        signal.signal(LEASE_SIGNAL, _on_lease_break)
+    except ValueError as exc:     # e.g. a sub-interpreter
+        return f"cannot handle the lease-break signal here: {exc}"
     return None
 
 
