@@ -176,6 +176,46 @@ def test_a_forked_child_of_a_shared_reader_survives_a_rewrite(tmp_path):
     assert out.split() == ["child", "0", "parent", "1", "0"], err
 
 
+LIVE_READER = r"""
+import json, os, sys
+import ipallow
+path, queries_path = sys.argv[1:3]
+with open(queries_path) as handle:
+    queries = json.load(handle)
+with ipallow.LiveAllowlist(path, poll=None) as live:
+    before = live.lookup_many(queries).tolist()
+    print("ready", flush=True)
+    sys.stdin.readline()                 # the test truncates the file meanwhile
+    refused = live.check() is False and isinstance(live.last_error, ipallow.SnapshotError)
+    print(json.dumps([before == live.lookup_many(queries).tolist(), refused,
+                      [str(m.network) for m in map(live.lookup, queries) if m]]), flush=True)
+"""
+
+
+def test_live_allowlist_on_a_snapshot_survives_a_truncation_in_place(tmp_path):
+    listed = ipallow.Allowlist(random_entries(10, 300))
+    path = tmp_path / "list.ipallow"
+    listed.save(path)
+    queries = probes(listed, 10)
+    (tmp_path / "queries.json").write_text(json.dumps(queries))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    reader = subprocess.Popen([sys.executable, "-c", LIVE_READER, str(path), str(tmp_path / "queries.json")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env)
+    try:
+        assert reader.stdout.readline().strip() == "ready", reader.stderr.read()
+        os.truncate(path, os.path.getsize(path) // 3)
+        out, err = reader.communicate("go\n", timeout=60)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+    assert reader.returncode == 0, f"reader died with {reader.returncode}: {err}"
+    same, refused, networks = json.loads(out)
+    assert same and refused                                # the old list serves; the cut file is refused
+    assert networks == [str(m.network) for m in map(listed.lookup, queries) if m]
+
+
 # -- defect 5: first use from several threads at once -----------------------------
 
 @pytest.fixture(scope="module")
