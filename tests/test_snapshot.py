@@ -343,7 +343,8 @@ def _worker(path, barrier, results):
 
     queries = np.random.default_rng(os.getpid()).integers(0, 1 << 32, 20000, dtype=np.uint64).astype(np.uint32)
     before = private_kib()
-    al = ipallow.load(path)
+    al = ipallow.load(path, share=True)            # the default reads a private copy
+    assert al.shared, "no read lease could be taken"
     sections = [t for t in al._compiled.tables if isinstance(t, np.ndarray)]
     for section in sections + [al._compiled.prefix_reg]:   # touch every page lookups can read
         int(section.view(np.uint8).sum())

@@ -149,7 +149,7 @@ NONE_CALLS = {
         lambda: ipallow.Allowlist([(None, {})]),
         lambda: ipallow.Allowlist.from_file(None),
     ],
-    "load": [lambda: ipallow.load(None)],
+    "load": [lambda: ipallow.load(None), lambda: ipallow.load("unused.ipallow", share=None)],
     "Registration": [
         lambda: ipallow.Registration(None, "10.0.0.0/8"),
         lambda: ipallow.Registration("A", None),
@@ -195,6 +195,7 @@ METHOD_NONE_CALLS = {
     "explain": lambda al: al.explain(None),
     "from_registry": lambda al: al.from_registry(None),
     "from_file": lambda al: al.from_file(None),
+    "close": lambda al: al.close(None),          # takes no argument
 }
 DUNDER_NONE_CALLS = {
     "__contains__": lambda al: None in al,

@@ -29,8 +29,8 @@ def validate_table(
     dir_bits: int, key_bits: int, n_values: int,
 ) -> tuple[int, int]: ...
 def check_prefix_table(
-    version: npt.NDArray[np.uint8], prefixlen: npt.NDArray[np.uint8],
-    reg_first: npt.NDArray[np.int64], reg_rows: npt.NDArray[np.int32],
+    version: npt.NDArray[np.uint8], hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64],
+    prefixlen: npt.NDArray[np.uint8], reg_first: npt.NDArray[np.int64], reg_rows: npt.NDArray[np.int32],
     prefix_reg: npt.NDArray[np.int32], n_prefixes: int,
 ) -> str | None: ...
 def checksum(buffer: Any) -> int: ...

@@ -1805,24 +1805,34 @@ def validate_table(str family, dir_arr, heap_arr, int dir_bits, int key_bits, Py
     return n_nodes, n_codes
 
 
-def check_prefix_table(const uint8_t[::1] version, const uint8_t[::1] prefixlen,
-                       const int64_t[::1] reg_first, const int32_t[::1] reg_rows,
-                       const int32_t[::1] prefix_reg, Py_ssize_t n_prefixes):
+def check_prefix_table(const uint8_t[::1] version, const uint64_t[::1] hi, const uint64_t[::1] lo,
+                       const uint8_t[::1] prefixlen, const int64_t[::1] reg_first,
+                       const int32_t[::1] reg_rows, const int32_t[::1] prefix_reg, Py_ssize_t n_prefixes):
     """None when the prefix table is consistent, else the reason (the one scratch
     bitmap is freed before returning: the check runs in every process that maps
-    a snapshot, so it must not leave heap behind)."""
+    a snapshot, so it must not leave heap behind).
+
+    Every row must be a network ``ipaddress`` accepts as is (version, length,
+    IPv4 within 32 bits, no host bits): lookups build one from any row."""
     cdef Py_ssize_t i, reg
     cdef int32_t row
     cdef uint8_t* taken
-    for i in range(version.shape[0]):
+    if version.shape[0] != n_prefixes or hi.shape[0] != n_prefixes or lo.shape[0] != n_prefixes \
+            or prefixlen.shape[0] != n_prefixes:
+        return "a prefix column does not have one row per prefix"
+    for i in range(n_prefixes):
         if version[i] == 4:
             if prefixlen[i] > 32:
                 return f"prefix length {prefixlen[i]} at row {i} is over 32"
+            if hi[i] != 0 or lo[i] > 0xFFFFFFFF:
+                return f"IPv4 prefix at row {i} is wider than 32 bits"
         elif version[i] == 6:
             if prefixlen[i] > 128:
                 return f"prefix length {prefixlen[i]} at row {i} is over 128"
         else:
             return f"unknown IP version {version[i]} at row {i}"
+        if has_host_bits(version[i], hi[i], lo[i], prefixlen[i]):
+            return f"prefix at row {i} has host bits set"
     if reg_first.shape[0] == 0 or reg_first[0] != 0 or reg_first[reg_first.shape[0] - 1] != n_prefixes:
         return "registration offsets do not span the prefix table"
     for i in range(1, reg_first.shape[0]):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import pickle
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
 from ipallow import _parse, _trie
 from ipallow._compile import Compiled, compile_entries
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = ["Allowlist", "Match", "Entry", "registration_label"]
 
@@ -294,35 +297,67 @@ class Allowlist(_trie.Index):
 
     # -- snapshots and pickling ----------------------------------------------------
 
-    def save(self, path: str | os.PathLike, *, created: int | None = None) -> None:
-        """Write a snapshot file that :func:`ipallow.load` memory-maps back in milliseconds.
+    def save(self, path: str | os.PathLike, *, created: int | datetime | None = None) -> None:
+        """Write a snapshot file that :func:`ipallow.load` opens back in milliseconds.
 
         The file is written atomically (temporary file, fsync, rename).  The
         same allowlist always gives the same bytes for the same ``created``
-        (Unix seconds; default ``$SOURCE_DATE_EPOCH`` if set, else now).
-        Registration data must be JSON (or a type registered with
-        :func:`ipallow.snapshot.register_json_type`).
+        (Unix seconds or an aware datetime; default ``$SOURCE_DATE_EPOCH`` if
+        set, else now).  Registration data must be JSON (or a type registered
+        with :func:`ipallow.snapshot.register_json_type`).
 
         Raises:
-            TypeError: registration data that cannot be saved.
+            TypeError: registration data that cannot be saved; ``created`` of
+                another type than int or datetime.
+            ValueError: ``created`` negative, out of range or a naive datetime.
             OSError: the file cannot be written (nothing is replaced then).
         """
         from ipallow import snapshot
         snapshot.save(self._compiled, path, created)
 
+    @property
+    def shared(self) -> bool:
+        """True while this allowlist serves from a snapshot file's own pages (``load(share=True)``).
+
+        False for compiled lists, private copies (the default) and shared ones
+        that a writer or :meth:`close` moved into private memory.
+        """
+        file = getattr(self._compiled, "file", None)
+        return file is not None and file.shared
+
+    def close(self) -> None:
+        """Let go of the snapshot file: its lease and descriptor (``load(share=True)``).
+
+        The pages are first copied into private memory in place, so the
+        allowlist keeps answering, from the same bytes; its memory goes when the
+        last reference does.  Nothing to do for other allowlists; closing twice
+        is harmless.
+        """
+        file = getattr(self._compiled, "file", None)
+        if file is not None:
+            file.release()
+
+    def __enter__(self) -> "Allowlist":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
     def __reduce_ex__(self, protocol: int):
         # Pickles carry the snapshot bytes: unpickling maps them, rebuilding nothing.
         # With protocol 5 the bytes can travel out of band (no copy into the pickle).
-        from ipallow import snapshot
         buffer = getattr(self._compiled, "snapshot_buffer", None)
         if buffer is None:
-            buffer = snapshot.to_bytes(self._compiled, created=0)
+            # Built once: the allowlist is immutable.  Racing threads build the same bytes.
+            buffer = self.__dict__.get("_snapshot_bytes")
+            if buffer is None:
+                from ipallow import snapshot
+                buffer = self.__dict__["_snapshot_bytes"] = bytes(snapshot.to_bytes(self._compiled, created=0))
         # A registry-built allowlist also carries its full registry, for explain().
         state = {key: self.__dict__[key] for key in ("_registry", "_registry_at") if key in self.__dict__}
         if protocol >= 5:
             return (_from_snapshot, (type(self), pickle.PickleBuffer(buffer)), state or None)
         return (_from_snapshot, (type(self), bytes(buffer)), state or None)
-
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
