@@ -182,7 +182,7 @@ import ipallow
 path, queries_path = sys.argv[1:3]
 with open(queries_path) as handle:
     queries = json.load(handle)
-with ipallow.LiveAllowlist(path, poll=None) as live:
+with ipallow.LiveAllowlist(path, poll=None, settle=0) as live:   # settle=0: refuse at the first look
     before = live.lookup_many(queries).tolist()
     print("ready", flush=True)
     sys.stdin.readline()                 # the test truncates the file meanwhile
