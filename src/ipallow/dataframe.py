@@ -67,7 +67,6 @@ frame of its kind is handed over (``pip install 'ipallow[dataframe]'``).
 from __future__ import annotations
 
 import collections
-import mmap
 import os
 import sys
 import threading
@@ -638,15 +637,8 @@ class _SnapshotRef(NamedTuple):
 def _snapshot_checksum(path: str) -> int:
     """The header checksum of a snapshot file (covers every section's checksum)."""
     from ipallow import snapshot
-    with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            raise snapshot.SnapshotError(path, "empty file")
-        buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    try:
-        header, _ = snapshot.read_header(buffer, path)
-        return int(header.checksum)
-    finally:
-        buffer.close()
+    header, _ = snapshot.file_header(path)     # read, not mapped: a truncation cannot SIGBUS us
+    return int(header.checksum)
 
 
 def _load_snapshot(ref: _SnapshotRef) -> Allowlist:

@@ -776,8 +776,8 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def info(path: str | os.PathLike) -> dict[str, Any]:
-    """Header facts of a snapshot (validated) without loading its sections."""
+def file_header(path: str | os.PathLike) -> tuple[_Header, dict[str, tuple]]:
+    """The validated header and section table of a snapshot file; no section is read."""
     name = os.fspath(path)
     with open(name, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
@@ -786,7 +786,13 @@ def info(path: str | os.PathLike) -> dict[str, Any]:
         # Only the header and the section table, read (not mapped: a file
         # truncated meanwhile must not kill the process).
         start = handle.read(HEADER.size + SECTION.size * MAX_SECTIONS)
-    header, sections = read_header(start, name, size)
+    return read_header(start, name, size)
+
+
+def info(path: str | os.PathLike) -> dict[str, Any]:
+    """Header facts of a snapshot (validated) without loading its sections."""
+    name = os.fspath(path)
+    header, sections = file_header(name)
     return {
         "path": name, "format_version": header.version, "byte_order": sys.byteorder,
         "size": header.file_size, "created": header.created,
