@@ -61,7 +61,7 @@ def test_validate_warnings_at_the_right_places(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"{path}:3:1: warning: 10.1.0.0/16 lies inside 10.0.0.0/8 (line 2); lookups return the longer prefix",
-        f"{path}:4:3: warning: 10.1.0.0/16 is registered again (line 3); the first registration wins lookups",
+        f"{path}:4:3: warning: 10.1.0.0/16 is registered again (line 3); the first (line 3) answers lookups",
         f"{path}:7:1: warning: 2001:db8:1::/48 lies inside 2001:db8::/32 (line 6); lookups return the longer prefix",
         f"{path}:8:1: warning: 10.2.0.0/22 lies inside 10.0.0.0/8 (line 2); lookups return the longer prefix",
     ]
@@ -99,7 +99,7 @@ def test_validate_registry_csv_names_ids_and_checks_only_what_counts(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"{path}:3:3: warning: 10.1.0.0/16 lies inside 10.0.0.0/8 (A, line 2); lookups return the longer prefix",
-        f"{path}:4:3: warning: 10.0.0.0/8 is registered again (A, line 2); the first registration wins lookups",
+        f"{path}:4:3: warning: 10.0.0.0/8 is registered again (A, line 2); A answers lookups (the lowest id)",
     ]
     assert "4 registrations (3 counting now)" in result.stderr
     data = json.loads(run("validate", "--json", str(path)).stdout)

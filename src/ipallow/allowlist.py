@@ -87,8 +87,10 @@ class Allowlist(_trie.Index):
         A registration counts when its status is ``active`` and
         ``valid_from <= at < expires_at``.  :meth:`lookup` returns the
         :class:`~ipallow.Registration` as ``data``; indices refer to the
-        counting registrations only, in id order (so the same registry in
-        any row order compiles identically).  The full registry is
+        counting registrations only, in natural id order (``PTA-9`` before
+        ``PTA-10``, see :func:`ipallow.registry.id_key`), so the same registry
+        in any row order compiles identically and, of several registrations
+        of the same prefix, the lowest id answers.  The full registry is
         kept for :meth:`explain`.
 
         Arguments:

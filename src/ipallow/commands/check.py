@@ -113,8 +113,14 @@ def _print_explanations(explained: list, decided: int | None) -> None:
         verdict = f"counts: {e.reason}" if e.counts else f"does not count: {e.reason}"
         if e.counts and i != decided:
             same = e.network == explained[decided][0].network
-            verdict += (" (the same prefix, registered earlier, decides)" if same
-                        else " (a longer prefix decides)")
+            # The one rule for a shared prefix: a registry's lowest id (natural
+            # order, PTA-9 before PTA-10), a plain list's first line.
+            if not same:
+                verdict += " (a longer prefix decides)"
+            elif getattr(e.registration, "id", None) is not None:
+                verdict += " (the same prefix; the lowest id decides)"
+            else:
+                verdict += " (the same prefix, registered earlier, decides)"
         print(f"  {mark} {str(e.network):<{nets}}  {text:<{width}}  {verdict}")
 
 
