@@ -468,12 +468,14 @@ class LiveAllowlist:
                 raise ReloadRefused(f"{self._path} is empty ({len(raw)} bytes); not loaded")
             if raw.startswith(snapshot.MAGIC):
                 # A compiled snapshot: map it (pages shared with every other process
-                # that maps it); it has no lifecycle, so it is right at all times.
-                registry = None
-                compiled = snapshot.map_file(self._path)
-                snap = _Snapshot(Allowlist._from_compiled(compiled), None, -math.inf, math.inf)
-                count = len(snap.allowlist)
+                # that maps it).  A plain list's is right at all times; a registry's
+                # serves until its next boundary, then follows the clock like the CSV.
+                mapped = Allowlist._from_compiled(snapshot.map_file(self._path))
+                registry = getattr(mapped, "_registry", None)
+                snap = _Snapshot(mapped, registry, *mapped._window())
+                count = len(registry) if registry is not None else len(mapped)
             else:
+                snap = None
                 registry = parse_registry(raw, self._path, format=self._format)
                 count = len(registry)
             old = self._snap
@@ -485,7 +487,7 @@ class LiveAllowlist:
                         f"{self._path} has {count:,} registrations where {old_count:,} "
                         f"are serving: {lost:.0%} lost, more than max_loss={self._max_loss:.0%} "
                         f"(a half-written export?); not swapped in. reload(force=True) accepts it")
-            if registry is not None:
+            if registry is not None and (snap is None or not snap.since <= self._now() < snap.until):
                 snap = self._build(registry, self._now())
         except Exception as exc:
             return self._fail(exc, raise_errors)

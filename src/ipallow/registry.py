@@ -684,6 +684,85 @@ def _restore_registry(records: tuple, source: str | None) -> Registry:
     return Registry(records, source=source)
 
 
+# -- a registry's lifecycle in a snapshot ----------------------------------------------
+
+LIFECYCLE_FORMAT = 1
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def encode_lifecycle(registry: Registry, at: float, counting: Sequence) -> bytes:
+    """The snapshot section that keeps a compiled registry's lifecycle.
+
+    ``counting`` is the compiled registration data (the records counting at
+    ``at``), already in the snapshot.  The section is two JSON lines: a small
+    head (the instant and the boundaries around it, read without the rest) and
+    a body (every id in natural id order and the records that do not count),
+    so a snapshot can be judged again at any other instant.  The registry read
+    back is in natural id order.
+    """
+    kept = {r.id for r in counting}
+    since, until = registry._prev_boundary_ts(at), registry._next_boundary_ts(at)
+    head = {"format": LIFECYCLE_FORMAT, "evaluated_at": at,
+            "since": None if math.isinf(since) else since, "until": None if math.isinf(until) else until,
+            "registrations": len(registry), "counting": len(counting)}
+    # Natural id order (not the export's row order, nor its path): the same
+    # registry in any row order gives byte-identical snapshots.
+    ordered = [registry[i] for i in natural_order(registry._ids).tolist()]
+    body = {"ids": [r.id for r in ordered], "others": [r.to_dict() for r in ordered if r.id not in kept]}
+    return _json_bytes(head) + b"\n" + _json_bytes(body)
+
+
+def lifecycle_head(raw: Any) -> dict[str, Any]:
+    """The head of a lifecycle section: ``evaluated_at``, ``since`` and ``until``
+    (POSIX seconds; -inf / inf when open), ``registrations``, ``counting``.
+
+    Raises:
+        ValueError: not a lifecycle section this ipallow reads.
+    """
+    view = memoryview(raw).cast("B")
+    end = bytes(view[:1 << 16]).find(b"\n")
+    try:
+        head = json.loads(bytes(view[:end]).decode("utf-8"))
+        if head.get("format") != LIFECYCLE_FORMAT:
+            raise ValueError(f"lifecycle format {head.get('format')!r} is not {LIFECYCLE_FORMAT}")
+        return {"evaluated_at": float(head["evaluated_at"]),
+                "since": -math.inf if head["since"] is None else float(head["since"]),
+                "until": math.inf if head["until"] is None else float(head["until"]),
+                "registrations": int(head["registrations"]), "counting": int(head["counting"])}
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"unreadable lifecycle section: {exc}") from None
+
+
+def decode_lifecycle(raw: Any, counting: Sequence | None) -> tuple[Registry, float]:
+    """``(registry, evaluated_at)`` from :func:`encode_lifecycle`'s bytes and the compiled data.
+
+    Raises:
+        ValueError: the section does not describe a registry (the message says how).
+    """
+    head = lifecycle_head(raw)
+    view = memoryview(raw).cast("B")
+    try:
+        end = bytes(view[:1 << 16]).find(b"\n")
+        body = json.loads(bytes(view[end + 1:]).decode("utf-8"))
+        records = {r.id: r for r in (counting or ())}
+        if len(records) != head["counting"] or not all(isinstance(r, Registration) for r in records.values()):
+            raise ValueError("its registration data are not the counting registrations")
+        for record in body["others"]:
+            registration = Registration.from_dict(record)
+            records[registration.id] = registration
+        ids = body["ids"]
+        if len(ids) != len(records) or set(ids) != set(records):
+            raise ValueError("its ids do not match the registrations it holds")
+        registry = Registry(records[i] for i in ids)
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"unreadable lifecycle section: {exc}") from None
+    return registry, head["evaluated_at"]
+
+
 def explain(allowlist: Any, ip: Any, at: Any = None) -> list[Explanation]:
     """Every registration covering ``ip``, longest prefix first, with its standing.
 

@@ -62,7 +62,11 @@ SECTIONS = {
     13: ("data_offsets", np.dtype(np.uint64)),
     14: ("data_blob", np.dtype(np.uint8)),
     15: ("reg_rows", np.dtype(np.int32)),
+    16: ("lifecycle", np.dtype(np.uint8)),
 }   # ids 3 and 6 were format 1's leaf arrays; ids are never reused
+# Optional: "lifecycle" (a registry's instant, ids and non-counting records, JSON;
+# see ipallow.registry.encode_lifecycle).  A reader that does not know it refuses
+# the file (unknown section id) rather than serve a registry frozen in time.
 SECTION_ID = {name: sid for sid, (name, _) in SECTIONS.items()}
 EAGER = ("dir4", "heap4", "dir6", "heap6", "prefix_reg")
 LAZY = ("version", "hi", "lo", "prefixlen", "reg_first", "reg_rows")
@@ -144,7 +148,7 @@ class _LazyData:
 
 # -- writing ----------------------------------------------------------------------
 
-def _arrays_of(compiled: Compiled) -> dict[str, np.ndarray]:
+def _arrays_of(compiled: Compiled, lifecycle: Any = None) -> dict[str, np.ndarray]:
     dir4, heap4, _, dir6, heap6, _ = compiled.tables
     arrays = dict(dir4=dir4, heap4=heap4, dir6=dir6, heap6=heap6, prefix_reg=compiled.prefix_reg)
     for name in LAZY:
@@ -152,18 +156,21 @@ def _arrays_of(compiled: Compiled) -> dict[str, np.ndarray]:
     encoded = _encode_data(compiled.data)
     if encoded is not None:
         arrays["data_offsets"], arrays["data_blob"] = encoded
+    if lifecycle is not None:
+        arrays["lifecycle"] = np.frombuffer(lifecycle, dtype=np.uint8)
     return arrays
 
 
-def to_bytes(compiled: Compiled, created: int | None = None) -> bytearray:
+def to_bytes(compiled: Compiled, created: int | None = None, lifecycle: Any = None) -> bytearray:
     """The snapshot of ``compiled`` as one buffer.
 
     ``created`` (Unix seconds) defaults to ``$SOURCE_DATE_EPOCH`` when set, else
     now; with a fixed value the same allowlist always gives the same bytes.
+    ``lifecycle``: the optional lifecycle section of a registry's snapshot.
     """
     if created is None:
         created = int(os.environ.get("SOURCE_DATE_EPOCH", time.time()))
-    arrays = _arrays_of(compiled)
+    arrays = _arrays_of(compiled, lifecycle)
     names = [name for name in SECTION_ID if name in arrays]
     header_size = HEADER.size + SECTION.size * len(names)
     offset = _aligned(header_size)
@@ -193,10 +200,11 @@ def _aligned(offset: int) -> int:
     return (offset + ALIGN - 1) // ALIGN * ALIGN
 
 
-def save(compiled: Compiled, path: str | os.PathLike, created: int | None = None) -> None:
+def save(compiled: Compiled, path: str | os.PathLike, created: int | None = None,
+         lifecycle: Any = None) -> None:
     """Write a snapshot atomically: a temporary file beside ``path``, fsync, rename."""
     target = os.fspath(path)
-    data = to_bytes(compiled, created)
+    data = to_bytes(compiled, created, lifecycle)
     directory = os.path.dirname(os.path.abspath(target))
     fd, temporary = tempfile.mkstemp(prefix=".ipallow-", suffix=".tmp", dir=directory)
     try:
@@ -377,8 +385,14 @@ def from_buffer(buffer, source: str = "<buffer>") -> Compiled:
             return getattr(compiled, name)
         return load
 
+    def lifecycle() -> np.ndarray | None:
+        if "lifecycle" not in sections:
+            return None
+        return _section(buffer, sections, "lifecycle", source)
+
     loaders: dict[str, Callable[[], Any]] = {name: lazy(name) for name in LAZY}
     loaders["data"] = data
+    loaders["lifecycle"] = lifecycle
     compiled = _MappedCompiled(tables, prefix_reg, loaders)
     compiled.created = header.created
     compiled.snapshot_buffer = buffer
@@ -430,7 +444,7 @@ def info(path: str | os.PathLike) -> dict[str, Any]:
             "path": name, "format_version": header.version, "byte_order": sys.byteorder,
             "size": header.file_size, "created": header.created,
             "registrations": header.n_registrations, "prefixes": header.n_prefixes,
-            "has_data": bool(header.flags & FLAG_HAS_DATA),
+            "has_data": bool(header.flags & FLAG_HAS_DATA), "has_lifecycle": "lifecycle" in sections,
             "dir_bits": {4: header.dir_bits4, 6: header.dir_bits6},
             "sections": {n: {"offset": s[0], "bytes": s[1], "rows": s[2]} for n, s in sections.items()},
         }

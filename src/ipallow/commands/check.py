@@ -60,7 +60,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     # Lists and registries load the same way for every command (a registry's
     # suspended or expired records do not count), so check and --explain agree.
     from ipallow.commands._common import load_source
-    allowlist = load_source(args.list, at=args.at).allowlist
+    source = load_source(args.list, at=args.at)     # a registry's snapshot: judged at --at too
+    allowlist = source.allowlist
+    if args.at is not None and source.registry is None:
+        print(f"ipallow check: note: --at does not change {source.name}: a plain list has no "
+              f"validity windows", file=sys.stderr)
     denied = errors = 0
     width = max(len(a) for a in args.addresses)
     for address in args.addresses:
