@@ -44,11 +44,11 @@ def at_instant(allowlist: Allowlist, at: float | None, name: str) -> Allowlist:
         if at is None:
             return allowlist      # an old registry snapshot: as compiled (nothing better to offer)
         raise SnapshotError(name, f"cannot answer for --at {format_instant(at)}: {exc}") from None
-    if current is not allowlist and evaluated is not None:
+    if current is not allowlist and evaluated is not None and at is None:
+        # Asked about now, the operator may not know the snapshot is out of date.
         since, until = allowlist._window()
         passed = until if current._registry_at >= until else since
-        when = "now" if at is None else format_instant(at)
         print(f"note: {name} was evaluated at {format_instant(evaluated)}; registrations start or "
-              f"stop counting at {format_instant(passed)}, so it was evaluated again for {when} "
+              f"stop counting at {format_instant(passed)}, so it was evaluated again for now "
               f"from the registry it holds (compile it again to skip this)", file=sys.stderr)
     return current
