@@ -232,3 +232,186 @@ def test_registry_snapshot_round_trips_the_registry(lifecycle):
     assert sorted(loaded._registry, key=lambda r: id_key(r.id)) == list(loaded._registry)
     assert set(loaded._registry) == set(ipallow.load_registry(registry))
     assert ipallow.Allowlist(["10.0.0.0/8"]).evaluated_at is None
+
+
+# ---------------------------------------------------------------------------
+# filter: long bad lines, compressed input, missing columns, counts per registration
+# ---------------------------------------------------------------------------
+
+def _plain_list(tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text("cidr,id\n192.0.2.0/24,PTA-1\n198.51.100.0/24,PTA-2\n2001:db8::/32,PTA-10\n")
+    return path
+
+
+def test_filter_cuts_a_long_bad_line_and_gives_its_length(tmp_path):
+    listing = _plain_list(tmp_path)
+    bad = "x" * 1_000_000
+    data = tmp_path / "in.txt"
+    data.write_text(f"192.0.2.1\n{bad}\n8.8.8.8\n")
+    result = run("filter", "--list", listing, data)
+    assert result.returncode == 0
+    assert result.stdout == "192.0.2.1\n"
+    report = next(line for line in result.stderr.splitlines() if ":2:" in line)
+    assert len(report) < 400 and "1,000,000 characters" in report
+    assert "x" * 150 in report                      # the start of the line is still shown
+    as_json = json.loads(run("filter", "--list", listing, "--json", data).stderr)
+    reported, = as_json["unparseable_lines"]
+    assert len(reported["message"]) < 400 and len(reported["text"]) <= 200
+    assert reported["length"] == 1_000_000
+
+
+def test_filter_cuts_a_long_bad_field_in_a_column_too(tmp_path):
+    listing = _plain_list(tmp_path)
+    data = tmp_path / "flows.csv"
+    data.write_text("src,bytes\n192.0.2.1,10\n" + "1" * 50_000 + ",20\n")
+    result = run("filter", "--list", listing, "--column", "src", data)
+    report = next(line for line in result.stderr.splitlines() if ":3:" in line)
+    assert len(report) < 400 and "50,000 characters" in report
+
+
+FLOWS = "src,bytes\n192.0.2.1,100\n8.8.8.8,5\n2001:db8::7,40\n198.51.100.9,1\n192.0.2.200,50\nbogus,9\n"
+
+
+def _compressors():
+    import bz2
+    import gzip
+    import lzma
+    out = {"gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress}
+    try:
+        import zstandard
+        out["zstd"] = zstandard.ZstdCompressor().compress
+    except ImportError:
+        pass
+    return out
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bzip2", "xz", "zstd"])
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_filter_reads_compressed_input(tmp_path, kind, via):
+    compress = _compressors().get(kind)
+    if compress is None:
+        pytest.skip("zstandard is not installed")
+    listing = _plain_list(tmp_path)
+    raw = FLOWS.encode()
+    packed = compress(raw[:40]) + compress(raw[40:])         # two members / frames, as logrotate makes
+    plain = run("filter", "--list", listing, "--column", "src", "--annotate", "-", stdin=FLOWS)
+    assert plain.returncode == 0, plain.stderr
+    path = tmp_path / f"flows.{kind}"
+    path.write_bytes(packed)
+    if via == "file":
+        result = run("filter", "--list", listing, "--column", "src", "--annotate", path)
+    else:
+        result = subprocess.run([IPALLOW, "filter", "--list", str(listing), "--column", "src", "--annotate", "-"],
+                                input=packed, capture_output=True, timeout=60)
+        result.stdout, result.stderr = result.stdout.decode(), result.stderr.decode()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == plain.stdout
+
+
+def test_filter_zstd_without_zstandard_says_what_to_install(tmp_path):
+    zstandard = pytest.importorskip("zstandard")
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "zstandard.py").write_text("raise ImportError('blocked for the test')\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker), env.get("PYTHONPATH", "")])
+    path = tmp_path / "flows.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(FLOWS.encode()))
+    result = run("filter", "--list", _plain_list(tmp_path), "--column", "src", path, env=env)
+    assert result.returncode == 2
+    assert "zstd" in result.stderr and "pip install zstandard" in result.stderr
+    assert result.stdout == ""
+
+
+def test_filter_missing_column_name_on_compressed_input_prints_no_binary(tmp_path):
+    import gzip
+    path = tmp_path / "flows.gz"
+    path.write_bytes(gzip.compress(FLOWS.encode()))
+    result = run("filter", "--list", _plain_list(tmp_path), "--column", "dst", path)
+    assert result.returncode == 2
+    assert "no column 'dst'" in result.stderr and "src, bytes" in result.stderr
+
+
+def test_filter_header_names_in_a_message_are_cut(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join("c" * 5000 for _ in range(3)) + "\n1.2.3.4,1,2\n")
+    result = run("filter", "--list", _plain_list(tmp_path), "--column", "dst", path)
+    assert result.returncode == 2
+    assert max(len(line) for line in result.stderr.splitlines()) < 600
+
+
+def test_filter_column_missing_on_every_line_is_exit_2(tmp_path):
+    data = tmp_path / "flows.txt"
+    data.write_text("192.0.2.1 10\n8.8.8.8 20\n")
+    result = run("filter", "--list", _plain_list(tmp_path), "--column", "9", data)
+    assert result.returncode == 2
+    assert "field 9" in result.stderr and "no line" in result.stderr
+    # Missing on some lines only: those are reported, the rest filtered as usual.
+    data.write_text("192.0.2.1 10 x x x x x x 192.0.2.9\n8.8.8.8 20\n")
+    some = run("filter", "--list", _plain_list(tmp_path), "--column", "9", data)
+    assert some.returncode == 0 and some.stdout.startswith("192.0.2.1 10")
+    assert "no field 9" in some.stderr
+
+
+def _count_rows(text):
+    rows = {}
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        rows[parts[0]] = parts[1:]
+    return rows
+
+
+def test_filter_count_by_registration_table_and_json(tmp_path):
+    listing = _plain_list(tmp_path)
+    data = tmp_path / "flows.csv"
+    data.write_text(FLOWS)
+    table = run("filter", "--list", listing, "--column", "src", "--count-by", "registration", data)
+    assert table.returncode == 0, table.stderr
+    rows = _count_rows(table.stdout)
+    assert rows["PTA-1"] == ["2"] and rows["PTA-2"] == ["1"] and rows["PTA-10"] == ["1"]
+    assert rows["(denied)"] == ["1"] and rows["(invalid)"] == ["1"]
+    ids = [line.split()[0] for line in table.stdout.splitlines()[1:]]
+    assert ids[:3] == ["PTA-1", "PTA-2", "PTA-10"]            # natural id order
+    with_bytes = run("filter", "--list", listing, "--column", "src", "--count-by", "registration",
+                     "--bytes", "bytes", "--json", data)
+    assert with_bytes.returncode == 0, with_bytes.stderr
+    counts = json.loads(with_bytes.stdout)
+    by_id = {r["id"]: (r["lines"], r["bytes"]) for r in counts["registrations"]}
+    assert by_id == {"PTA-1": (2, 150), "PTA-2": (1, 1), "PTA-10": (1, 40)}
+    assert (counts["denied"], counts["invalid"]) == ({"lines": 1, "bytes": 5}, {"lines": 1, "bytes": 9})
+
+
+def test_filter_count_by_registration_agrees_with_lookup(tmp_path):
+    rng = np.random.default_rng(7)
+    listing = tmp_path / "list.txt"
+    nets = [f"10.{i}.0.0/16" for i in range(20)] + ["10.3.4.0/24"]
+    listing.write_text("\n".join(nets) + "\n")
+    addresses = [f"10.{rng.integers(0, 30)}.{rng.integers(0, 8)}.{rng.integers(0, 256)}" for _ in range(3000)]
+    sizes = rng.integers(1, 1500, len(addresses))
+    data = tmp_path / "flows.tsv"
+    data.write_text("src\tbytes\n" + "".join(f"{a}\t{b}\n" for a, b in zip(addresses, sizes)))
+    result = run("filter", "--list", listing, "--column", "src", "--count-by", "registration",
+                 "--bytes", "bytes", "--json", data)
+    assert result.returncode == 0, result.stderr
+    import ipaddress
+    expected: dict = {}
+    for address, size in zip(addresses, sizes.tolist()):
+        ip = ipaddress.ip_address(address)
+        covering = [i for i, n in enumerate(nets) if ip in ipaddress.ip_network(n)]
+        key = f"#{max(covering, key=lambda i: ipaddress.ip_network(nets[i]).prefixlen)}" if covering else None
+        lines, total = expected.get(key, (0, 0))
+        expected[key] = (lines + 1, total + size)
+    counts = json.loads(result.stdout)
+    got = {r["id"]: (r["lines"], r["bytes"]) for r in counts["registrations"]}
+    got[None] = (counts["denied"]["lines"], counts["denied"]["bytes"])
+    assert got == expected
+
+
+def test_filter_count_by_needs_nothing_else_and_bytes_needs_count_by(tmp_path):
+    listing = _plain_list(tmp_path)
+    data = tmp_path / "flows.csv"
+    data.write_text(FLOWS)
+    assert run("filter", "--list", listing, "--column", "src", "--bytes", "bytes", data).returncode == 2
+    assert run("filter", "--list", listing, "--column", "src", "--count-by", "registration",
+               "--bytes", "nope", data).returncode == 2
