@@ -356,7 +356,8 @@ def test_diff_registries(tmp_path):
         "~ C  networks +192.0.2.0/25 +2001:db8::/32 -192.0.2.0/24",
         "coverage IPv4: +256 addresses (1 CIDR), -128 addresses (1 CIDR); 16,777,472 -> 16,777,600",
         "  + 198.51.100.0/24", "  - 192.0.2.128/25",
-        "coverage IPv6: +2^96 addresses (1 CIDR), -0 addresses (0 CIDRs); 0 -> 2^96",
+        "coverage IPv6: +4,294,967,296 /64s = 7.923e+28 addresses (1 CIDR), -0 addresses (0 CIDRs); "
+        "0 -> 4,294,967,296 /64s = 7.923e+28",
         "  + 2001:db8::/32"]
     data = json.loads(run("diff", "--json", str(old), str(new)).stdout)
     assert [r["id"] for r in data["added"]] == ["D"] and data["removed"] == []

@@ -415,3 +415,36 @@ def test_filter_count_by_needs_nothing_else_and_bytes_needs_count_by(tmp_path):
     assert run("filter", "--list", listing, "--column", "src", "--bytes", "bytes", data).returncode == 2
     assert run("filter", "--list", listing, "--column", "src", "--count-by", "registration",
                "--bytes", "nope", data).returncode == 2
+
+
+# ---------------------------------------------------------------------------
+# diff: listed by id; IPv6 sizes people can read
+# ---------------------------------------------------------------------------
+
+def test_diff_lists_registrations_in_natural_id_order(tmp_path):
+    old = _registry(tmp_path, ["PTA-10,10.0.10.0/24,a", "PTA-2,10.0.2.0/24,a", "PTA-30,10.0.30.0/24,a",
+                               "PTA-4,10.0.4.0/24,a"], "old.csv")
+    new = _registry(tmp_path, ["PTA-30,10.0.30.0/24,b", "PTA-4,10.0.4.0/24,b", "PTA-100,10.1.0.0/24,n",
+                               "PTA-9,10.0.9.0/24,n", "PTA-11,10.0.11.0/24,n"], "new.csv")
+    result = run("diff", old, new)
+    assert result.returncode == 1, result.stderr
+    marks = [line.split()[:2] for line in result.stdout.splitlines() if line[:2] in ("+ ", "- ", "~ ")]
+    assert marks == [["+", "PTA-9"], ["+", "PTA-11"], ["+", "PTA-100"], ["-", "PTA-2"], ["-", "PTA-10"],
+                     ["~", "PTA-4"], ["~", "PTA-30"]]
+    as_json = json.loads(run("diff", "--json", old, new).stdout)
+    assert [r["id"] for r in as_json["added"]] == ["PTA-9", "PTA-11", "PTA-100"]
+    assert [r["id"] for r in as_json["removed"]] == ["PTA-2", "PTA-10"]
+    assert [c["id"] for c in as_json["changed"]] == ["PTA-4", "PTA-30"]
+
+
+def test_diff_ipv6_coverage_reads_as_a_number_and_in_64s(tmp_path):
+    old = tmp_path / "old.txt"
+    old.write_text("2001:db8::/32\n")
+    new = tmp_path / "new.txt"
+    new.write_text("2001:db8::/32\n2001:dba::/31\n2001:dbc::/38\n")
+    result = run("diff", old, new)
+    line = next(line for line in result.stdout.splitlines() if line.startswith("coverage IPv6"))
+    assert "2^" not in line
+    gained = (1 << 97) + (1 << 90)
+    assert f"+{gained >> 64:,} /64s = {gained:.3e} addresses (2 CIDRs)" in line
+    assert json.loads(run("diff", "--json", old, new).stdout)["coverage"]["ipv6"]["gained_addresses"] == str(gained)
