@@ -448,3 +448,71 @@ def test_diff_ipv6_coverage_reads_as_a_number_and_in_64s(tmp_path):
     gained = (1 << 97) + (1 << 90)
     assert f"+{gained >> 64:,} /64s = {gained:.3e} addresses (2 CIDRs)" in line
     assert json.loads(run("diff", "--json", old, new).stdout)["coverage"]["ipv6"]["gained_addresses"] == str(gained)
+
+
+# ---------------------------------------------------------------------------
+# progress on a terminal, and only there
+# ---------------------------------------------------------------------------
+
+def _run_on_a_terminal(args, env):
+    """Run ipallow with stderr on a pseudo-terminal; (exit status, stdout, what the terminal got)."""
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen([IPALLOW, *map(str, args)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=slave, env=env)
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:          # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        out = proc.stdout.read()
+        status = proc.wait(timeout=120)
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    return status, out.decode(), b"".join(chunks).decode("utf-8", "replace")
+
+
+def _progress_commands(tmp_path):
+    registry = tmp_path / "reg.csv"
+    registry.write_text(LIFECYCLE_REGISTRY)
+    other = tmp_path / "other.csv"
+    other.write_text(LIFECYCLE_REGISTRY.replace("PTA-4,", "PTA-5,"))
+    return {
+        "compile": (["compile", registry, "-o", tmp_path / "out.ipallow"], "compiling"),
+        "diff": (["diff", registry, other], "comparing"),
+        "stats": (["stats", registry], "counting"),
+        "export": (["export", "--format", "cidr", registry], "aggregating"),
+        "validate": (["validate", registry], "checking overlaps"),
+    }
+
+
+@pytest.mark.parametrize("command", ["compile", "diff", "stats", "export", "validate"])
+def test_progress_is_drawn_on_a_terminal(tmp_path, command):
+    args, label = _progress_commands(tmp_path)[command]
+    env = dict(os.environ, IPALLOW_PROGRESS_DELAY="0", TERM="xterm")
+    status, _, terminal = _run_on_a_terminal(args, env)
+    assert status in (0, 1), terminal
+    assert f"\r\x1b[K{label}" in terminal
+
+
+@pytest.mark.parametrize("command", ["compile", "diff", "stats", "export", "validate"])
+def test_no_progress_when_stderr_is_not_a_terminal(tmp_path, command):
+    args, label = _progress_commands(tmp_path)[command]
+    result = run(*args, env=dict(os.environ, IPALLOW_PROGRESS_DELAY="0", TERM="xterm"))
+    assert result.returncode in (0, 1), result.stderr
+    assert "\x1b[K" not in result.stderr and label not in result.stderr
+
+
+def test_no_progress_on_a_terminal_for_work_shorter_than_the_delay(tmp_path):
+    args, label = _progress_commands(tmp_path)["validate"]
+    env = dict(os.environ, TERM="xterm", IPALLOW_PROGRESS_DELAY="10")   # the default is 1 s
+    status, _, terminal = _run_on_a_terminal(args, env)
+    assert status == 0 and "\x1b[K" not in terminal
