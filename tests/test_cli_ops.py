@@ -460,10 +460,13 @@ def test_filter_shows_progress_on_a_terminal_only(tmp_path):
                                 stdout=subprocess.PIPE, stderr=slave)
         proc.stdin.write(b"192.0.2.1\n")
         proc.stdin.flush()
-        time.sleep(1.8)                               # work lasting over a second
+        # Once the first line is out, filtering (and its timer) has started, however
+        # long the start-up took on a loaded machine; then make the work outlast a second.
+        first = proc.stdout.readline()
+        time.sleep(1.8)
         proc.stdin.write(b"8.8.8.8\n")
         proc.stdin.close()
-        out = proc.stdout.read()
+        out = first + proc.stdout.read()
         assert proc.wait(timeout=60) == 0
         os.close(slave)
         slave = -1

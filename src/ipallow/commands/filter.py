@@ -36,6 +36,7 @@ examples:
   tail -F flows.csv | ipallow filter --list registered.csv --column srcaddr --denied -
   ipallow filter --list registered.csv --column 4 --field-sep ' ' --annotate vpc-flows.log
   ipallow filter --list registered.csv --strict --json addresses.txt 2> summary.json
+  ipallow filter --list registry.csv --column src --count-by registration --bytes bytes flows.csv.gz
 
 input:
   Plain: one address per line (surrounding blanks and CR ignored; blank lines skipped).
@@ -43,7 +44,8 @@ input:
   (with 'verdict' and 'registration' appended by --annotate).  --column N (1-based)
   reads field N; add --header when the first line is a header.  Fields are split at
   --field-sep (default: tab if the first line has one, else comma, else space);
-  double-quoted CSV fields are understood (not ones spanning lines).
+  double-quoted CSV fields are understood (not ones spanning lines).  gzip, bzip2 and xz
+  input (zstd with the zstandard module) is decompressed, told by its magic bytes.
 
 output (stdout):
   --allowed (default) the lines whose address is covered by a registration
@@ -51,13 +53,17 @@ output (stdout):
   --annotate          every line + SEP verdict (allowed|denied|invalid) + SEP registration
                       id (the 'id' column of the list, else #index); SEP is the field
                       separator with --column, else a tab
+  --count-by registration  no lines: a table (--json: an object) of lines, and with --bytes
+                      COL bytes, per registration (natural id order), then denied and invalid
   Unparseable addresses are never output by --allowed/--denied, never dropped silently:
-  they are counted, and the first few reported as INPUT:LINE:COL: message on stderr.
+  they are counted, and the first few reported as INPUT:LINE:COL: message on stderr
+  (a long line is cut to 200 characters, its length given).
   A summary of counts goes to stderr at the end (--json: one JSON object instead).
 
-exit status: 0 some line was output, 1 no line was selected (like grep), 2 error: usage,
-unreadable input or list, or (--strict) an unparseable address -- processing stops at
-that line; the lines before it have been written."""
+exit status: 0 some line was output (--count-by: some line was counted), 1 no line was
+selected (like grep), 2 error: usage, unreadable, corrupt or truncated input, a --column
+that no line has, an unreadable list, or (--strict) an unparseable address -- processing
+stops at that line; the lines before it have been written."""
 
 BLOCK_SIZE = 1 << 18          # bytes read at a time: 256 KiB keeps a block's line objects in cache
 _NL = 10
