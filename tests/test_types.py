@@ -195,6 +195,8 @@ METHOD_NONE_CALLS = {
     "explain": lambda al: al.explain(None),
     "from_registry": lambda al: al.from_registry(None),
     "from_file": lambda al: al.from_file(None),
+    # None is "now" here (the default); a value of no instant type is the wrong type
+    "reevaluated": lambda al: al.reevaluated(b"2028-01-01"),
 }
 DUNDER_NONE_CALLS = {
     "__contains__": lambda al: None in al,
