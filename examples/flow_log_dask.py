@@ -168,7 +168,7 @@ def summarize(classified, al: ipallow.Allowlist, top: int = 10):
     by_verdict = by_verdict[["flows", "packets", "bytes"]].reindex(["allowed", "denied", "invalid"], fill_value=0)
     by_verdict["share"] = (by_verdict["bytes"] / max(int(by_verdict["bytes"].sum()), 1)).round(4)
     by_registration = by_registration.nlargest(top, "bytes").reset_index()
-    by_registration.insert(1, "id", registration_labels(al, by_registration["registration"]))
+    by_registration.insert(1, "id", registration_labels(by_registration["registration"], al))
     data = [al[int(r)].data for r in by_registration["registration"]]
     if any(isinstance(d, dict) and "owner" in d for d in data):
         by_registration.insert(2, "owner", [d.get("owner") if isinstance(d, dict) else None for d in data])

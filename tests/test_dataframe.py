@@ -392,11 +392,25 @@ def test_classify_with_a_snapshot_path(allowlist, rows, tmp_path):
 
 def test_registration_labels(allowlist):
     idx = allowlist.lookup("10.1.2.3").index
-    assert idf.registration_labels(allowlist, [idx, -1, 0]) == ["NESTED", None, "V4-0"]
-    assert idf.registration_labels(allowlist, np.array([allowlist.lookup("10.200.0.1").index])) == \
+    assert idf.registration_labels([idx, -1, 0], allowlist) == ["NESTED", None, "V4-0"]
+    assert idf.registration_labels(np.array([allowlist.lookup("10.200.0.1").index]), allowlist) == \
         [f"#{allowlist.lookup('10.200.0.1').index}"]
     with pytest.raises(IndexError):
-        idf.registration_labels(allowlist, [len(allowlist)])
+        idf.registration_labels([len(allowlist)], allowlist)
+
+
+def test_registration_labels_old_argument_order_still_works_with_a_warning(allowlist, tmp_path):
+    idx = allowlist.lookup("10.1.2.3").index
+    with pytest.warns(DeprecationWarning, match="registration_labels\\(registrations, allowlist\\)"):
+        assert idf.registration_labels(allowlist, [idx, -1]) == ["NESTED", None]
+    path = tmp_path / "al.ipallow"
+    allowlist.save(path)
+    with pytest.warns(DeprecationWarning):
+        assert idf.registration_labels(str(path), [idx]) == ["NESTED"]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert idf.registration_labels([idx], str(path)) == ["NESTED"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -583,7 +597,7 @@ def test_flow_log_example(client, tmp_path):
     per_reg = pd.Series(flows["bytes"].to_numpy()[regs >= 0]).groupby(regs[regs >= 0]).sum()
     top = by_registration.set_index("registration")["bytes"]
     assert all(top[r] == per_reg[r] for r in top.index)
-    assert list(by_registration["id"]) == idf.registration_labels(al, by_registration["registration"])
+    assert list(by_registration["id"]) == idf.registration_labels(by_registration["registration"], al)
     assert set(by_verdict.index) == {"allowed", "denied", "invalid"}
 
 

@@ -196,6 +196,8 @@ METHOD_NONE_CALLS = {
     "from_registry": lambda al: al.from_registry(None),
     "from_file": lambda al: al.from_file(None),
     "close": lambda al: al.close(None),          # takes no argument
+    # None is "now" here (the default); a value of no instant type is the wrong type
+    "reevaluated": lambda al: al.reevaluated(b"2028-01-01"),
 }
 DUNDER_NONE_CALLS = {
     "__contains__": lambda al: None in al,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
@@ -90,8 +91,10 @@ class Allowlist(_trie.Index):
         A registration counts when its status is ``active`` and
         ``valid_from <= at < expires_at``.  :meth:`lookup` returns the
         :class:`~ipallow.Registration` as ``data``; indices refer to the
-        counting registrations only, in id order (so the same registry in
-        any row order compiles identically).  The full registry is
+        counting registrations only, in natural id order (``PTA-9`` before
+        ``PTA-10``, see :func:`ipallow.registry.id_key`), so the same registry
+        in any row order compiles identically and, of several registrations
+        of the same prefix, the lowest id answers.  The full registry is
         kept for :meth:`explain`.
 
         Arguments:
@@ -120,6 +123,83 @@ class Allowlist(_trie.Index):
         self._registry = registry
         self._registry_at = t
         return self
+
+    # -- lifecycle: a registry's allowlist is right between two boundaries ----------
+
+    def __getattr__(self, name: str) -> Any:
+        # A snapshot of a registry carries the full registry and the instant it was
+        # evaluated at; decode them only when asked (explain, --at, live, diff).
+        if name in ("_registry", "_registry_at"):
+            raw = self._lifecycle_raw()
+            if raw is not None:
+                from ipallow.registry import decode_lifecycle, lifecycle_head
+                try:
+                    if name == "_registry_at":
+                        return lifecycle_head(raw)["evaluated_at"]
+                    registry, at = decode_lifecycle(raw, self._compiled.data)
+                except ValueError as exc:
+                    from ipallow.snapshot import SnapshotError
+                    raise SnapshotError("<snapshot>", str(exc)) from None
+                self.__dict__["_registry"], self.__dict__["_registry_at"] = registry, at
+                return registry
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _lifecycle_raw(self):
+        compiled = self.__dict__.get("_compiled")
+        return getattr(compiled, "lifecycle", None) if compiled is not None else None
+
+    @property
+    def evaluated_at(self):
+        """For an allowlist of a registry (:meth:`from_registry`, or a snapshot of one):
+        the instant (aware UTC datetime) whose counting registrations it holds; else None."""
+        at = getattr(self, "_registry_at", None)
+        if at is None:
+            return None
+        from datetime import datetime, timezone
+        return datetime.fromtimestamp(at, timezone.utc)
+
+    def _window(self) -> tuple[float, float]:
+        """POSIX ``[since, until)`` around :attr:`evaluated_at` in which no registration
+        starts or stops counting (``(-inf, inf)`` for a plain list)."""
+        registry = self.__dict__.get("_registry")
+        if registry is None:
+            raw = self._lifecycle_raw()
+            if raw is None:
+                return -math.inf, math.inf
+            from ipallow.registry import lifecycle_head
+            head = lifecycle_head(raw)
+            return head["since"], head["until"]
+        at = self._registry_at
+        return registry._prev_boundary_ts(at), registry._next_boundary_ts(at)
+
+    def reevaluated(self, at: Any = None) -> "Allowlist":
+        """This allowlist as it stands at ``at`` (default: now).
+
+        For an allowlist of a registry (:meth:`from_registry`, or a snapshot of
+        one): itself when no registration starts or stops counting between
+        :attr:`evaluated_at` and ``at``, else the registry compiled at ``at``.
+        A plain list has no lifecycle: it is returned as is.
+
+        Raises:
+            ValueError: the allowlist holds registry records but not their
+                lifecycle (a snapshot written by an older ipallow, or built
+                from Registration pairs by hand), so it cannot answer for
+                another instant.
+            TypeError / ValueError: a bad ``at`` (see :meth:`from_registry`).
+        """
+        from ipallow.registry import Registration, to_timestamp
+        t = to_timestamp(at)
+        if "_registry" not in self.__dict__ and self._lifecycle_raw() is None:
+            data = self._compiled.data
+            if data is not None and len(data) and isinstance(data[0], Registration):
+                raise ValueError("its registrations were compiled without their validity windows "
+                                 "(a snapshot written by an older ipallow?), so it can only answer "
+                                 "for the instant it was compiled at; compile the registry again")
+            return self
+        since, until = self._window()
+        if since <= t < until:
+            return self
+        return type(self).from_registry(self._registry, at=t)
 
     def explain(self, ip: Any, at: Any = None) -> list:
         """Every registration covering ``ip``, longest first, each with whether it counts and why not.
@@ -313,7 +393,18 @@ class Allowlist(_trie.Index):
             OSError: the file cannot be written (nothing is replaced then).
         """
         from ipallow import snapshot
-        snapshot.save(self._compiled, path, created)
+        snapshot.save(self._compiled, path, created, lifecycle=self._lifecycle_section())
+
+    def _lifecycle_section(self) -> bytes | None:
+        """A registry's lifecycle for its snapshot (see :meth:`reevaluated`), or None."""
+        raw = getattr(self._compiled, "lifecycle", None)
+        if raw is not None:                  # a snapshot of a registry: keep its section as is
+            return raw
+        registry = self.__dict__.get("_registry")
+        if registry is None:
+            return None
+        from ipallow.registry import encode_lifecycle
+        return encode_lifecycle(registry, self._registry_at, self._compiled.data or ())
 
     @property
     def shared(self) -> bool:

@@ -70,6 +70,7 @@ import collections
 import os
 import sys
 import threading
+import warnings
 import uuid
 import weakref
 from typing import Any, NamedTuple
@@ -244,16 +245,32 @@ def lookup_many(column: Any, allowlist: Any, *, strict: bool = False) -> ColumnM
     return ColumnMatch(_registrations(al, codes, invalid_as_no_match=True), valid)
 
 
-def registration_labels(allowlist: Any, registrations: Any) -> list:
+def _is_allowlist_like(value: Any) -> bool:
+    return isinstance(value, (Allowlist, str, os.PathLike, _Installed, Shipment))
+
+
+def registration_labels(registrations: Any, allowlist: Any) -> list:
     """Short ids for registration indices, e.g. to label a summary grouped by ``registration``.
 
-    The id is the registration's ``id`` (a registry record, or an ``id`` /
+    Takes its arguments in the order of :func:`classify` and
+    :func:`lookup_many`: the values first, then the allowlist (an
+    :class:`~ipallow.Allowlist` or a snapshot path).  The id is the
+    registration's ``id`` (a registry record, or an ``id`` /
     ``registration_id`` / ``name`` data field), else ``"#index"``; None for -1.
     Meant for the few distinct indices of a summary, not for every row.
 
-    >>> registration_labels(Allowlist([("10.0.0.0/8", {"id": "PTA-7"}), "2001:db8::/32"]), [0, 1, -1])
+    The old order ``registration_labels(allowlist, registrations)`` still
+    works, with a :class:`DeprecationWarning` (an allowlist is never a
+    column of indices, so the two cannot be confused).
+
+    >>> registration_labels([0, 1, -1], Allowlist([("10.0.0.0/8", {"id": "PTA-7"}), "2001:db8::/32"]))
     ['PTA-7', '#1', None]
     """
+    if _is_allowlist_like(registrations) and not _is_allowlist_like(allowlist):
+        warnings.warn("registration_labels(allowlist, registrations) is deprecated: pass "
+                      "registration_labels(registrations, allowlist), the order of classify() "
+                      "and lookup_many()", DeprecationWarning, stacklevel=2)
+        registrations, allowlist = allowlist, registrations
     al = _as_allowlist(allowlist)
     data = al._compiled.data
     labels = []

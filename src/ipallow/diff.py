@@ -28,7 +28,7 @@ from pyroaring import BitMap
 
 from ipallow import _parse
 from ipallow.allowlist import Allowlist
-from ipallow.registry import Registration, Registry, is_registry_file, load_registry, to_timestamp
+from ipallow.registry import Registration, Registry, id_key, is_registry_file, load_registry, to_timestamp
 
 __all__ = ["diff", "Diff", "Changed", "FieldChange", "Coverage"]
 
@@ -74,9 +74,9 @@ class Coverage(NamedTuple):
 class Diff(NamedTuple):
     """The result of :func:`diff`.  Falsy when nothing changed."""
 
-    added: tuple           #: Registrations only in new (registry order)
-    removed: tuple         #: Registrations only in old (registry order)
-    changed: tuple         #: :class:`Changed`, in new registry order
+    added: tuple           #: Registrations only in new (natural id order, see registry.id_key)
+    removed: tuple         #: Registrations only in old (natural id order)
+    changed: tuple         #: :class:`Changed`, in natural id order
     unchanged: int         #: registrations equal on both sides
     coverage: dict         #: {4: Coverage, 6: Coverage}
     at: float | None       #: POSIX instant registry coverage was judged at (None: both sides allowlists)
@@ -138,6 +138,10 @@ def diff(old: Any, new: Any, *, at: Any = None) -> Diff:
             else:
                 unchanged += 1
         removed = [r for r in old_registry if new_registry.get(r.id) is None]
+        # Listed by id, as people look them up (PTA-9 before PTA-10), not by row.
+        added.sort(key=lambda r: id_key(r.id))
+        removed.sort(key=lambda r: id_key(r.id))
+        changed.sort(key=lambda c: id_key(c.id))
     coverage = {4: _coverage4(old_prefixes, new_prefixes), 6: _coverage6(old_prefixes, new_prefixes)}
     return Diff(tuple(added), tuple(removed), tuple(changed), unchanged, coverage,
                 t if old_timed or new_timed else None)

@@ -622,22 +622,23 @@ class LiveAllowlist:
         """Serve a compiled snapshot from the bytes read (private memory: a later rewrite of the
         file cannot change or fault it), with every section verified now."""
         compiled = snapshot.from_buffer(raw, self._path)
-        for name in (*snapshot.LAZY, "data"):
+        for name in (*snapshot.LAZY, "data", "lifecycle"):
             getattr(compiled, name, None)    # verifies the sections lookups do not read eagerly
-        # A snapshot has no lifecycle of its own: it is right at all times.
-        return _Snapshot(Allowlist._from_compiled(compiled), None, -math.inf, math.inf)
+        # A plain list's snapshot is right at all times; a registry's serves until its
+        # next boundary, then follows the clock like the CSV.
+        allowlist = Allowlist._from_compiled(compiled)
+        return _Snapshot(allowlist, getattr(allowlist, "_registry", None), *allowlist._window())
 
     def _take(self, raw: bytes, *, guard: bool, raise_errors: bool, opened: _Snapshot | None = None) -> bool:
         """Parse and compile ``raw`` (a complete file) and swap it in; on failure keep the old list."""
         try:
             if not raw.strip():
                 raise ReloadRefused(f"{self._path} is empty ({len(raw)} bytes); not loaded")
-            registry = None
-            if opened is not None:
-                snap = opened
-            elif raw.startswith(snapshot.MAGIC):
-                snap = self._open_snapshot(raw)
+            if opened is not None or raw.startswith(snapshot.MAGIC):
+                snap = opened if opened is not None else self._open_snapshot(raw)
+                registry = snap.registry          # a registry's snapshot carries its registry
             else:
+                snap = None
                 registry = parse_registry(raw, self._path, format=self._format)
             count = len(registry) if registry is not None else len(snap.allowlist)
             old = self._snap
@@ -649,7 +650,7 @@ class LiveAllowlist:
                         f"{self._path} has {count:,} registrations where {old_count:,} "
                         f"are serving: {lost:.0%} lost, more than max_loss={self._max_loss:.0%}; "
                         f"not swapped in. reload(force=True) accepts it")
-            if registry is not None:
+            if registry is not None and (snap is None or not snap.since <= self._now() < snap.until):
                 snap = self._build(registry, self._now())
         except Exception as exc:
             return self._fail(exc, raise_errors)

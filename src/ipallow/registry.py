@@ -45,7 +45,7 @@ from ipallow.loaders import NETWORK_COLUMNS, _decode, _problem
 
 __all__ = [
     "Registration", "Registry", "Standing", "Explanation", "FrozenMap",
-    "load_registry", "parse_registry", "explain", "to_timestamp",
+    "load_registry", "parse_registry", "explain", "to_timestamp", "id_key",
     "STATUSES", "CATEGORIES",
 ]
 
@@ -143,6 +143,66 @@ def format_time(value: datetime) -> str:
     if value.microsecond:
         text += f".{value.microsecond:06d}"
     return text + "Z"
+
+
+# ---------------------------------------------------------------------------
+# id order: the one rule for a prefix registered by several registrations
+# ---------------------------------------------------------------------------
+
+_DIGIT_RUNS = re.compile(r"([0-9]+)")
+
+
+def id_key(rid: str) -> tuple:
+    """Sort key of a registration id in natural order: ``PTA-9`` before ``PTA-10``.
+
+    Ids compare piece by piece; runs of ASCII digits compare as numbers, the
+    rest as text (by code point).  Ids that only differ in leading zeros
+    (``PTA-09`` and ``PTA-9``) fall back to plain text order, so the order is
+    total.  This order decides which registration answers for a prefix that
+    several registrations share (the first one), everywhere: ``lookup``,
+    ``check``, ``--explain``, ``validate`` and ``diff`` listings.
+
+    >>> sorted(["PTA-10", "PTA-9", "PTA-100"], key=id_key)
+    ['PTA-9', 'PTA-10', 'PTA-100']
+    """
+    parts: list = _DIGIT_RUNS.split(rid)
+    # Pieces alternate text, digits, text ...: compare a digit run by its value
+    # (length without leading zeros, then the digits: no int() of huge runs).
+    parts[1::2] = [(len(d.lstrip("0")), d.lstrip("0")) for d in parts[1::2]]
+    return (parts, rid)
+
+
+def natural_order(ids: np.ndarray) -> np.ndarray:
+    """Positions of ``ids`` (a numpy str array) sorted by :func:`id_key`.
+
+    Registry exports mostly use ids of one shape, text then a number
+    (``PTA-12345``): those sort with numpy alone; any other shape takes
+    :func:`id_key` per id.
+    """
+    count = len(ids)
+    if count < 2:
+        return np.arange(count)
+    prefix = np.char.rstrip(ids, "0123456789")
+    plain_prefix = np.ones(count, dtype=bool)
+    for digit in "0123456789":
+        plain_prefix &= np.strings.find(prefix, digit) < 0
+    digits = np.strings.lstrip(np.strings.slice(ids, np.strings.str_len(prefix), None), "0")
+    digit_len = np.strings.str_len(digits)
+    if not plain_prefix.all() or int(digit_len.max()) > 18:
+        return np.array(sorted(range(count), key=lambda i: id_key(str(ids[i]))), dtype=np.int64)
+    has_digits = np.strings.str_len(ids) > np.strings.str_len(prefix)
+    value = np.where(has_digits, np.where(digit_len > 0, digits, "0"), "0").astype(np.int64)
+    # key order: prefix text, then no number before a number, then the number, then the raw id
+    if (prefix == prefix[0]).all():
+        order = np.lexsort((value, has_digits))
+    else:
+        order = np.lexsort((value, has_digits, prefix))
+    keys = (prefix[order], has_digits[order], value[order])
+    tied = np.zeros(count, dtype=bool)
+    tied[1:] = (keys[0][1:] == keys[0][:-1]) & (keys[1][1:] == keys[1][:-1]) & (keys[2][1:] == keys[2][:-1])
+    if tied.any():      # ids equal but for leading zeros: rare, so the full sort is fine
+        order = np.lexsort((ids, value, has_digits, prefix))
+    return order
 
 
 # ---------------------------------------------------------------------------
@@ -514,6 +574,15 @@ class Registry(Sequence):
         live = self._status_active
         bounds = np.concatenate([self._valid_from[live], self._expires_at[live]])
         self._bounds = np.unique(bounds[np.isfinite(bounds)])
+        self._rank = None   # natural id order (see id_key), computed on first compile
+
+    def _id_rank(self) -> np.ndarray:
+        rank = self._rank
+        if rank is None:
+            rank = np.empty(len(self._records), dtype=np.int64)
+            rank[natural_order(self._ids)] = np.arange(len(self._records))
+            self._rank = rank
+        return rank
 
     # -- sequence ---------------------------------------------------------------
 
@@ -587,10 +656,12 @@ class Registry(Sequence):
         return self._compile_mask(self._mask_at(t))
 
     def _compile_mask(self, mask: np.ndarray) -> Compiled:
-        # Registrations are compiled in id order, not file order: the same
-        # registry exported in any row order compiles (and saves) identically.
+        # Registrations are compiled in natural id order (id_key), not file
+        # order: the same registry exported in any row order compiles (and
+        # saves) identically, and of several registrations of one prefix the
+        # lowest id answers (PTA-9 before PTA-10), whatever the row order.
         kept = np.flatnonzero(mask)
-        kept = kept[np.argsort(self._ids[kept], kind="stable")]
+        kept = kept[np.argsort(self._id_rank()[kept])]
         starts, sizes = self._reg_first[kept], np.diff(self._reg_first)[kept]
         reg_first = np.zeros(len(kept) + 1, dtype=np.int64)
         np.cumsum(sizes, out=reg_first[1:])
@@ -613,6 +684,85 @@ def _restore_registry(records: tuple, source: str | None) -> Registry:
     return Registry(records, source=source)
 
 
+# -- a registry's lifecycle in a snapshot ----------------------------------------------
+
+LIFECYCLE_FORMAT = 1
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def encode_lifecycle(registry: Registry, at: float, counting: Sequence) -> bytes:
+    """The snapshot section that keeps a compiled registry's lifecycle.
+
+    ``counting`` is the compiled registration data (the records counting at
+    ``at``), already in the snapshot.  The section is two JSON lines: a small
+    head (the instant and the boundaries around it, read without the rest) and
+    a body (every id in natural id order and the records that do not count),
+    so a snapshot can be judged again at any other instant.  The registry read
+    back is in natural id order.
+    """
+    kept = {r.id for r in counting}
+    since, until = registry._prev_boundary_ts(at), registry._next_boundary_ts(at)
+    head = {"format": LIFECYCLE_FORMAT, "evaluated_at": at,
+            "since": None if math.isinf(since) else since, "until": None if math.isinf(until) else until,
+            "registrations": len(registry), "counting": len(counting)}
+    # Natural id order (not the export's row order, nor its path): the same
+    # registry in any row order gives byte-identical snapshots.
+    ordered = [registry[i] for i in natural_order(registry._ids).tolist()]
+    body = {"ids": [r.id for r in ordered], "others": [r.to_dict() for r in ordered if r.id not in kept]}
+    return _json_bytes(head) + b"\n" + _json_bytes(body)
+
+
+def lifecycle_head(raw: Any) -> dict[str, Any]:
+    """The head of a lifecycle section: ``evaluated_at``, ``since`` and ``until``
+    (POSIX seconds; -inf / inf when open), ``registrations``, ``counting``.
+
+    Raises:
+        ValueError: not a lifecycle section this ipallow reads.
+    """
+    view = memoryview(raw).cast("B")
+    end = bytes(view[:1 << 16]).find(b"\n")
+    try:
+        head = json.loads(bytes(view[:end]).decode("utf-8"))
+        if head.get("format") != LIFECYCLE_FORMAT:
+            raise ValueError(f"lifecycle format {head.get('format')!r} is not {LIFECYCLE_FORMAT}")
+        return {"evaluated_at": float(head["evaluated_at"]),
+                "since": -math.inf if head["since"] is None else float(head["since"]),
+                "until": math.inf if head["until"] is None else float(head["until"]),
+                "registrations": int(head["registrations"]), "counting": int(head["counting"])}
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"unreadable lifecycle section: {exc}") from None
+
+
+def decode_lifecycle(raw: Any, counting: Sequence | None) -> tuple[Registry, float]:
+    """``(registry, evaluated_at)`` from :func:`encode_lifecycle`'s bytes and the compiled data.
+
+    Raises:
+        ValueError: the section does not describe a registry (the message says how).
+    """
+    head = lifecycle_head(raw)
+    view = memoryview(raw).cast("B")
+    try:
+        end = bytes(view[:1 << 16]).find(b"\n")
+        body = json.loads(bytes(view[end + 1:]).decode("utf-8"))
+        records = {r.id: r for r in (counting or ())}
+        if len(records) != head["counting"] or not all(isinstance(r, Registration) for r in records.values()):
+            raise ValueError("its registration data are not the counting registrations")
+        for record in body["others"]:
+            registration = Registration.from_dict(record)
+            records[registration.id] = registration
+        ids = body["ids"]
+        if len(ids) != len(records) or set(ids) != set(records):
+            raise ValueError("its ids do not match the registrations it holds")
+        registry = Registry(records[i] for i in ids)
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"unreadable lifecycle section: {exc}") from None
+    return registry, head["evaluated_at"]
+
+
 def explain(allowlist: Any, ip: Any, at: Any = None) -> list[Explanation]:
     """Every registration covering ``ip``, longest prefix first, with its standing.
 
@@ -622,8 +772,9 @@ def explain(allowlist: Any, ip: Any, at: Any = None) -> list[Explanation]:
     compiled for, so ``counts`` agrees with ``lookup``).  The first entry that
     counts is the one ``lookup`` returns.  For any other allowlist every
     covering entry counts (code ``listed``).  Ties in prefix length go
-    by id; a registration appears once, with its longest covering
-    network.
+    by natural id order (:func:`id_key`: ``PTA-9`` before ``PTA-10``), the
+    order in which ``lookup`` picks among registrations of the same prefix;
+    a registration appears once, with its longest covering network.
     """
     registry = getattr(allowlist, "_registry", None)
     if registry is None:

@@ -81,7 +81,11 @@ SECTIONS = {
     13: ("data_offsets", np.dtype(np.uint64)),
     14: ("data_blob", np.dtype(np.uint8)),
     15: ("reg_rows", np.dtype(np.int32)),
+    16: ("lifecycle", np.dtype(np.uint8)),
 }   # ids 3 and 6 were format 1's leaf arrays; ids are never reused
+# Optional: "lifecycle" (a registry's instant, ids and non-counting records, JSON;
+# see ipallow.registry.encode_lifecycle).  A reader that does not know it refuses
+# the file (unknown section id) rather than serve a registry frozen in time.
 SECTION_ID = {name: sid for sid, (name, _) in SECTIONS.items()}
 EAGER = ("dir4", "heap4", "dir6", "heap6", "prefix_reg")
 LAZY = ("version", "hi", "lo", "prefixlen", "reg_first", "reg_rows")
@@ -177,7 +181,7 @@ class _LazyData:
 
 # -- writing ----------------------------------------------------------------------
 
-def _arrays_of(compiled: Compiled) -> dict[str, np.ndarray]:
+def _arrays_of(compiled: Compiled, lifecycle: Any = None) -> dict[str, np.ndarray]:
     dir4, heap4, _, dir6, heap6, _ = compiled.tables
     arrays = dict(dir4=dir4, heap4=heap4, dir6=dir6, heap6=heap6, prefix_reg=compiled.prefix_reg)
     for name in LAZY:
@@ -185,10 +189,13 @@ def _arrays_of(compiled: Compiled) -> dict[str, np.ndarray]:
     encoded = _encode_data(compiled.data)
     if encoded is not None:
         arrays["data_offsets"], arrays["data_blob"] = encoded
+    if lifecycle is not None:
+        arrays["lifecycle"] = np.frombuffer(lifecycle, dtype=np.uint8)
     return arrays
 
 
-def to_bytes(compiled: Compiled, created: int | datetime | None = None) -> bytearray:
+def to_bytes(compiled: Compiled, created: int | datetime | None = None,
+             lifecycle: Any = None) -> bytearray:
     """The snapshot of ``compiled`` as one buffer.
 
     ``created`` (Unix seconds, or an aware datetime) defaults to
@@ -201,7 +208,7 @@ def to_bytes(compiled: Compiled, created: int | datetime | None = None) -> bytea
             datetime, or ``$SOURCE_DATE_EPOCH`` is not a non-negative integer.
     """
     created = _created_seconds(created)
-    arrays = _arrays_of(compiled)
+    arrays = _arrays_of(compiled, lifecycle)
     names = [name for name in SECTION_ID if name in arrays]
     header_size = HEADER.size + SECTION.size * len(names)
     offset = _aligned(header_size)
@@ -260,10 +267,11 @@ def _aligned(offset: int) -> int:
     return (offset + ALIGN - 1) // ALIGN * ALIGN
 
 
-def save(compiled: Compiled, path: str | os.PathLike, created: int | datetime | None = None) -> None:
+def save(compiled: Compiled, path: str | os.PathLike, created: int | datetime | None = None,
+         lifecycle: Any = None) -> None:
     """Write a snapshot atomically: a temporary file beside ``path``, fsync, rename."""
     target = os.fspath(path)
-    data = to_bytes(compiled, created)
+    data = to_bytes(compiled, created, lifecycle)
     directory = os.path.dirname(os.path.abspath(target))
     fd, temporary = tempfile.mkstemp(prefix=".ipallow-", suffix=".tmp", dir=directory)
     try:
@@ -425,6 +433,8 @@ class _SnapshotCompiled(Compiled):
             self._load("prefix table", self._verify_prefix_table)
         elif name == "data":
             self._load("data", self._verify_data)
+        elif name == "lifecycle":
+            self._load("lifecycle", self._lifecycle_section)
         else:
             raise AttributeError(name)
         return self.__dict__[name]
@@ -433,7 +443,7 @@ class _SnapshotCompiled(Compiled):
         with self._lock:
             if group in self._refused:
                 raise SnapshotError(self._source, self._refused[group])
-            if ("version" if group == "prefix table" else "data") in self.__dict__:
+            if ("version" if group == "prefix table" else group) in self.__dict__:
                 return                   # another thread verified it while this one waited
             try:
                 values = verify()
@@ -461,6 +471,10 @@ class _SnapshotCompiled(Compiled):
         if offsets[0] != 0 or np.any(np.diff(offsets.astype(np.int64)) < 0) or offsets[-1] != len(blob):
             raise SnapshotError(self._source, "section data_offsets is not a valid index into the data")
         return {"data": _LazyData(offsets, blob, self._source)}
+
+    def _lifecycle_section(self) -> dict[str, Any]:
+        # Its JSON is checked by whoever decodes it (ipallow.registry.decode_lifecycle).
+        return {"lifecycle": self._section("lifecycle") if "lifecycle" in self._sections else None}
 
 
 def from_buffer(buffer, source: str = "<buffer>", *, _file: "_SharedFile | None" = None) -> Compiled:
@@ -797,7 +811,7 @@ def info(path: str | os.PathLike) -> dict[str, Any]:
         "path": name, "format_version": header.version, "byte_order": sys.byteorder,
         "size": header.file_size, "created": header.created,
         "registrations": header.n_registrations, "prefixes": header.n_prefixes,
-        "has_data": bool(header.flags & FLAG_HAS_DATA),
+        "has_data": bool(header.flags & FLAG_HAS_DATA), "has_lifecycle": "lifecycle" in sections,
         "dir_bits": {4: header.dir_bits4, 6: header.dir_bits6},
         "sections": {n: {"offset": s[0], "bytes": s[1], "rows": s[2]} for n, s in sections.items()},
     }

@@ -127,7 +127,10 @@ def load_source(path: str | None, *, at: float | None = None, label: str = "load
             registry = load_registry(name)
             allowlist = Allowlist.from_registry(registry, at=at)
             return Source(allowlist, registry, display_name(path), at)
-        return Source(Allowlist.from_file(name), None, display_name(path), at)
+        # A registry's snapshot answers for `at` (or now), re-evaluated if need be.
+        from ipallow.commands._lifecycle import at_instant
+        allowlist = at_instant(Allowlist.from_file(name), at, display_name(path))
+        return Source(allowlist, getattr(allowlist, "_registry", None), display_name(path), at)
 
 
 def load_allowlist(path: str | None, *, at: float | None = None, label: str = "loading list") -> Allowlist:

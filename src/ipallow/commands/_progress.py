@@ -38,6 +38,15 @@ def enabled_for(stream: IO[str]) -> bool:
         return False
 
 
+def _default_delay() -> float:
+    """1 second, or ``$IPALLOW_PROGRESS_DELAY`` (seconds; 0 shows the line at once)."""
+    try:
+        delay = float(os.environ.get("IPALLOW_PROGRESS_DELAY", "1"))
+    except ValueError:
+        return 1.0
+    return delay if delay >= 0 else 1.0
+
+
 def _human(value: float, unit: str) -> str:
     if unit == "B":
         for suffix in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -59,7 +68,8 @@ class Progress:
         total: the amount of work (bytes, items), or None for a bare timer.
         unit: "B" for bytes (shown as KiB/MiB), anything else is a count suffix.
         stream: where to draw (default stderr).
-        delay: seconds of work before anything is drawn.
+        delay: seconds of work before anything is drawn (default 1, or
+            ``$IPALLOW_PROGRESS_DELAY``); 0 draws at once.
         enabled: force on/off; default: only when ``stream`` is a terminal.
     """
 
@@ -67,13 +77,13 @@ class Progress:
     INTERVAL = 0.2
 
     def __init__(self, label: str, total: float | None = None, *, unit: str = "",
-                 stream: IO[str] | None = None, delay: float = 1.0,
+                 stream: IO[str] | None = None, delay: float | None = None,
                  enabled: bool | None = None) -> None:
         self.label = label
         self.total = total
         self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
-        self.delay = delay
+        self.delay = _default_delay() if delay is None else delay
         self.enabled = enabled_for(self.stream) if enabled is None else enabled
         self.done = 0.0
         self._start = time.monotonic()
@@ -92,6 +102,8 @@ class Progress:
     def start(self) -> None:
         self._start = time.monotonic()
         if self.enabled and self._thread is None:
+            if self.delay <= 0:
+                self._draw()        # at once, before the work starts
             self._thread = threading.Thread(target=self._run, name="ipallow-progress", daemon=True)
             self._thread.start()
 

@@ -60,7 +60,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     # Lists and registries load the same way for every command (a registry's
     # suspended or expired records do not count), so check and --explain agree.
     from ipallow.commands._common import load_source
-    allowlist = load_source(args.list, at=args.at).allowlist
+    source = load_source(args.list, at=args.at)     # a registry's snapshot: judged at --at too
+    allowlist = source.allowlist
+    if args.at is not None and source.registry is None:
+        print(f"ipallow check: note: --at does not change {source.name}: a plain list has no "
+              f"validity windows", file=sys.stderr)
     denied = errors = 0
     width = max(len(a) for a in args.addresses)
     for address in args.addresses:
@@ -113,8 +117,14 @@ def _print_explanations(explained: list, decided: int | None) -> None:
         verdict = f"counts: {e.reason}" if e.counts else f"does not count: {e.reason}"
         if e.counts and i != decided:
             same = e.network == explained[decided][0].network
-            verdict += (" (the same prefix, registered earlier, decides)" if same
-                        else " (a longer prefix decides)")
+            # The one rule for a shared prefix: a registry's lowest id (natural
+            # order, PTA-9 before PTA-10), a plain list's first line.
+            if not same:
+                verdict += " (a longer prefix decides)"
+            elif getattr(e.registration, "id", None) is not None:
+                verdict += " (the same prefix; the lowest id decides)"
+            else:
+                verdict += " (the same prefix, registered earlier, decides)"
         print(f"  {mark} {str(e.network):<{nets}}  {text:<{width}}  {verdict}")
 
 

@@ -67,12 +67,12 @@ def _change_text(change) -> str:
 
 
 def _human_count(n: int) -> str:
-    """Exact with separators up to 2**64; beyond, as powers of two (IPv6 sizes)."""
+    """Exact with separators below 2**64; beyond (IPv6 sizes), three significant digits
+    and the size in /64 networks, the unit IPv6 is handed out in (--json keeps it exact)."""
     if n < 1 << 64:
         return f"{n:,}"
-    powers = [e for e in range(n.bit_length() - 1, -1, -1) if n >> e & 1]
-    text = " + ".join(f"2^{e}" for e in powers[:3])
-    return text + (" + ..." if len(powers) > 3 else "")
+    subnets = f"{n >> 64:,} /64s" if n % (1 << 64) == 0 else f"about {n / (1 << 64):,.1f} /64s"
+    return f"{subnets} = {n:.3e}"
 
 
 def _count(n: int, version: int) -> Any:

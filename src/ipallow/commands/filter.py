@@ -36,6 +36,7 @@ examples:
   tail -F flows.csv | ipallow filter --list registered.csv --column srcaddr --denied -
   ipallow filter --list registered.csv --column 4 --field-sep ' ' --annotate vpc-flows.log
   ipallow filter --list registered.csv --strict --json addresses.txt 2> summary.json
+  ipallow filter --list registry.csv --column src --count-by registration --bytes bytes flows.csv.gz
 
 input:
   Plain: one address per line (surrounding blanks and CR ignored; blank lines skipped).
@@ -43,7 +44,8 @@ input:
   (with 'verdict' and 'registration' appended by --annotate).  --column N (1-based)
   reads field N; add --header when the first line is a header.  Fields are split at
   --field-sep (default: tab if the first line has one, else comma, else space);
-  double-quoted CSV fields are understood (not ones spanning lines).
+  double-quoted CSV fields are understood (not ones spanning lines).  gzip, bzip2 and xz
+  input (zstd with the zstandard module) is decompressed, told by its magic bytes.
 
 output (stdout):
   --allowed (default) the lines whose address is covered by a registration
@@ -51,13 +53,17 @@ output (stdout):
   --annotate          every line + SEP verdict (allowed|denied|invalid) + SEP registration
                       id (the 'id' column of the list, else #index); SEP is the field
                       separator with --column, else a tab
+  --count-by registration  no lines: a table (--json: an object) of lines, and with --bytes
+                      COL bytes, per registration (natural id order), then denied and invalid
   Unparseable addresses are never output by --allowed/--denied, never dropped silently:
-  they are counted, and the first few reported as INPUT:LINE:COL: message on stderr.
+  they are counted, and the first few reported as INPUT:LINE:COL: message on stderr
+  (a long line is cut to 200 characters, its length given).
   A summary of counts goes to stderr at the end (--json: one JSON object instead).
 
-exit status: 0 some line was output, 1 no line was selected (like grep), 2 error: usage,
-unreadable input or list, or (--strict) an unparseable address -- processing stops at
-that line; the lines before it have been written."""
+exit status: 0 some line was output (--count-by: some line was counted), 1 no line was
+selected (like grep), 2 error: usage, unreadable, corrupt or truncated input, a --column
+that no line has, an unreadable list, or (--strict) an unparseable address -- processing
+stops at that line; the lines before it have been written."""
 
 BLOCK_SIZE = 1 << 18          # bytes read at a time: 256 KiB keeps a block's line objects in cache
 _NL = 10
@@ -75,6 +81,7 @@ class Counts:
     unparseable: int = 0
     blank: int = 0
     output: int = 0
+    missing: int = 0           # lines without the --column field
     reported: list = field(default_factory=list)
 
 
@@ -82,31 +89,139 @@ class Stop(Exception):
     """--strict met an unparseable address."""
 
 
+class Tally:
+    """--count-by registration: lines (and bytes) per registration, denied and invalid."""
+
+    def __init__(self, registrations: int, with_bytes: bool) -> None:
+        self.lines = np.zeros(registrations, dtype=np.int64)
+        self.bytes = np.zeros(registrations, dtype=np.int64) if with_bytes else None
+        self.other = {"denied": [0, 0], "invalid": [0, 0]}    # [lines, bytes]
+        self.bad_bytes = 0
+
+
 # -- reading ---------------------------------------------------------------------------------
 
-def _read_blocks(fd: int, bar: Progress):
-    """Blocks of whole lines (each ending in a newline) from ``fd``, in order.
+class BadInput(Exception):
+    """The input cannot be read as lines (corrupt or truncated compressed data)."""
+
+
+# Compressed input is told by its magic bytes, whatever the file is called:
+# name, magic, a factory of decompressor objects (None: the module is missing).
+def _zstd():
+    try:
+        import zstandard
+    except ImportError:
+        return None
+    return zstandard.ZstdDecompressor().decompressobj
+
+
+def _codecs():
+    import bz2
+    import lzma
+    import zlib
+    return (("gzip", b"\x1f\x8b", lambda: zlib.decompressobj(wbits=31)),
+            ("bzip2", b"BZh", bz2.BZ2Decompressor),
+            ("xz", b"\xfd7zXZ\x00", lzma.LZMADecompressor),
+            ("zstd", b"\x28\xb5\x2f\xfd", _zstd()))
+
+
+MAGIC_SIZE = 6
+COMPRESSED_READ = 1 << 16     # small reads of compressed input bound each decompressed piece
+
+
+def _raw_chunks(fd: int, bar: Progress, size: int):
+    done = 0
+    while True:
+        chunk = os.read(fd, size)
+        if not chunk:
+            return
+        done += len(chunk)
+        bar.update(done)
+        yield chunk
+
+
+def _input_chunks(fd: int, bar: Progress):
+    """The bytes of the input, decompressed when it starts with a gzip, bzip2, xz or zstd magic.
+
+    Concatenated members (``cat a.gz b.gz``, rotated logs) are read one after
+    another.  Raises BadInput for corrupt or truncated data, or zstd input
+    without the ``zstandard`` module.
+    """
+    head = b""
+    while len(head) < MAGIC_SIZE:
+        chunk = os.read(fd, BLOCK_SIZE)
+        if not chunk:
+            break
+        head += chunk
+    bar.update(len(head))
+    codec = next(((name, make) for name, magic, make in _codecs() if head.startswith(magic)), None)
+    if codec is None:
+        if head:
+            yield head
+        yield from _raw_chunks(fd, bar, BLOCK_SIZE)
+        return
+    name, make = codec
+    if make is None:
+        raise BadInput(f"{name}-compressed input needs the zstandard module (pip install zstandard)")
+    decompressor = make()
+    fed = False
+    try:
+        for chunk in itertools.chain([head], _raw_chunks(fd, bar, COMPRESSED_READ)):
+            while chunk:
+                fed = True
+                out = decompressor.decompress(chunk)
+                if out:
+                    yield out
+                if decompressor.eof:        # the next member, if any, starts here
+                    chunk, decompressor, fed = decompressor.unused_data, make(), False
+                else:
+                    chunk = b""
+    except BadInput:
+        raise
+    except Exception as exc:    # zlib.error, OSError, LZMAError, ZstdError ...: all mean corrupt input
+        raise BadInput(f"corrupt {name} input: {exc}") from None
+    if fed:
+        raise BadInput(f"truncated {name} input (the stream ends before its end marker)")
+
+
+def _read_blocks(chunks):
+    """Blocks of whole lines (each ending in a newline) from the input chunks, in order.
 
     ``os.read`` returns what is there (a pipe: as soon as the writer wrote), so
     ``tail -F | ipallow filter`` passes lines on without waiting for a full block.
     """
     carry = b""
-    done = 0
-    while True:
-        chunk = os.read(fd, BLOCK_SIZE)
-        if not chunk:
-            break
-        done += len(chunk)
+    for chunk in chunks:
         data = carry + chunk if carry else chunk
         cut = data.rfind(b"\n") + 1
         if cut == 0:
             carry = data
             continue
         carry = data[cut:]
-        bar.update(done)
         yield data[:cut] if cut < len(data) else data
     if carry:
         yield carry + b"\n"
+
+
+SHOWN_TEXT = 200     # characters of an offending line or field shown in a message
+
+
+def _printable(text: str, limit: int = SHOWN_TEXT) -> str:
+    """``text`` fit for a one-line message: control characters escaped, cut to ``limit``
+    characters with its full length said (a 20 MB line is never echoed whole)."""
+    cut = text[:limit]
+    if not cut.isprintable():
+        cut = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in cut)
+    if len(text) > limit:
+        cut += f"... ({len(text):,} characters)"
+    return cut
+
+
+def _quoted(text: str) -> str:
+    """``repr(text)``, cut to SHOWN_TEXT characters with the full length said."""
+    if len(text) <= SHOWN_TEXT:
+        return repr(text)
+    return f"{text[:SHOWN_TEXT]!r}... ({len(text):,} characters)"
 
 
 def _separator(value: str | None, first_line: bytes) -> int:
@@ -145,7 +260,7 @@ def _resolve_column(spec: str, header: bytes | None, sep: int) -> tuple[int, str
         want = spec if candidates is names else spec.lower()
         if want in candidates:
             return candidates.index(want), f"column {spec!r}"
-    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+    shown = ", ".join(_printable(n, 40) for n in names[:20]) + (", ..." if len(names) > 20 else "")
     raise ValueError(f"no column {spec!r} in the header line (separator {chr(sep)!r}): {shown}")
 
 
@@ -244,7 +359,10 @@ class Filter:
         self.data = allowlist._compiled.data
         self.out = out
         self.name = name
-        self.mode = "annotate" if args.annotate else "denied" if args.denied else "allowed"
+        self.mode = ("count" if args.count_by else "annotate" if args.annotate
+                     else "denied" if args.denied else "allowed")
+        self.tally = Tally(len(allowlist), args.bytes is not None) if args.count_by else None
+        self.bytes_column: int | None = None
         self.counts = Counts()
         self.column: int | None = None
         self.column_label = ""
@@ -285,13 +403,14 @@ class Filter:
         else:
             try:
                 _trie.parse_address(text)
-                message = f"unparseable address {text!r}"
+                message = f"unparseable address {_quoted(text)}"
             except AddressError as exc:
-                message = f"invalid IP address {exc.text!r}: {exc.reason}"
+                message = f"invalid IP address {_quoted(exc.text)}: {_printable(exc.reason)}"
                 column += (exc.column or 1) - 1
             except (TypeError, ValueError) as exc:
-                message = str(exc)
-        c.reported.append({"line": line_no, "column": column, "text": text[:200], "message": message})
+                message = _printable(str(exc))
+        c.reported.append({"line": line_no, "column": column, "text": text[:SHOWN_TEXT],
+                           "length": len(text), "message": message})
         if not self.args.json:
             line = f"{self.name}:{line_no}:{column}: {message}"
             if self.bar is not None:
@@ -365,7 +484,11 @@ class Filter:
             c.lines += 1
             c.unparseable += 1
 
-        if self.mode == "annotate":
+        if len(bad) and bounds is not None:
+            c.missing += int(np.count_nonzero(~present[bad]))
+        if self.mode == "count":
+            self._count(data, bounds, result, bad, first_line_no, n)
+        elif self.mode == "annotate":
             self._annotate(data, lines, result, blank, n)
         else:
             select, count = (allowed, n_allowed) if self.mode == "allowed" else (denied, n_denied)
@@ -381,14 +504,64 @@ class Filter:
             raise Stop
         return block_lines
 
-    def _unquote(self, data: bytes, starts, ends, texts: list[bytes], present) -> None:
+    def _unquote(self, data: bytes, starts, ends, texts: list[bytes], present, column=None) -> None:
         """Redo the lines that contain a double quote with the csv module (the slow path)."""
+        column = self.column if column is None else column
         quoted = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == _QUOTE)
         rows = np.unique(np.searchsorted(ends, quoted))
         for i in rows.tolist():
             fields = _split_fields(data[int(starts[i]):int(ends[i])].rstrip(b"\r"), self.sep)
-            present[i] = self.column < len(fields)
-            texts[i] = fields[self.column].strip() if present[i] else b""
+            present[i] = column < len(fields)
+            texts[i] = fields[column].strip() if present[i] else b""
+
+    def _byte_counts(self, data: bytes, bounds, n: int, first_line_no: int) -> np.ndarray:
+        """The --bytes field of the first ``n`` lines as int64; a bad value counts 0 and is reported."""
+        buf, starts, ends = bounds[0], bounds[1][:n], bounds[2][:n]
+        fs, fe, present = _field_bounds(buf, starts, ends, self.bytes_column, self.sep)
+        if b" " in data or b"\t" in data or b"\r" in data:
+            _trim(buf, fs, fe)
+        texts = [data[i:j] for i, j in zip(fs.tolist(), fe.tolist())]
+        if _QUOTE in data:
+            self._unquote(data, starts, ends, texts, present, self.bytes_column)
+        try:
+            values = np.array(texts, dtype="S").astype(np.int64) if texts else np.zeros(0, np.int64)
+            ok = values >= 0
+        except (ValueError, OverflowError):
+            values = np.zeros(len(texts), dtype=np.int64)
+            ok = np.zeros(len(texts), dtype=bool)
+            for i, text in enumerate(texts):
+                if text.isdigit() and len(text) < 19:
+                    values[i], ok[i] = int(text), True
+        for i in np.flatnonzero(~ok).tolist():
+            values[i] = 0
+            tally = self.tally
+            tally.bad_bytes += 1
+            if tally.bad_bytes <= self.args.report_limit:
+                shown = _quoted(texts[i].decode("utf-8", "replace")) if present[i] else "(no such field)"
+                self._say(f"{self.name}:{first_line_no + i}:{int(fs[i] - starts[i]) + 1}: "
+                          f"not a byte count: {shown}; counted as 0")
+        return values
+
+    def _count(self, data: bytes, bounds, result, bad, first_line_no: int, n: int) -> None:
+        tally = self.tally
+        result = result[:n]
+        sizes = self._byte_counts(data, bounds, n, first_line_no) if tally.bytes is not None else None
+        hit = np.flatnonzero(result >= 0)
+        regs = self.prefix_reg[result[hit]]
+        tally.lines += np.bincount(regs, minlength=len(tally.lines))
+        if sizes is not None:
+            np.add.at(tally.bytes, regs, sizes[hit])
+        bad = bad[bad < n]
+        for key, rows in (("denied", np.flatnonzero(result == -1)), ("invalid", bad)):
+            tally.other[key][0] += len(rows)
+            if sizes is not None:
+                tally.other[key][1] += int(sizes[rows].sum())
+
+    def _say(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.message(line)
+        else:
+            print(line, file=self.err_stream)
 
     def _annotate(self, data, lines, result, blank, n) -> None:
         if lines is None:
@@ -423,6 +596,35 @@ class Filter:
             self.out.write(line if line.endswith(b"\n") else line + b"\n")
 
 
+def _print_tally(flt: "Filter", name: str) -> None:
+    """The --count-by table (or JSON) on stdout: registrations in natural id order, then the rest."""
+    from ipallow.registry import id_key
+    tally = flt.tally
+    rows = []
+    for reg in np.flatnonzero(tally.lines).tolist():
+        data = flt.data[reg] if flt.data is not None else None
+        rows.append((registration_label(data, reg), reg, int(tally.lines[reg]),
+                     int(tally.bytes[reg]) if tally.bytes is not None else None))
+    rows.sort(key=lambda row: id_key(row[0]))
+    with_bytes = tally.bytes is not None
+    if flt.args.json:
+        def entry(lines, size):
+            return {"lines": lines, **({"bytes": size} if with_bytes else {})}
+        print_json({"input": name, "count_by": "registration",
+                    "registrations": [{"id": label, "registration": reg, **entry(lines, size)}
+                                      for label, reg, lines, size in rows],
+                    "denied": entry(*tally.other["denied"]), "invalid": entry(*tally.other["invalid"])})
+        return
+    table = [(label, lines, size) for label, _, lines, size in rows]
+    table += [(f"({key})", *tally.other[key]) for key in ("denied", "invalid")]
+    heads = ("registration", "lines") + (("bytes",) if with_bytes else ())
+    cells = [heads] + [(label, f"{lines:,}") + ((f"{size:,}",) if with_bytes else ())
+                       for label, lines, size in table]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(heads))]
+    for row in cells:
+        print("  ".join([row[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(row[1:], widths[1:])]))
+
+
 def _summary_line(name: str, c: Counts, seconds: float) -> str:
     rate = c.lines / seconds if seconds > 0 else 0.0
     shown = ""
@@ -442,6 +644,13 @@ def cmd_filter(args: argparse.Namespace) -> int:
     if args.report_limit < 0:
         print("ipallow filter: --report-limit must be >= 0", file=sys.stderr)
         return EXIT_ERROR
+    if args.count_by and (args.denied or args.annotate):
+        print("ipallow filter: --count-by counts every line; it takes no --denied or --annotate",
+              file=sys.stderr)
+        return EXIT_ERROR
+    if args.bytes is not None and (not args.count_by or args.column is None):
+        print("ipallow filter: --bytes needs --count-by and --column", file=sys.stderr)
+        return EXIT_ERROR
     allowlist = load_allowlist(args.list, at=args.at)
     if args.input == "-":
         fd, total = sys.stdin.buffer.fileno(), None
@@ -460,7 +669,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
     flt.bar = bar if bar.enabled else None
     try:
         with bar:
-            blocks = _read_blocks(fd, bar)
+            blocks = _read_blocks(_input_chunks(fd, bar))
             line_no = 1
             if args.column is not None:
                 first = next(blocks, b"")
@@ -470,11 +679,17 @@ def cmd_filter(args: argparse.Namespace) -> int:
                     has_header = not args.column.isdigit() or args.header
                     flt.column, flt.column_label = _resolve_column(args.column, head if has_header else None,
                                                                    flt.sep)
+                    if args.bytes is not None:
+                        if not args.bytes.isdigit() and not has_header:
+                            raise ValueError("--bytes NAME needs a header line (--column NAME or --header)")
+                        flt.bytes_column = _resolve_column(args.bytes, head if has_header else None,
+                                                           flt.sep)[0]
                 except ValueError as exc:
                     print(f"ipallow filter: {exc}", file=sys.stderr)
                     return EXIT_ERROR
                 if first and has_header:
-                    flt.header(head + b"\n")
+                    if flt.mode != "count":         # counts replace the lines, header included
+                        flt.header(head + b"\n")
                     line_no = 2
                     first = rest
                 if first:
@@ -489,11 +704,23 @@ def cmd_filter(args: argparse.Namespace) -> int:
             except Stop:
                 out.flush()
                 status = EXIT_ERROR
+    except BadInput as exc:
+        out.flush()
+        print(f"ipallow filter: {name}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     finally:
         if handle is not None:
             handle.close()
     seconds = time.perf_counter() - started
     c = flt.counts
+    if flt.column is not None and c.missing and c.missing == c.lines - c.blank:
+        # Not one line has the column: the wrong --column or --field-sep, not bad data.
+        sep = {9: "tab", 32: "space"}.get(flt.sep, repr(chr(flt.sep)))
+        print(f"ipallow filter: {name}: no line has {flt.column_label} (separator {sep}); "
+              f"check --column and --field-sep", file=sys.stderr)
+        return EXIT_ERROR
+    if flt.tally is not None and status is None:
+        _print_tally(flt, name)
     if args.json:
         print_json({"input": name, "lines": c.lines, "allowed": c.allowed, "denied": c.denied,
                     "unparseable": c.unparseable, "blank": c.blank, "written": c.output,
@@ -508,6 +735,8 @@ def cmd_filter(args: argparse.Namespace) -> int:
         print(_summary_line(name, c, seconds), file=sys.stderr)
     if status is not None:
         return status
+    if flt.tally is not None:
+        return EXIT_OK if c.lines > c.blank else EXIT_NEGATIVE
     return EXIT_OK if c.output else EXIT_NEGATIVE
 
 
@@ -535,6 +764,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     mode.add_argument("--denied", action="store_true", help="print the denied lines")
     mode.add_argument("--annotate", action="store_true",
                       help="print every line with its verdict and registration id appended")
+    parser.add_argument("--count-by", choices=("registration",),
+                        help="write no lines: print how many lines (and, with --bytes, bytes) each "
+                             "registration allowed, plus the denied and invalid ones, as a table "
+                             "(--json: one JSON object) on stdout")
+    parser.add_argument("--bytes", metavar="NAME|N",
+                        help="with --count-by: the column holding each line's byte count (a header "
+                             "name or a 1-based number)")
     parser.add_argument("--strict", action="store_true",
                         help="an unparseable address is fatal: stop there, exit 2")
     parser.add_argument("--report-limit", type=int, default=10, metavar="N",

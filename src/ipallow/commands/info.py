@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
+import time
 
 from ipallow import snapshot
 from ipallow.commands import EXIT_OK
@@ -17,11 +19,25 @@ examples:
 exit status: 0 a valid snapshot, 2 not a valid snapshot (the reason is printed) or I/O error"""
 
 
+def _lifecycle(allowlist, facts: dict) -> dict | None:
+    """When a registry's snapshot was evaluated, and its next lifecycle boundary."""
+    if not facts.get("has_lifecycle"):
+        return None
+    from ipallow.commands._lifecycle import format_instant
+    from ipallow.registry import lifecycle_head
+    head = lifecycle_head(allowlist._compiled.lifecycle)
+    until = head["until"]
+    return {"evaluated_at": format_instant(head["evaluated_at"]),
+            "next_boundary": None if math.isinf(until) else format_instant(until),
+            "registry_registrations": head["registrations"], "counting": head["counting"]}
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     facts = snapshot.info(args.file)
     allowlist = snapshot.load(args.file)       # full validation, as a server would do
     facts["prefixes"] = allowlist.prefix_count
     facts["index_bytes"] = allowlist.nbytes
+    facts["lifecycle"] = _lifecycle(allowlist, facts)
     if args.json:
         print(json.dumps(facts))
         return EXIT_OK
@@ -31,6 +47,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  created        {created}")
     print(f"  registrations  {facts['registrations']:,}"
           f"{' (with data)' if facts['has_data'] else ''}")
+    life = facts["lifecycle"]
+    if life is not None:
+        print(f"  registry       {life['registry_registrations']:,} registrations, "
+              f"{life['counting']:,} counting at the evaluation instant")
+        print(f"  evaluated at   {life['evaluated_at']}")
+        boundary = life["next_boundary"] or "none (no registration starts or stops counting later)"
+        if life["next_boundary"] is not None and time.time() >= allowlist._window()[1]:
+            boundary += "  (passed: commands evaluate the registry again for the instant asked)"
+        print(f"  next boundary  {boundary}")
     print(f"  prefixes       {facts['prefixes'][4]:,} IPv4, {facts['prefixes'][6]:,} IPv6")
     print(f"  index          {facts['index_bytes']:,} bytes "
           f"(level 0: {facts['dir_bits'][4]} bits IPv4, {facts['dir_bits'][6]} bits IPv6)")

@@ -213,9 +213,15 @@ def _warnings(source, file_name: str, text: str) -> Found:
         where = [f"the same registration {i}" if s else f"{j}, line {ol}"
                  for s, i, j, ol in zip(same, ids, other_ids, other_line)]
     kinds = [KINDS[k] for k in kind.tolist()]
-    message = [f"{n} is registered again ({w}); the first registration wins lookups" if k == "duplicate"
+    # Of several registrations of one prefix, the one that answers is the
+    # outer row: a registry's lowest id in natural order, a plain list's first line.
+    if all_ids is None:
+        winner = [f"the first (line {ol}) answers lookups" for ol in other_line]
+    else:
+        winner = [f"{j} answers lookups (the lowest id)" for j in other_ids]
+    message = [f"{n} is registered again ({w}); {a}" if k == "duplicate"
                else f"{n} lies inside {o} ({w}); lookups return the longer prefix"
-               for k, n, o, w in zip(kinds, nets, others, where)]
+               for k, n, o, w, a in zip(kinds, nets, others, where, winner)]
     return Found(line, column, kinds, message, nets, others, other_line, ids, other_ids)
 
 
