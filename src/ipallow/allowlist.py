@@ -145,8 +145,10 @@ class Allowlist(_trie.Index):
         return self
 
     def _install(self, compiled: Compiled) -> None:
-        self._compiled = compiled
+        # Tables first: they refuse a second install (and corrupt arrays), and the
+        # registrations must not change unless the tables that answer for them do.
         self._set_tables(*compiled.tables, compiled.prefix_reg)
+        self._compiled = compiled
 
     # -- single lookups ------------------------------------------------------
 
