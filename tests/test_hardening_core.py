@@ -297,3 +297,33 @@ def test_arrow_slice_past_the_buffers_is_refused():
     """)
     lines = out.splitlines()
     assert len(lines) == 5 and all(line.endswith("shorter than the array") for line in lines), out
+
+
+# ---------------------------------------------------------------------------------------------
+# Found while auditing the shifts: build_table's sweep keeps one open prefix per length on a
+# fixed stack, which input that is unsorted, longer than 128 bits or has host bits overran
+
+def test_build_table_refuses_input_that_would_overrun_its_stack():
+    out = run_isolated("""
+        import numpy as np
+        from ipallow import _trie
+        n = 1000
+        cases = {
+            "sorted": (np.zeros(n), np.arange(n, 0, -1), np.full(n, 128)),     # descending /128s
+            "0..128": (np.zeros(256), np.zeros(256), np.arange(256)),          # lengths past 128
+            "host bits": (np.zeros(n), np.arange(n), np.full(n, 120)),         # unaligned ranges
+        }
+        for name, (hi, lo, plen) in cases.items():
+            value = np.arange(1, len(hi) + 1, dtype=np.uint32)
+            try:
+                _trie.build_table(hi.astype(np.uint64), lo.astype(np.uint64), plen.astype(np.uint8),
+                                  value, 10, 1, len(hi))
+                print(name, "built")
+            except ValueError as exc:
+                print(name, "->", exc)
+    """)
+    assert out.splitlines() == [
+        "sorted -> build_table: prefixes must be sorted by (start, length)",
+        "0..128 -> build_table: prefix lengths must be 0..128",
+        "host bits -> build_table: a prefix has host bits set",
+    ]

@@ -1056,9 +1056,21 @@ def build_table(const uint64_t[::1] hi, const uint64_t[::1] lo, const uint8_t[::
         raise ValueError("build_table: dir_bits must be 1..24")
     if first < 1 or <uint64_t>first + count > <uint64_t>NODE_FLAG or n_values >= NODE_FLAG:
         raise ValueError("build_table: answer numbers out of range")
+    # The sweep's stack holds one open prefix per length: that bound needs prefixes
+    # sorted by (start, length), no longer than 128 and without host bits (so nested or
+    # disjoint).  Checked here, as other input would overrun it.
+    cdef uint64_t host_hi, host_lo
     for i in range(count):
         if not 1 <= value[i] <= n_values:
             raise ValueError("build_table: values must be 1..n_values")
+        if plen[i] > 128:
+            raise ValueError("build_table: prefix lengths must be 0..128")
+        ones_below(128 - plen[i], &host_hi, &host_lo)
+        if (hi[i] & host_hi) | (lo[i] & host_lo):
+            raise ValueError("build_table: a prefix has host bits set")
+        if i and not (hi[i - 1] < hi[i] or (hi[i - 1] == hi[i] and (
+                lo[i - 1] < lo[i] or (lo[i - 1] == lo[i] and plen[i - 1] <= plen[i])))):
+            raise ValueError("build_table: prefixes must be sorted by (start, length)")
     cdef builder_t b
     b.bhi = <uint64_t*>malloc((2 * count + 2) * sizeof(uint64_t))
     b.blo = <uint64_t*>malloc((2 * count + 2) * sizeof(uint64_t))
