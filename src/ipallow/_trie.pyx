@@ -1341,14 +1341,19 @@ cdef class Index:
         Arguments:
             addresses: a numpy ``uint32`` array (IPv4); an ``(n, 2)`` ``uint64``
                 array (IPv6 high, low); an ``(n, 16)`` or ``(n, 4)`` ``uint8``
-                array or ``S16``/``V16``/``S4`` array of packed addresses; or a
-                list (or numpy str/object array) of addresses in any accepted form.
+                array or ``S16``/``V16``/``S4``/``V4`` array of packed addresses;
+                or a list (or numpy str/object array) of addresses in any accepted
+                form.  ``S4``/``S16`` are packed only when they cannot be text
+                (see ``refuse_text_as_packed``).
             out: optional preallocated C-contiguous ``bool`` array of length n.
 
         Raises:
             TypeError: unsupported container, dtype or element type.
-            ValueError: bad shape, an integer out of range, or an unparseable
-                element (``AddressError``, naming its position).
+            ValueError: bad shape, an integer out of range, an ``S4``/``S16``
+                array that may be text, or an unparseable element
+                (``AddressError``, naming its position).
+            RuntimeError: the list was shrunk while it was read (by another
+                thread, or by Python code an item ran).
         """
         return self._batch(addresses, MODE_CONTAINS, out)
 
@@ -1509,7 +1514,8 @@ cdef class Index:
         Items are ``str`` or ASCII ``bytes`` address text (or None).  Result:
         int32, the prefix index, or ``NO_MATCH`` (-1), ``UNPARSEABLE`` (-2),
         ``MISSING`` (-3, for None).  For streams and columns where a bad row
-        must be counted, not fatal.
+        must be counted, not fatal.  A list shrunk while it is read (by Python
+        code run from the loop, or another thread) raises RuntimeError.
         """
         if self._arrays is None:
             raise RuntimeError("the index has no tables")
