@@ -82,7 +82,9 @@ def compile_entries(entries: Any, strict: bool = True,
         raise TypeError(f"expected an iterable of entries, not a single {type(entries).__name__}; "
                         f"wrap it in a list")
     try:
-        items = entries if isinstance(entries, list) else list(entries)
+        # Always a private copy (a list subclass too): the caller's list may change while
+        # it is compiled (another thread, or an entry's own Python code), the copy cannot.
+        items = list(entries)
     except TypeError:
         raise TypeError(f"expected an iterable of entries, got {type(entries).__name__}") from None
     version, hi, lo, plen, status, data, masked = _trie.parse_entries(items, strict)

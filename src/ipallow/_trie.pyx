@@ -34,6 +34,7 @@ from cpython.bytes cimport PyBytes_Check, PyBytes_GET_SIZE, PyBytes_AS_STRING
 from cpython.long cimport PyLong_Check
 from cpython.bool cimport PyBool_Check
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
+from cpython.list cimport PyList_GET_SIZE
 
 import numpy as np
 from ipaddress import IPv4Address, IPv6Address
@@ -555,6 +556,13 @@ def parse_network(text, bint strict=True):
     return rc, (<object>hi << 64) | lo, plen, masked
 
 
+cdef object list_changed_size(str what, Py_ssize_t was, list items):
+    """The error for a list that shrank while a loop of the core was reading it."""
+    job = "batch" if what == "addresses" else "compile"
+    return RuntimeError(f"the list of {what} changed size during the {job} "
+                        f"(from {was:,} to {len(items):,} items)")
+
+
 @cython.boundscheck(False)
 def parse_entries(list items, bint strict=True):
     """Fast path for compiling: parse every ``str`` or ``(str, data)`` item in C.
@@ -584,6 +592,11 @@ def parse_entries(list items, bint strict=True):
     cdef bint masked
     cdef Py_ssize_t masked_count = 0
     for i in range(count):
+        # Python code runs inside this loop (a tuple subclass's __getitem__, building an
+        # AddressError), and it may shrink the list, or let another thread do so: the
+        # size is checked before every read (items[i] is not bounds-checked).
+        if i >= PyList_GET_SIZE(items):
+            raise list_changed_size("entries", count, items)
         item = items[i]
         if PyTuple_Check(item) and PyTuple_GET_SIZE(item) == 2:
             if data is None:
@@ -1043,9 +1056,21 @@ def build_table(const uint64_t[::1] hi, const uint64_t[::1] lo, const uint8_t[::
         raise ValueError("build_table: dir_bits must be 1..24")
     if first < 1 or <uint64_t>first + count > <uint64_t>NODE_FLAG or n_values >= NODE_FLAG:
         raise ValueError("build_table: answer numbers out of range")
+    # The sweep's stack holds one open prefix per length: that bound needs prefixes
+    # sorted by (start, length), no longer than 128 and without host bits (so nested or
+    # disjoint).  Checked here, as other input would overrun it.
+    cdef uint64_t host_hi, host_lo
     for i in range(count):
         if not 1 <= value[i] <= n_values:
             raise ValueError("build_table: values must be 1..n_values")
+        if plen[i] > 128:
+            raise ValueError("build_table: prefix lengths must be 0..128")
+        ones_below(128 - plen[i], &host_hi, &host_lo)
+        if (hi[i] & host_hi) | (lo[i] & host_lo):
+            raise ValueError("build_table: a prefix has host bits set")
+        if i and not (hi[i - 1] < hi[i] or (hi[i - 1] == hi[i] and (
+                lo[i - 1] < lo[i] or (lo[i - 1] == lo[i] and plen[i - 1] <= plen[i])))):
+            raise ValueError("build_table: prefixes must be sorted by (start, length)")
     cdef builder_t b
     b.bhi = <uint64_t*>malloc((2 * count + 2) * sizeof(uint64_t))
     b.blo = <uint64_t*>malloc((2 * count + 2) * sizeof(uint64_t))
@@ -1316,14 +1341,19 @@ cdef class Index:
         Arguments:
             addresses: a numpy ``uint32`` array (IPv4); an ``(n, 2)`` ``uint64``
                 array (IPv6 high, low); an ``(n, 16)`` or ``(n, 4)`` ``uint8``
-                array or ``S16``/``V16``/``S4`` array of packed addresses; or a
-                list (or numpy str/object array) of addresses in any accepted form.
+                array or ``S16``/``V16``/``S4``/``V4`` array of packed addresses;
+                or a list (or numpy str/object array) of addresses in any accepted
+                form.  ``S4``/``S16`` are packed only when they cannot be text
+                (see ``refuse_text_as_packed``).
             out: optional preallocated C-contiguous ``bool`` array of length n.
 
         Raises:
             TypeError: unsupported container, dtype or element type.
-            ValueError: bad shape, an integer out of range, or an unparseable
-                element (``AddressError``, naming its position).
+            ValueError: bad shape, an integer out of range, an ``S4``/``S16``
+                array that may be text, or an unparseable element
+                (``AddressError``, naming its position).
+            RuntimeError: the list was shrunk while it was read (by another
+                thread, or by Python code an item ran).
         """
         return self._batch(addresses, MODE_CONTAINS, out)
 
@@ -1422,10 +1452,9 @@ cdef class Index:
             ready = gathered
             used = 0
             for i in range(gathered):
-                if base + i >= len(items):
+                if base + i >= PyList_GET_SIZE(items):
                     # Another thread (or an item's own conversion code) shrank it.
-                    raise RuntimeError(f"the list of addresses changed size during the batch "
-                                       f"(from {n:,} to {len(items):,} items)")
+                    raise list_changed_size("addresses", n, items)
                 item = items[base + i]
                 if (PyUnicode_Check(item) and PyUnicode_IS_COMPACT_ASCII(item)
                         and PyUnicode_GET_LENGTH(item) <= TEXT_SLOT):
@@ -1485,13 +1514,15 @@ cdef class Index:
         Items are ``str`` or ASCII ``bytes`` address text (or None).  Result:
         int32, the prefix index, or ``NO_MATCH`` (-1), ``UNPARSEABLE`` (-2),
         ``MISSING`` (-3, for None).  For streams and columns where a bad row
-        must be counted, not fatal.
+        must be counted, not fatal.  A list shrunk while it is read (by Python
+        code run from the loop, or another thread) raises RuntimeError.
         """
         if self._arrays is None:
             raise RuntimeError("the index has no tables")
-        if not isinstance(items, list):
-            items = list(items)
-        cdef Py_ssize_t n = len(items)
+        if type(items) is not list:
+            items = list(items)               # a list subclass too: read one way, as a list
+        cdef list seq = items
+        cdef Py_ssize_t n = PyList_GET_SIZE(seq)
         result = np.empty(n, dtype=np.int32)
         cdef int32_t[::1] out = result
         cdef uint32_t leaves[CHUNK]
@@ -1506,7 +1537,12 @@ cdef class Index:
             count = min(<Py_ssize_t>CHUNK, n - base)
             for i in range(count):
                 leaves[i] = 0
-                item = items[base + i]
+                # Python code can run in this loop (a finalizer when an exception or the
+                # previous item is freed, and then another thread): the list may have
+                # shrunk, and seq[...] is not bounds-checked.
+                if base + i >= PyList_GET_SIZE(seq):
+                    raise list_changed_size("addresses", n, seq)
+                item = seq[base + i]
                 if PyBytes_Check(item):
                     s = PyBytes_AS_STRING(item)
                     size = PyBytes_GET_SIZE(item)
@@ -1556,10 +1592,11 @@ cdef class Index:
         cdef bint has_validity = validity is not None
         if has_validity:
             valid = memoryview(validity).cast("B")
-            if valid.shape[0] * 8 < start + length:
+            # Written so that nothing overflows: start + length can pass 2**63.
+            if start > valid.shape[0] * 8 - length:
                 raise ValueError("validity bitmap shorter than the array")
         cdef Py_ssize_t width = 8 if wide else 4
-        if offs_bytes.shape[0] < (start + length + 1) * width:
+        if start > offs_bytes.shape[0] // width - 1 - length:       # needs start + length + 1 offsets
             raise ValueError("offsets buffer shorter than the array")
         result = np.empty(length, dtype=np.int32)
         cdef int32_t[::1] out = result
@@ -1605,6 +1642,8 @@ cdef class Index:
         arr = np.ascontiguousarray(array)
         if arr.ndim != 1 or arr.dtype.kind not in "SU":
             raise TypeError("expected a 1-D numpy S or U array")
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))     # '>U': UCS-4 read as host words below
         cdef Py_ssize_t n = arr.shape[0], itemsize = arr.dtype.itemsize, i, k, size
         cdef bint ucs4 = arr.dtype.kind == "U"
         cdef const uint8_t[::1] raw = arr.view(np.uint8).reshape(-1) if n * itemsize else np.zeros(1, np.uint8)
@@ -2163,8 +2202,8 @@ def batch_input(addresses):
     """
     if isinstance(addresses, (str, bytes)):
         raise TypeError(f"expected a sequence of addresses, not a single {type(addresses).__name__}")
-    if isinstance(addresses, list):
-        return "objects", addresses
+    if type(addresses) is list:
+        return "objects", addresses           # a list subclass is copied below, like any sequence
     if not isinstance(addresses, np.ndarray):
         if hasattr(addresses, "__array__") and not isinstance(addresses, (tuple, range)):
             addresses = np.asarray(addresses)
@@ -2190,12 +2229,8 @@ def batch_input(addresses):
                              f"with shape {arr.shape}")
         width = arr.dtype.itemsize
         rows = np.ascontiguousarray(arr).view(np.uint8).reshape(-1, width)
-        if kind == "S" and len(rows) and looks_like_text(rows):
-            # b"2001:db8:1:2::10" is 16 bytes of text *and* a valid packed address:
-            # refuse to guess rather than answer for the wrong address.
-            raise ValueError(f"this {arr.dtype} array holds address text, not packed addresses: "
-                             f"pass a list or .astype(str) for text, or .view('V{width}') / "
-                             f"(n, {width}) uint8 rows for packed bytes")
+        if kind == "S":
+            refuse_text_as_packed(rows, arr)
         return "packed", rows
     if kind not in "ui":
         raise TypeError(f"unsupported array dtype {arr.dtype}: use uint32 (IPv4), "
@@ -2210,14 +2245,69 @@ def batch_input(addresses):
                      f"(n, 2) uint64 or (n, 4) / (n, 16) uint8")
 
 
-# Bytes that can appear in address text: digits, hex letters, '.', ':' (and NUL padding).
-TEXT_BYTES = np.zeros(256, dtype=bool)
-TEXT_BYTES[list(b"0123456789abcdefABCDEF.:\0")] = True
+cdef enum:
+    PACKED_ONLY = 0         # no row can be text: packed bytes
+    HAS_ADDRESS_TEXT = 1    # some row is valid address text
+    ALL_PRINTABLE = 2       # every row is printable ASCII or empty: text, whatever it says
 
 
-def looks_like_text(rows):
-    """True when every row of a packed-address array could be address text instead."""
-    return bool(TEXT_BYTES[rows].all()) and bool((rows[:, 0] != 0).all())
+cdef int read_fixed_rows(const uint8_t* rows, Py_ssize_t n, Py_ssize_t width,
+                         Py_ssize_t* text_row) noexcept nogil:
+    """Whether rows of ``width`` NUL-padded bytes (an S4/S16 array) can be text.
+
+    Every row is checked; a packed row usually fails at its first byte.  A row is
+    address text when, without its trailing NULs, it parses as an address; printable
+    when it is empty or all its bytes are ASCII 0x20-0x7E."""
+    cdef bint all_printable = n > 0, printable, address_chars
+    cdef Py_ssize_t i, k, size, err = 0
+    cdef const uint8_t* row
+    cdef uint8_t ch
+    cdef uint64_t hi, lo
+    for i in range(n):
+        row = rows + i * width
+        size = width
+        while size > 0 and row[size - 1] == 0:
+            size -= 1
+        address_chars = size > 0
+        printable = True
+        for k in range(size):
+            ch = row[k]
+            if hexval(<char>ch) >= 0 or ch == c'.' or ch == c':':
+                continue
+            address_chars = False
+            if ch < 0x20 or ch > 0x7E:
+                printable = False
+                break
+            if not all_printable:
+                break                   # only address text still matters
+        if address_chars and parse_address_bytes(<const char*>row, 0, size, &hi, &lo, &err) > 0:
+            text_row[0] = i
+            return HAS_ADDRESS_TEXT
+        all_printable = all_printable and printable
+    return ALL_PRINTABLE if all_printable else PACKED_ONLY
+
+
+cdef int refuse_text_as_packed(const uint8_t[:, ::1] rows, arr) except -1:
+    """Raise ValueError unless an S4/S16 array can only be packed addresses.
+
+    numpy gives address text (``np.array([b"1::2", b""])`` is ``S4``) and packed
+    bytes the same dtypes, and every 4 or 16 bytes are some packed address.  So the
+    array is refused when any row is valid address text, or when every row is
+    printable or empty (text with missing values or typos): never read half one
+    way.  The caller says which it is with ``.astype(str)`` or ``.view("V16")``."""
+    cdef Py_ssize_t n = rows.shape[0], width = rows.shape[1], row = -1
+    cdef int reading
+    if n == 0:
+        return 0
+    with nogil:
+        reading = read_fixed_rows(&rows[0, 0], n, width, &row)
+    if reading == PACKED_ONLY:
+        return 0
+    why = (f"row {row} ({bytes(arr[row])!r}) is address text" if reading == HAS_ADDRESS_TEXT
+           else "every row is printable text or empty")
+    raise ValueError(f"this S{width} array holds address text, not packed addresses: {why}; "
+                     f"S{width} carries both, so say which: a list or .astype(str) for text, "
+                     f".view('V{width}') or (n, {width}) uint8 rows for packed bytes")
 
 
 cdef object checked_cast(arr, dtype, limit):

@@ -228,8 +228,10 @@ class Allowlist(_trie.Index):
         return self
 
     def _install(self, compiled: Compiled) -> None:
-        self._compiled = compiled
+        # Tables first: they refuse a second install (and corrupt arrays), and the
+        # registrations must not change unless the tables that answer for them do.
         self._set_tables(*compiled.tables, compiled.prefix_reg)
+        self._compiled = compiled
 
     # -- single lookups ------------------------------------------------------
 
@@ -261,19 +263,25 @@ class Allowlist(_trie.Index):
         Arguments:
             addresses: a numpy ``uint32`` array (IPv4); an ``(n, 2)`` ``uint64``
                 array (IPv6 high, low words); an ``(n, 16)`` / ``(n, 4)`` ``uint8``
-                or ``S16`` / ``V16`` / ``S4`` array of packed addresses; a numpy
-                ``U`` / ``S`` array of address text; a list of addresses in any
+                or ``S16`` / ``V16`` / ``S4`` / ``V4`` array of packed addresses; a
+                numpy ``U`` / ``S`` array of address text; a list of addresses in any
                 accepted form; or a pyarrow string array / chunked array or a
                 pandas Series / Index of address text, read from its Arrow
                 buffers in place (see :mod:`ipallow.dataframe` for a mask of
                 null and unparseable rows instead of an error).
             out: optional preallocated C-contiguous ``bool`` array of length n.
 
+        ``S4`` / ``S16`` arrays are packed bytes only when they cannot be text:
+        one with a row of valid address text, or with only printable or empty
+        rows (text with missing values), raises ValueError instead of being read
+        either way; ``.astype(str)`` says text, ``.view("V16")`` packed bytes.
+
         Raises:
             TypeError: an unsupported container, dtype or element type.
-            ValueError: a bad shape or integer; ``AddressError`` for an
-                unparseable element, ``dataframe.BadRowError`` for a null or
-                unparseable row of a pyarrow / pandas column (both name the row).
+            ValueError: a bad shape or integer; an ``S4`` / ``S16`` array that may be
+                text; ``AddressError`` for an unparseable element,
+                ``dataframe.BadRowError`` for a null or unparseable row of a
+                pyarrow / pandas column (both name the row).
 
         >>> Allowlist(["10.0.0.0/8"]).contains_many(["10.1.2.3", "8.8.8.8"]).tolist()
         [True, False]
