@@ -61,24 +61,38 @@ class Allowlist(_trie.Index):
         self._install(compile_entries(entries, strict))
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, *, strict: bool = True) -> "Allowlist":
-        """Load a list file: ``.csv`` with a header, anything else one entry per line.
+    def from_file(cls, path: str | os.PathLike, *, strict: bool = True, format: str | None = None,
+                  at: Any = None) -> "Allowlist":
+        """Load a list, registry or snapshot file (told apart by content; see :mod:`ipallow.loaders`).
 
         Text files: one entry per line (CIDR, address or range ``a - b``);
-        ``#`` starts a comment; blank lines are ignored.  CSV files: a header
+        ``#`` starts a comment; blank lines are ignored.  CSV lists: a header
         row with a ``cidr`` (or ``network`` / ``ip``) column; every other
-        column becomes the registration's data (a dict).
+        column becomes the registration's data (a dict).  Registries (CSV
+        whose header has an ``id`` column, or JSON Lines): the registrations
+        that count at ``at`` (default: now), as :meth:`from_registry` gives
+        them.  Snapshots: memory-mapped.
+
+        Arguments:
+            format: one of ``txt``, ``csv``, ``jsonl``, ``registry-csv``,
+                ``snapshot`` to override the recognition (``csv`` reads a
+                registry CSV as a plain list: every row counts).
+            at: for a registry: the instant whose registrations count.
 
         Raises:
             ParseError: listing every bad line as ``path:line:col: message``;
                 nothing is loaded.
+            SnapshotError: a snapshot (or ``format="snapshot"``) that is not valid.
             OSError: the file cannot be read.
 
-        >>> Allowlist.from_file(ipallow.SAMPLE_LIST).lookup("203.0.113.9").data["id"]
+        >>> Allowlist.from_file(ipallow.SAMPLE_LIST).lookup("203.0.113.9").data.id
         'PTA-0003'
         """
-        from ipallow.loaders import load_list
-        return cls._from_compiled(load_list(path, strict=strict))
+        from ipallow.loaders import load
+        loaded = load(path, format=format, strict=strict)
+        if loaded.registry is not None:
+            return cls.from_registry(loaded.registry, at=at)
+        return cls._from_compiled(loaded.compiled)
 
     @classmethod
     def from_registry(cls, source: Any, at: Any = None) -> "Allowlist":

@@ -25,7 +25,6 @@ import mmap
 import os
 import struct
 import sys
-import tempfile
 import time
 from typing import Any, Callable
 
@@ -194,30 +193,10 @@ def _aligned(offset: int) -> int:
 
 
 def save(compiled: Compiled, path: str | os.PathLike, created: int | None = None) -> None:
-    """Write a snapshot atomically: a temporary file beside ``path``, fsync, rename."""
-    target = os.fspath(path)
-    data = to_bytes(compiled, created)
-    directory = os.path.dirname(os.path.abspath(target))
-    fd, temporary = tempfile.mkstemp(prefix=".ipallow-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
-    if hasattr(os, "O_DIRECTORY"):   # make the rename itself durable
-        dir_fd = os.open(directory, os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    """Write a snapshot: a regular file atomically (temporary file beside it, fsync, rename),
+    a symlink's target likewise, a FIFO or device written through (see :mod:`ipallow._output`)."""
+    from ipallow import _output
+    _output.write_bytes(path, to_bytes(compiled, created))
 
 
 # -- reading ----------------------------------------------------------------------

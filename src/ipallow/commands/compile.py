@@ -4,49 +4,71 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 import time
 
-from ipallow import Allowlist
+from ipallow import snapshot
 from ipallow.commands import EXIT_OK
 
 EXAMPLES = """\
 examples:
   ipallow compile registered.csv -o registered.ipallow
+  ipallow compile registry.jsonl -o /srv/ipallow/current.ipallow   # a symlink: its target is replaced
+  curl -s https://registry.example/export | ipallow compile - -o registered.ipallow
+  ipallow compile registered.csv -o - | ssh gw 'cat > /srv/registered.ipallow'   # report on stderr
   ipallow check --list registered.ipallow 203.0.113.9     # every command takes snapshots
   python -c 'import ipallow; al = ipallow.load("registered.ipallow")'
 
-exit status: 0 written, 2 bad list (every bad line is listed) or I/O error"""
+a registry compiles to the registrations that count at --at (default: now); a snapshot
+has no lifecycle, so compile it again when registrations start or end.
+
+-o FILE: a regular file (or a new one, mode 0644) is replaced atomically keeping its
+mode (temporary file beside it, fsync, rename, fsync of the directory); a symlink's
+target is replaced the same way; a FIFO or character device is written through; a
+directory is an error; - is stdout.
+
+exit status: 0 written, 2 bad list (every bad line is listed), usage or I/O error"""
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from ipallow.commands._common import load_source, output_file
     started = time.perf_counter()
-    allowlist = Allowlist.from_file(args.list, strict=not args.no_strict)
+    allowlist = load_source(args.list, list_format=args.list_format, at=args.at,
+                            strict=not args.no_strict).allowlist
     compiled = time.perf_counter()
-    allowlist.save(args.output)
+    data = snapshot.to_bytes(allowlist._compiled)       # what Allowlist.save writes
+    with output_file(args.output, binary=True) as handle:
+        handle.write(data)
     saved = time.perf_counter()
+    # With -o - the snapshot is stdout: the report goes to stderr.
+    report_stream = sys.stderr if args.output == "-" else sys.stdout
     report = {"list": args.list, "output": args.output, "registrations": len(allowlist),
-              "prefixes": allowlist.prefix_count, "bytes": os.path.getsize(args.output),
+              "prefixes": allowlist.prefix_count, "bytes": len(data),
               "compile_seconds": round(compiled - started, 4),
               "save_seconds": round(saved - compiled, 4)}
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report), file=report_stream)
     else:
         counts = allowlist.prefix_count
         print(f"{args.output}: {len(allowlist):,} registrations, {counts[4]:,} IPv4 and "
               f"{counts[6]:,} IPv6 prefixes, {report['bytes']:,} bytes "
-              f"(compiled in {report['compile_seconds']:.3f} s)")
+              f"(compiled in {report['compile_seconds']:.3f} s)", file=report_stream)
     return EXIT_OK
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "compile", help="compile a list into a snapshot file (memory-mapped by every process)",
-        description="Compile a list (.csv or text) into a snapshot that ipallow.load() and every "
-                    "command open in milliseconds. Written atomically: readers never see half a file.",
+        description="Compile a list, registry or snapshot into a snapshot that ipallow.load() and "
+                    "every command open in milliseconds. Written atomically: readers never see "
+                    "half a file.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("list", metavar="LIST", help="list or registry file (.csv or text)")
-    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot to write")
+    from ipallow.commands._common import AT_HELP, add_list_format_argument, parse_at_argument
+    parser.add_argument("list", metavar="LIST", help="list, registry or snapshot file; - for stdin")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="snapshot to write (- for stdout); see below for what FILE may be")
+    add_list_format_argument(parser)
+    parser.add_argument("--at", metavar="TIME", type=parse_at_argument, help=AT_HELP)
     parser.add_argument("--no-strict", action="store_true",
                         help="clear host bits in CIDRs instead of rejecting them")
     parser.add_argument("--json", action="store_true", help="report as one JSON object")
