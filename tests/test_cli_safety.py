@@ -6,6 +6,7 @@ subprocess, in a temporary directory (never the real /dev/null).
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -197,3 +198,168 @@ def test_allowlist_save_uses_the_same_rules(tmp_path):
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
     assert "192.0.2.1" in ipallow.snapshot.loads(received[0])
     assert leftovers(tmp_path) == []
+
+
+# -- no silent list: --list, else $IPALLOW_LIST, else exit 2 (the demo only with --sample) -----
+
+NO_LIST = "no list given: pass --list FILE"
+
+
+@pytest.mark.parametrize("command", [
+    ["check", "203.0.113.9"],
+    ["filter"],
+    ["filter", "--denied", "-"],
+    ["bench", "--queries", "10", "--peers", "none"],
+])
+def test_no_list_is_a_usage_error_not_the_demo_registry(command):
+    result = run(*command, stdin="203.0.113.9\n")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert NO_LIST in result.stderr and "IPALLOW_LIST" in result.stderr and "--sample" in result.stderr
+
+
+def test_list_from_the_environment(tmp_path, plain):
+    result = run("check", "192.0.2.7", env={"IPALLOW_LIST": str(plain)})
+    assert result.returncode == 0 and result.stdout.split()[:3] == ["192.0.2.7", "allowed", "192.0.2.0/24"]
+    # the demo registry allows 203.0.113.9; this list does not
+    assert run("check", "203.0.113.9", env={"IPALLOW_LIST": str(plain)}).returncode == 1
+    filtered = run("filter", "-q", stdin="192.0.2.7\n203.0.113.9\n", env={"IPALLOW_LIST": str(plain)})
+    assert filtered.returncode == 0 and filtered.stdout == "192.0.2.7\n"
+
+
+def test_explicit_choices_beat_the_environment(tmp_path, plain):
+    other = tmp_path / "other.txt"
+    other.write_text("203.0.113.0/24\n")
+    env = {"IPALLOW_LIST": str(plain)}
+    assert run("check", "--list", other, "203.0.113.9", env=env).returncode == 0
+    assert run("check", "--sample", "203.0.113.9", env=env).returncode == 0
+    assert run("check", "203.0.113.9", env={"IPALLOW_LIST": ""}).returncode == 2     # empty = unset
+    both = run("check", "--list", other, "--sample", "203.0.113.9")
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
+def test_sample_is_the_bundled_demo_registry():
+    result = run("check", "--sample", "203.0.113.9")
+    assert result.returncode == 0
+    assert result.stdout.split() == ["203.0.113.9", "allowed", "203.0.113.0/24", "PTA-0003", "Indus",
+                                     "Call", "Center"]
+    filtered = run("filter", "--sample", "-q", stdin="203.0.113.9\n8.8.8.8\n")
+    assert filtered.returncode == 0 and filtered.stdout == "203.0.113.9\n"
+
+
+# -- one loader: registries recognised by content, --list-format, stdin for every format --------
+
+@pytest.fixture
+def sources(tmp_path):
+    """The same registrations in every format, under telling names and under a name that says nothing."""
+    files = {}
+    for kind, text in (("registry-csv", REGISTRY_CSV), ("jsonl", REGISTRY_JSONL),
+                       ("csv", "cidr,owner\n192.0.2.0/24,Acme\n198.51.100.0/24,Acme\n"),
+                       ("txt", "# registered\n192.0.2.0/24\n198.51.100.0/24\n")):
+        suffix = {"registry-csv": ".csv", "jsonl": ".jsonl", "csv": ".csv", "txt": ".txt"}[kind]
+        files[kind] = tmp_path / f"{kind}{suffix}"
+        files[kind].write_text(text)
+        files[kind + " unnamed"] = tmp_path / f"{kind}-export.dat"
+        files[kind + " unnamed"].write_text(text)
+    snap = tmp_path / "list.ipallow"
+    ipallow.Allowlist(["192.0.2.0/24", "198.51.100.0/24"]).save(snap)
+    files["snapshot"] = snap
+    files["snapshot unnamed"] = tmp_path / "snapshot-export.dat"
+    files["snapshot unnamed"].write_bytes(snap.read_bytes())
+    return files
+
+
+def networks(allowlist) -> list[str]:
+    return sorted(str(n) for entry in allowlist for n in entry.networks)
+
+
+KINDS = ["registry-csv", "jsonl", "csv", "txt", "snapshot"]
+
+
+@pytest.mark.parametrize("kind", KINDS + [k + " unnamed" for k in KINDS])
+def test_every_format_is_recognised_by_every_command(tmp_path, sources, kind):
+    path = sources[kind]
+    # A1 (active) is allowed, A2 (revoked, in the registries) is not.
+    check = run("check", "--list", path, "192.0.2.7", "198.51.100.1", "203.0.113.9")
+    assert check.returncode == 1, check.stderr
+    assert [line.split()[1] for line in check.stdout.splitlines()] == ["allowed", "allowed", "denied"]
+    compiled = tmp_path / "out.ipallow"
+    result = run("compile", path, "-o", compiled)
+    assert result.returncode == 0, result.stderr
+    assert networks(ipallow.load(compiled)) == ["192.0.2.0/24", "198.51.100.0/24"]
+    exported = run("export", "--format", "cidr", "-q", path)
+    assert exported.returncode == 0 and exported.stdout == "192.0.2.0/24\n198.51.100.0/24\n"
+    assert run("validate", path).returncode == 0
+    assert run("stats", path).returncode == 0
+    assert run("diff", sources["txt"], path).returncode == 0      # the same coverage
+    assert networks(ipallow.Allowlist.from_file(path)) == ["192.0.2.0/24", "198.51.100.0/24"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_format_reads_from_stdin(sources, kind):
+    data = sources[kind].read_bytes()
+    result = subprocess.run([IPALLOW, "check", "--list", "-", "192.0.2.7", "203.0.113.9"], input=data,
+                            capture_output=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert [line.split()[1] for line in result.stdout.decode().splitlines()] == ["allowed", "denied"]
+    exported = subprocess.run([IPALLOW, "export", "--format", "cidr", "-q", "-"], input=data,
+                              capture_output=True, timeout=60)
+    assert exported.returncode == 0 and exported.stdout == b"192.0.2.0/24\n198.51.100.0/24\n"
+
+
+def test_diff_help_example_csv_registry_on_stdin(tmp_path):
+    # ipallow diff --help: curl -s https://registry.example/export.csv | ipallow diff --summary current.csv -
+    old = tmp_path / "current.csv"
+    old.write_text(REGISTRY_CSV)
+    new = REGISTRY_CSV.replace("A2,203.0.113.0/24,Bolan,revoked", "A2,203.0.113.0/24,Bolan,active")
+    result = run("diff", "--summary", old, "-", stdin=new)
+    assert result.returncode == 1, result.stderr
+    assert "registrations: 0 added, 0 removed, 1 changed, 1 unchanged" in result.stdout
+    assert "coverage IPv4: +256 addresses" in result.stdout
+
+
+def test_list_format_overrides_recognition(tmp_path):
+    path = tmp_path / "registry.csv"
+    path.write_text("id,cidr,status\nA1,192.0.2.0/24,active\nA2,203.0.113.0/24,revoked\n")
+    # as a registry (recognised by its id column): the revoked record does not count
+    assert run("check", "--list", path, "203.0.113.9").returncode == 1
+    # as a plain CSV list, on request: every row counts
+    plain_csv = run("check", "--list", path, "--list-format", "csv", "203.0.113.9")
+    assert plain_csv.returncode == 0 and "allowed" in plain_csv.stdout
+    as_text = run("check", "--list", path, "--list-format", "txt", "203.0.113.9")
+    assert as_text.returncode == 2 and f"{path}:1:1: invalid network 'id,cidr,status'" in as_text.stderr
+    not_a_snapshot = run("stats", "--list-format", "snapshot", path)
+    assert not_a_snapshot.returncode == 2 and "not a usable ipallow snapshot" in not_a_snapshot.stderr
+    unknown = run("check", "--list", path, "--list-format", "yaml", "203.0.113.9")
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+
+
+def test_csv_without_a_known_header_says_what_it_needs(tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_text("address,owner\n192.0.2.0/24,x\n")
+    result = run("validate", path)
+    assert result.returncode == 1
+    assert f"{path}:1:1: error: no network column in header" in result.stdout
+    assert "an id column (a registry)" in result.stdout
+
+
+def test_text_list_with_a_comma_in_a_comment_stays_text(tmp_path):
+    path = tmp_path / "list"
+    path.write_text("# id, cidr and owner live elsewhere\n192.0.2.0/24\n")
+    assert run("check", "--list", path, "192.0.2.1").returncode == 0
+
+
+def test_allowlist_from_file_reads_registries(tmp_path):
+    path = tmp_path / "reg.csv"
+    path.write_text(REGISTRY_CSV)
+    al = ipallow.Allowlist.from_file(path)
+    assert al.lookup("192.0.2.7").data.id == "A1" and "203.0.113.9" not in al
+    later = tmp_path / "later.csv"
+    later.write_text("id,cidr,valid_from\nL1,203.0.113.0/24,2999-01-01\n")
+    assert "203.0.113.9" not in ipallow.Allowlist.from_file(later)                # not valid yet
+    assert "203.0.113.9" in ipallow.Allowlist.from_file(later, at=datetime.date(2999, 6, 1))
+    jsonl = tmp_path / "reg"
+    jsonl.write_text(REGISTRY_JSONL)
+    assert ipallow.Allowlist.from_file(jsonl).lookup("198.51.100.1").data.owner == "Acme"
+    with pytest.raises(ValueError, match="format must be one of"):
+        ipallow.Allowlist.from_file(path, format="yaml")
