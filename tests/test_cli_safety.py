@@ -363,3 +363,148 @@ def test_allowlist_from_file_reads_registries(tmp_path):
     assert ipallow.Allowlist.from_file(jsonl).lookup("198.51.100.1").data.owner == "Acme"
     with pytest.raises(ValueError, match="format must be one of"):
         ipallow.Allowlist.from_file(path, format="yaml")
+
+
+# -- guards: an export that would empty or gut the live set is refused -------------------------
+
+ALL_REVOKED = "id,networks,status\nA1,192.0.2.0/24,revoked\nA2,2001:db8::/32,suspended\n"
+
+
+@pytest.mark.parametrize("fmt", ["nft", "ipset", "cidr"])
+@pytest.mark.parametrize("content, counts", [
+    ("# nothing registered yet\n", "0 registrations"),
+    (ALL_REVOKED, "0 of 2 registrations count now (1 revoked, 1 suspended)"),
+])
+def test_export_refuses_an_empty_result(tmp_path, fmt, content, counts):
+    listing = tmp_path / "list.txt"        # what it is is told by content: a registry here too
+    listing.write_text(content)
+    live = tmp_path / "allow.out"
+    live.write_text("the live export\n")
+    for output in ([], ["-o", live]):
+        result = run("export", "--format", fmt, listing, *output)
+        assert result.returncode == 1
+        assert result.stdout == "" and live.read_text() == "the live export\n"
+        assert "refused, nothing written" in result.stderr and counts in result.stderr
+        assert "--allow-empty" in result.stderr
+    allowed = run("export", "--format", fmt, "--allow-empty", listing)
+    assert allowed.returncode == 0, allowed.stderr
+    if fmt == "nft":
+        assert "flush set inet ipallow allowed_v4" in allowed.stdout and "add element" not in allowed.stdout
+    assert run("export", "--format", fmt, "--force", listing).returncode == 0
+
+
+def test_export_empty_family_is_refused(tmp_path, plain):
+    v4_only = tmp_path / "v4.txt"
+    v4_only.write_text("192.0.2.0/24\n")
+    result = run("export", "--format", "nft", "--family", "ip6", v4_only)
+    assert result.returncode == 1 and "the IPv6 export" in result.stderr
+    assert run("export", "--format", "nft", "--family", "ip", v4_only).returncode == 0
+
+
+def test_export_refused_json_summary(tmp_path):
+    listing = tmp_path / "reg.csv"
+    listing.write_text(ALL_REVOKED)
+    result = run("export", "--format", "nft", "--json", listing)
+    assert result.returncode == 1
+    summary = json.loads(result.stderr.splitlines()[0])
+    assert summary["written"] is False and summary["registrations"] == 0
+    assert summary["cidrs"] == {"ipv4": 0, "ipv6": 0} and "empty" in summary["refused"]
+
+
+def _write_list(path, cidrs):
+    path.write_text("".join(c + "\n" for c in cidrs))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["nft", "ipset", "cidr"])
+def test_export_refuses_losing_more_than_max_loss_of_the_previous_export(tmp_path, fmt):
+    full = _write_list(tmp_path / "full.txt", [f"10.{i}.0.0/16" for i in range(8)] + ["2001:db8::/32"])
+    previous = tmp_path / f"previous.{fmt}"
+    assert run("export", "--format", fmt, "-q", full, "-o", previous).returncode == 0
+    # 5 of 8 /16s gone: 62.5% of the IPv4 addresses
+    cut = _write_list(tmp_path / "cut.txt", [f"10.{i}.0.0/16" for i in range(3)] + ["2001:db8::/32"])
+    refused = run("export", "--format", fmt, "--previous", previous, cut)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert (f"IPv4 would lose 327,680 of the 524,288 addresses allowed by {previous} (62.5%, "
+            f"more than --max-loss 50%)") in refused.stderr
+    assert run("export", "--format", fmt, "--previous", previous, "--max-loss", "70", cut).returncode == 0
+    assert run("export", "--format", fmt, "--previous", previous, "--force", cut).returncode == 0
+    # 4 of 8 gone is 50%: not more than the default
+    half = _write_list(tmp_path / "half.txt", [f"10.{i}.0.0/16" for i in range(4)] + ["2001:db8::/32"])
+    assert run("export", "--format", fmt, "--previous", previous, half).returncode == 0
+    # IPv6 is checked on its own: its loss is not drowned by, nor drowns, IPv4
+    no_v6 = _write_list(tmp_path / "no6.txt", [f"10.{i}.0.0/16" for i in range(8)])
+    lost6 = run("export", "--format", fmt, "--previous", previous, no_v6)
+    assert lost6.returncode == 1 and "IPv6 would lose" in lost6.stderr
+    # moved, not lost: a different but equally large range is still a loss of the old addresses
+    moved = _write_list(tmp_path / "moved.txt", [f"10.{i}.0.0/16" for i in range(8, 16)] + ["2001:db8::/32"])
+    assert run("export", "--format", fmt, "--previous", previous, moved).returncode == 1
+
+
+def test_export_compares_with_the_output_it_replaces(tmp_path):
+    full = _write_list(tmp_path / "full.txt", [f"10.{i}.0.0/16" for i in range(8)])
+    cut = _write_list(tmp_path / "cut.txt", ["10.0.0.0/16"])
+    live = tmp_path / "allow.nft"
+    assert run("export", "--format", "nft", "-q", full, "-o", live).returncode == 0
+    before = live.read_text()
+    refused = run("export", "--format", "nft", cut, "-o", live)
+    assert refused.returncode == 1 and f"allowed by {live}" in refused.stderr
+    assert live.read_text() == before
+    # through a symlink too
+    link = tmp_path / "link.nft"
+    link.symlink_to(live)
+    assert run("export", "--format", "nft", cut, "-o", link).returncode == 1
+    assert run("export", "--format", "nft", "--force", "-q", cut, "-o", link).returncode == 0
+    assert "10.1.0.0/16" not in live.read_text() and link.is_symlink()
+
+
+def test_export_output_that_is_not_an_export_is_replaced_with_a_note(tmp_path, plain):
+    other = tmp_path / "notes.txt"
+    other.write_text("table inet filter {\n}\n")
+    result = run("export", "--format", "cidr", plain, "-o", other)
+    assert result.returncode == 0, result.stderr
+    assert f"not compared with {other}: it does not read as an earlier export" in result.stderr
+    assert other.read_text().startswith("192.0.2.0/24\n")
+
+
+def test_export_unreadable_previous_is_an_error(tmp_path, plain):
+    bad = tmp_path / "previous.nft"
+    bad.write_text("add element inet ipallow allowed_v4 {\n\t10.0.0.0/33,\n}\n")
+    result = run("export", "--format", "nft", "--previous", bad, plain)
+    assert result.returncode == 2 and f"{bad}:2:11: invalid network '10.0.0.0/33': prefix length" in result.stderr
+    missing = run("export", "--format", "nft", "--previous", tmp_path / "absent.nft", plain)
+    assert missing.returncode == 2 and "absent.nft" in missing.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "101", "half"])
+def test_export_max_loss_must_be_a_percentage(plain, value):
+    result = run("export", "--format", "nft", "--max-loss", value, plain)
+    assert result.returncode == 2 and "--max-loss" in result.stderr
+
+
+# -- validate: an empty list is a warning ----------------------------------------------------
+
+@pytest.mark.parametrize("content, counts", [
+    ("", "0 registrations"),
+    ("# nothing yet\n", "0 registrations"),
+    (ALL_REVOKED, "0 of 2 registrations count now (1 revoked, 1 suspended)"),
+])
+def test_validate_warns_on_an_empty_list(tmp_path, content, counts):
+    path = tmp_path / "list.txt"
+    path.write_text(content)
+    result = run("validate", path)
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"{path}: warning: nothing to allow: {counts}")
+    assert "1 warning (empty" in result.stderr
+    assert run("validate", "--strict", path).returncode == 1
+    as_json = json.loads(run("validate", "--json", path).stdout)
+    assert as_json["valid"] is True and as_json["warnings"][0]["kind"] == "empty"
+
+
+def test_validate_a_snapshot(tmp_path):
+    snap = tmp_path / "list.ipallow"
+    ipallow.Allowlist(["10.0.0.0/8", "10.1.0.0/16"]).save(snap)
+    result = run("validate", snap)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (f"{snap}: warning: 10.1.0.0/16 lies inside 10.0.0.0/8 (registration #0); "
+                             f"lookups return the longer prefix\n")
