@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 
-from ipallow import snapshot
+from ipallow import _output
 from ipallow.commands import EXIT_OK
 
 EXAMPLES = """\
@@ -30,20 +32,39 @@ directory is an error; - is stdout.
 exit status: 0 written, 2 bad list (every bad line is listed), usage or I/O error"""
 
 
+def _save(allowlist, output: str) -> int:
+    """Write the snapshot to ``output`` (``-``: stdout) as Allowlist.save does; return its size.
+
+    A file (or a symlink to one) is written by Allowlist.save itself; stdout, a
+    FIFO or a device gets the bytes of a snapshot Allowlist.save first wrote to
+    a temporary directory, so there is one way a snapshot is made.
+    """
+    from ipallow.commands._common import output_file
+    if output != "-" and not _output.resolve(output)[2]:
+        allowlist.save(output)
+        return os.path.getsize(output)
+    with tempfile.TemporaryDirectory(prefix="ipallow-") as directory:
+        staged = os.path.join(directory, "snapshot.ipallow")
+        allowlist.save(staged)
+        with open(staged, "rb") as handle:
+            data = handle.read()
+    with output_file(output, binary=True) as out:
+        out.write(data)
+    return len(data)
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
-    from ipallow.commands._common import load_source, output_file
+    from ipallow.commands._common import load_source
     started = time.perf_counter()
     allowlist = load_source(args.list, list_format=args.list_format, at=args.at,
                             strict=not args.no_strict).allowlist
     compiled = time.perf_counter()
-    data = snapshot.to_bytes(allowlist._compiled)       # what Allowlist.save writes
-    with output_file(args.output, binary=True) as handle:
-        handle.write(data)
+    size = _save(allowlist, args.output)
     saved = time.perf_counter()
     # With -o - the snapshot is stdout: the report goes to stderr.
     report_stream = sys.stderr if args.output == "-" else sys.stdout
     report = {"list": args.list, "output": args.output, "registrations": len(allowlist),
-              "prefixes": allowlist.prefix_count, "bytes": len(data),
+              "prefixes": allowlist.prefix_count, "bytes": size,
               "compile_seconds": round(compiled - started, 4),
               "save_seconds": round(saved - compiled, 4)}
     if args.json:
