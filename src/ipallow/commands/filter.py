@@ -59,8 +59,9 @@ output (stdout):
   A summary of counts goes to stderr at the end (--json: one JSON object instead).
 
 exit status: 0 some line was output, 1 no line was selected (like grep), 2 error: usage,
-no list given (--list, $IPALLOW_LIST or --sample), unreadable input or list, or (--strict) an unparseable address -- processing stops at
-that line; the lines before it have been written."""
+no list given (--list, $IPALLOW_LIST or --sample), unreadable input or list, or
+(--strict) an unparseable address -- processing stops at that line; the lines before
+it have been written."""
 
 BLOCK_SIZE = 1 << 18          # bytes read at a time: 256 KiB keeps a block's line objects in cache
 _NL = 10
