@@ -88,16 +88,16 @@ def open_output(path: str | os.PathLike, *, binary: bool = False) -> Iterator[IO
     there is left as it was.
     """
     target, st, through = resolve(path)
-    kwargs = {} if binary else {"encoding": "utf-8"}
+    encoding = None if binary else "utf-8"
     if through:
         # Append, never truncate: '-o /dev/stdout >> log' must not empty the log.
-        with open(target, "ab" if binary else "a", **kwargs) as handle:
+        with open(target, "ab" if binary else "a", encoding=encoding) as handle:
             yield handle
         return
     directory = os.path.dirname(os.path.abspath(target))
     fd, temporary = tempfile.mkstemp(prefix=".ipallow-", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **kwargs) as handle:
+        with os.fdopen(fd, "wb" if binary else "w", encoding=encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

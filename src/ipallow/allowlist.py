@@ -89,10 +89,7 @@ class Allowlist(_trie.Index):
         'PTA-0003'
         """
         from ipallow.loaders import load
-        loaded = load(path, format=format, strict=strict)
-        if loaded.registry is not None:
-            return cls.from_registry(loaded.registry, at=at)
-        return cls._from_compiled(loaded.compiled)
+        return load(path, format=format, strict=strict).allowlist(cls, at)
 
     @classmethod
     def from_registry(cls, source: Any, at: Any = None) -> "Allowlist":

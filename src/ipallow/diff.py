@@ -162,7 +162,7 @@ def _side(source: Any, t: float) -> tuple[Registry | None, _Prefixes, bool]:
     if isinstance(source, (str, os.PathLike)):
         from ipallow.loaders import load
         loaded = load(source)       # the loader every command uses: told apart by content
-        source = loaded.registry if loaded.registry is not None else Allowlist._from_compiled(loaded.compiled)
+        source = loaded.registry if loaded.registry is not None else loaded.allowlist(Allowlist)
     if isinstance(source, Allowlist):
         c = source._compiled
         return getattr(source, "_registry", None), _Prefixes(c.version, c.hi, c.lo, c.prefixlen), False

@@ -46,6 +46,15 @@ class Loaded(NamedTuple):
     compiled: Compiled | None       # a plain list or a snapshot
     registry: Any                   # an ipallow.Registry (registry formats), else None
 
+    def allowlist(self, cls: Any = None, at: Any = None) -> Any:
+        """An Allowlist (or ``cls``) of it: for a registry, the registrations counting at ``at``."""
+        if cls is None:
+            from ipallow.allowlist import Allowlist as cls
+        if self.registry is not None:
+            return cls.from_registry(self.registry, at=at)
+        assert self.compiled is not None        # one of the two is always set
+        return cls._from_compiled(self.compiled)
+
 
 def detect_format(name: str, head: bytes) -> str:
     """The format of a file from its first bytes ``head`` and its ``name`` (see the module docstring)."""

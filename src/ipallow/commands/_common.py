@@ -152,10 +152,7 @@ def load_source(path: str, *, list_format: str | None = None, at: float | None =
             loaded = loaders.load_bytes(raw, STDIN_NAME, format=list_format, strict=strict)
         else:
             loaded = loaders.load(path, format=list_format, strict=strict)
-        if loaded.registry is not None:
-            allowlist = Allowlist.from_registry(loaded.registry, at=at)
-        else:
-            allowlist = Allowlist._from_compiled(loaded.compiled)
+        allowlist = loaded.allowlist(Allowlist, at)
     return Source(allowlist, loaded.registry, display_name(path), at, loaded.format, raw)
 
 
