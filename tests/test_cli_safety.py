@@ -283,6 +283,9 @@ def test_every_format_is_recognised_by_every_command(tmp_path, sources, kind):
     check = run("check", "--list", path, "192.0.2.7", "198.51.100.1", "203.0.113.9")
     assert check.returncode == 1, check.stderr
     assert [line.split()[1] for line in check.stdout.splitlines()] == ["allowed", "allowed", "denied"]
+    assert networks(ipallow.Allowlist.from_file(path)) == ["192.0.2.0/24", "198.51.100.0/24"]
+    if kind.endswith("unnamed"):
+        return      # the rest reads through the same loader: once per format is enough
     compiled = tmp_path / "out.ipallow"
     result = run("compile", path, "-o", compiled)
     assert result.returncode == 0, result.stderr
@@ -292,7 +295,6 @@ def test_every_format_is_recognised_by_every_command(tmp_path, sources, kind):
     assert run("validate", path).returncode == 0
     assert run("stats", path).returncode == 0
     assert run("diff", sources["txt"], path).returncode == 0      # the same coverage
-    assert networks(ipallow.Allowlist.from_file(path)) == ["192.0.2.0/24", "198.51.100.0/24"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -380,7 +382,7 @@ def test_export_refuses_an_empty_result(tmp_path, fmt, content, counts):
     listing.write_text(content)
     live = tmp_path / "allow.out"
     live.write_text("the live export\n")
-    for output in ([], ["-o", live]):
+    for output in ([[], ["-o", live]] if fmt == "nft" else [[]]):     # -o: the same code for every format
         result = run("export", "--format", fmt, listing, *output)
         assert result.returncode == 1
         assert result.stdout == "" and live.read_text() == "the live export\n"
