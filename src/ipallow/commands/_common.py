@@ -84,8 +84,7 @@ class UsageError(Exception):
 
 def add_list_format_argument(parser: argparse.ArgumentParser) -> None:
     from ipallow.loaders import FORMATS
-    parser.add_argument("--list-format", choices=FORMATS, metavar="FORMAT",
-                        help=LIST_FORMAT_HELP + f" ({', '.join(FORMATS)})")
+    parser.add_argument("--list-format", choices=FORMATS, metavar="FORMAT", help=LIST_FORMAT_HELP)
 
 
 def add_list_arguments(parser: argparse.ArgumentParser, *, stdin: str = "- for stdin") -> None:
