@@ -308,7 +308,9 @@ class Allowlist(_trie.Index):
     def save(self, path: str | os.PathLike, *, created: int | None = None) -> None:
         """Write a snapshot file that :func:`ipallow.load` memory-maps back in milliseconds.
 
-        The file is written atomically (temporary file, fsync, rename).  The
+        A file is replaced atomically (temporary file, fsync, rename); a
+        symlink's target is replaced the same way; a FIFO or character device
+        is written through (see :mod:`ipallow._output`).  The
         same allowlist always gives the same bytes for the same ``created``
         (Unix seconds; default ``$SOURCE_DATE_EPOCH`` if set, else now).
         Registration data must be JSON (or a type registered with
@@ -316,7 +318,8 @@ class Allowlist(_trie.Index):
 
         Raises:
             TypeError: registration data that cannot be saved.
-            OSError: the file cannot be written (nothing is replaced then).
+            OSError: the file cannot be written (nothing is replaced then), or
+                ``path`` is a directory, a block device or a socket.
         """
         from ipallow import snapshot
         snapshot.save(self._compiled, path, created)
