@@ -61,6 +61,30 @@ def test_output_replaces_a_regular_file_atomically_keeping_its_mode(tmp_path, pl
     assert leftovers(tmp_path) == []
 
 
+def test_output_is_fsynced_before_the_rename_and_the_directory_after(tmp_path, plain):
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed")
+    target = tmp_path / "allow.nft"
+    log = tmp_path / "trace"
+    traced = subprocess.run([strace, "-f", "-qq", "-o", str(log), "-e", "trace=openat,fsync,fdatasync,rename,"
+                             "renameat,renameat2", IPALLOW, "export", "--format", "nft", "-q", str(plain),
+                             "-o", str(target)], capture_output=True, text=True, timeout=120)
+    if traced.returncode != 0 and "ptrace" in traced.stderr:
+        pytest.skip("ptrace is not permitted here")
+    assert traced.returncode == 0, traced.stderr
+    calls = [line.split(None, 1)[1] for line in log.read_text().splitlines()]
+    temp_open = next(i for i, c in enumerate(calls) if c.startswith("openat(") and "/.ipallow-" in c)
+    rename = next(i for i, c in enumerate(calls) if c.startswith("rename") and str(target) in c)
+    temp_fd = calls[temp_open].rsplit("= ", 1)[1]
+    assert any(c.startswith(f"fsync({temp_fd})") for c in calls[temp_open:rename]), calls[temp_open:]
+    dir_open = next((i for i, c in enumerate(calls)
+                     if i > rename and f'"{tmp_path}"' in c and "O_DIRECTORY" in c), None)
+    assert dir_open is not None, f"the directory is not opened after the rename: {calls[rename:]}"
+    dir_fd = calls[dir_open].rsplit("= ", 1)[1]
+    assert any(c.startswith(f"fsync({dir_fd})") for c in calls[dir_open:])
+
+
 def test_output_new_file_gets_mode_0644(tmp_path, plain):
     target = tmp_path / "new.nft"
     assert run("export", "--format", "nft", "-q", plain, "-o", target).returncode == 0
