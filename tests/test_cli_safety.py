@@ -85,6 +85,18 @@ def test_output_is_fsynced_before_the_rename_and_the_directory_after(tmp_path, p
     assert any(c.startswith(f"fsync({dir_fd})") for c in calls[dir_open:])
 
 
+def test_output_keeps_owner_and_group_where_permitted(tmp_path, plain):
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another owner needs root")
+    target = tmp_path / "allow.cidr"
+    target.write_text("old\n")
+    os.chown(target, 4321, 4322)
+    target.chmod(0o664)
+    assert run("export", "--format", "cidr", "-q", plain, "-o", target).returncode == 0
+    st = target.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4321, 4322, 0o664)
+
+
 def test_output_new_file_gets_mode_0644(tmp_path, plain):
     target = tmp_path / "new.nft"
     assert run("export", "--format", "nft", "-q", plain, "-o", target).returncode == 0
