@@ -345,6 +345,19 @@ def test_every_format_reads_from_stdin(sources, kind):
     assert exported.returncode == 0 and exported.stdout == b"192.0.2.0/24\n198.51.100.0/24\n"
 
 
+@pytest.mark.parametrize("kind", ["registry-csv", "snapshot"])
+def test_list_from_a_fifo(tmp_path, sources, kind):
+    fifo = tmp_path / "list.fifo"
+    os.mkfifo(fifo)
+    data = sources[kind].read_bytes()
+    writer = threading.Thread(target=lambda: fifo.write_bytes(data), daemon=True)
+    writer.start()
+    result = run("check", "--list", fifo, "192.0.2.7", "203.0.113.9", timeout=30)
+    writer.join(10)
+    assert result.returncode == 1, result.stderr
+    assert [line.split()[1] for line in result.stdout.splitlines()] == ["allowed", "denied"]
+
+
 def test_diff_help_example_csv_registry_on_stdin(tmp_path):
     # ipallow diff --help: curl -s https://registry.example/export.csv | ipallow diff --summary current.csv -
     old = tmp_path / "current.csv"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 from typing import Any, NamedTuple
 
 from ipallow import _csvrecords, snapshot
@@ -107,10 +108,11 @@ def load(path: str | os.PathLike, *, format: str | None = None, strict: bool = T
     with open(name, "rb") as handle:
         head = handle.read(_HEAD)
         kind = format or detect_format(name, head)
-        if kind == "snapshot":
-            compiled = snapshot.map_file(name)       # map it, parse nothing
-            return Loaded(kind, compiled, None)
-        raw = head + handle.read()
+        if kind == "snapshot" and stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return Loaded(kind, snapshot.map_file(name), None)      # map it, parse nothing
+        raw = head + handle.read()          # not seek(0): a FIFO or /dev/stdin cannot
+    if kind == "snapshot":
+        return Loaded(kind, snapshot.from_buffer(raw, name), None)
     return _parse_content(raw, name, kind, strict)
 
 
