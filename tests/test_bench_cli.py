@@ -98,7 +98,7 @@ def test_json_structure_and_every_installed_peer_checked(small_list):
 def test_text_output_on_the_bundled_sample():
     pytest.importorskip("pytricia")
     pytest.importorskip("pyroaring")
-    result = run_cli("--queries", "300", "--seconds", "0.2", "--peers", "pytricia,pyroaring.BitMap")
+    result = run_cli("--sample", "--queries", "300", "--seconds", "0.2", "--peers", "pytricia,pyroaring.BitMap")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "sample.csv (registry)" in out

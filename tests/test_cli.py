@@ -18,7 +18,7 @@ def run(*args, stdin=None):
 
 
 def test_check_bundled_sample_all_allowed():
-    result = run("check", "203.0.113.9", "2001:db8::1", "::ffff:198.51.100.7")
+    result = run("check", "--sample", "203.0.113.9", "2001:db8::1", "::ffff:198.51.100.7")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 3
@@ -28,13 +28,13 @@ def test_check_bundled_sample_all_allowed():
 
 
 def test_check_denied_exit_code_one():
-    result = run("check", "203.0.113.9", "8.8.8.8")
+    result = run("check", "--sample", "203.0.113.9", "8.8.8.8")
     assert result.returncode == 1
     assert result.stdout.splitlines()[1].split() == ["8.8.8.8", "denied"]
 
 
 def test_check_bad_address_exit_two_and_message_on_stderr():
-    result = run("check", "1.2.3.256")
+    result = run("check", "--sample", "1.2.3.256")
     assert result.returncode == 2
     assert "invalid IP address '1.2.3.256': octet greater than 255 at column 7" in result.stderr
 
@@ -93,6 +93,6 @@ def test_usage_errors_exit_two():
 
 
 def test_module_entry_point_matches():
-    result = subprocess.run([sys.executable, "-m", "ipallow.cli", "check", "8.8.8.8"],
+    result = subprocess.run([sys.executable, "-m", "ipallow.cli", "check", "--sample", "8.8.8.8"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "denied" in result.stdout

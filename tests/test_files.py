@@ -47,13 +47,20 @@ def test_csv_file_columns_become_registration_data(tmp_path):
         'PTA-2,2001:db8::/48,"Lahore, Freelancers",freelancer_vpn\n'
         "\n"
         "PTA-3,192.0.2.0 - 192.0.2.127,Indus,call_center\n"))
-    al = Allowlist.from_file(path)
+    # Read as a plain CSV list (format="csv"): the other columns are each row's data.
+    al = Allowlist.from_file(path, format="csv")
     assert len(al) == 3
     match = al.lookup("2001:db8:0:1::5")
     assert match.data == {"id": "PTA-2", "owner": "Lahore, Freelancers", "category": "freelancer_vpn"}
     assert match.network == ipaddress.ip_network("2001:db8::/48")
     assert al.lookup("192.0.2.64").data["id"] == "PTA-3"
     assert al.lookup("192.0.2.128") is None
+    # Recognised by its id column (the default), it is a registry: the data are Registrations.
+    registry = Allowlist.from_file(path)
+    assert len(registry) == 3
+    record = registry.lookup("2001:db8:0:1::5").data
+    assert (record.id, record.owner, record.category) == ("PTA-2", "Lahore, Freelancers", "freelancer_vpn")
+    assert registry.lookup("192.0.2.64").data.id == "PTA-3"
 
 
 @pytest.mark.parametrize("column", ["cidr", "network", "ip", "Network"])

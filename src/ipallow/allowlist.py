@@ -65,24 +65,35 @@ class Allowlist(_trie.Index):
         self._install(compile_entries(entries, strict))
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, *, strict: bool = True) -> "Allowlist":
-        """Load a list file: ``.csv`` with a header, anything else one entry per line.
+    def from_file(cls, path: str | os.PathLike, *, strict: bool = True, format: str | None = None,
+                  at: Any = None) -> "Allowlist":
+        """Load a list, registry or snapshot file (told apart by content; see :mod:`ipallow.loaders`).
 
         Text files: one entry per line (CIDR, address or range ``a - b``);
-        ``#`` starts a comment; blank lines are ignored.  CSV files: a header
+        ``#`` starts a comment; blank lines are ignored.  CSV lists: a header
         row with a ``cidr`` (or ``network`` / ``ip``) column; every other
-        column becomes the registration's data (a dict).
+        column becomes the registration's data (a dict).  Registries (CSV
+        whose header has an ``id`` column, or JSON Lines): the registrations
+        that count at ``at`` (default: now), as :meth:`from_registry` gives
+        them.  Snapshots: memory-mapped.
+
+        Arguments:
+            format: one of ``txt``, ``csv``, ``jsonl``, ``registry-csv``,
+                ``snapshot`` to override the recognition (``csv`` reads a
+                registry CSV as a plain list: every row counts).
+            at: for a registry: the instant whose registrations count.
 
         Raises:
             ParseError: listing every bad line as ``path:line:col: message``;
                 nothing is loaded.
+            SnapshotError: a snapshot (or ``format="snapshot"``) that is not valid.
             OSError: the file cannot be read.
 
-        >>> Allowlist.from_file(ipallow.SAMPLE_LIST).lookup("203.0.113.9").data["id"]
+        >>> Allowlist.from_file(ipallow.SAMPLE_LIST).lookup("203.0.113.9").data.id
         'PTA-0003'
         """
-        from ipallow.loaders import load_list
-        return cls._from_compiled(load_list(path, strict=strict))
+        from ipallow.loaders import load
+        return load(path, format=format, strict=strict).allowlist(cls, at)
 
     @classmethod
     def from_registry(cls, source: Any, at: Any = None) -> "Allowlist":
@@ -388,7 +399,9 @@ class Allowlist(_trie.Index):
     def save(self, path: str | os.PathLike, *, created: int | datetime | None = None) -> None:
         """Write a snapshot file that :func:`ipallow.load` opens back in milliseconds.
 
-        The file is written atomically (temporary file, fsync, rename).  The
+        A file is replaced atomically (temporary file, fsync, rename); a
+        symlink's target is replaced the same way; a FIFO or character device
+        is written through (see :mod:`ipallow._output`).  The
         same allowlist always gives the same bytes for the same ``created``
         (Unix seconds or an aware datetime; default ``$SOURCE_DATE_EPOCH`` if
         set, else now).  Registration data must be JSON (or a type registered
@@ -398,7 +411,8 @@ class Allowlist(_trie.Index):
             TypeError: registration data that cannot be saved; ``created`` of
                 another type than int or datetime.
             ValueError: ``created`` negative, out of range or a naive datetime.
-            OSError: the file cannot be written (nothing is replaced then).
+            OSError: the file cannot be written (nothing is replaced then), or
+                ``path`` is a directory, a block device or a socket.
         """
         from ipallow import snapshot
         snapshot.save(self._compiled, path, created, lifecycle=self._lifecycle_section())

@@ -16,6 +16,7 @@ from typing import Sequence
 import ipallow
 from ipallow import ParseError, SnapshotError, commands
 from ipallow.commands import EXIT_ERROR
+from ipallow.commands._common import UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ParseError, SnapshotError) as exc:
+    except (ParseError, SnapshotError, UsageError) as exc:
         print(f"ipallow {args.command}: {exc}", file=sys.stderr)
     except OSError as exc:
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""

@@ -28,7 +28,7 @@ from pyroaring import BitMap
 
 from ipallow import _parse
 from ipallow.allowlist import Allowlist
-from ipallow.registry import Registration, Registry, id_key, is_registry_file, load_registry, to_timestamp
+from ipallow.registry import Registration, Registry, id_key, to_timestamp
 
 __all__ = ["diff", "Diff", "Changed", "FieldChange", "Coverage"]
 
@@ -100,9 +100,9 @@ def diff(old: Any, new: Any, *, at: Any = None) -> Diff:
     """Registrations added, removed and changed, and coverage gained and lost per family.
 
     Arguments:
-        old, new: each a registry file (JSON Lines, or CSV with an ``id``
-            column: see :func:`ipallow.registry.is_registry_file`), another list file (loaded by
-            :meth:`Allowlist.from_file`), a :class:`~ipallow.Registry`, an
+        old, new: each a file -- a registry (JSON Lines, or CSV with an ``id``
+            column), a plain list or a snapshot, told apart as every command does
+            (:func:`ipallow.loaders.load`) --, a :class:`~ipallow.Registry`, an
             iterable of :class:`~ipallow.Registration`, or an
             :class:`~ipallow.Allowlist`.  An allowlist built by
             :meth:`~ipallow.Allowlist.from_registry` contributes its full
@@ -164,11 +164,9 @@ def _side(source: Any, t: float) -> tuple[Registry | None, _Prefixes, bool]:
         raise TypeError(f"diff() takes registry files, registries, iterables of Registration "
                         f"or allowlists, not {type(source).__name__}")
     if isinstance(source, (str, os.PathLike)):
-        name = os.fspath(source)
-        if is_registry_file(name):
-            source = load_registry(name)
-        else:
-            source = Allowlist.from_file(name)
+        from ipallow.loaders import load
+        loaded = load(source)       # the loader every command uses: told apart by content
+        source = loaded.registry if loaded.registry is not None else loaded.allowlist(Allowlist)
     if isinstance(source, Allowlist):
         c = source._compiled
         return getattr(source, "_registry", None), _Prefixes(c.version, c.hi, c.lo, c.prefixlen), False

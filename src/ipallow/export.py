@@ -24,6 +24,9 @@ The writers turn that list into text:
   transaction (the set is never seen half-filled or empty);
 * :func:`write_ipset` -- an ``ipset restore`` script that fills a temporary
   set and ``swap``s it with the live one, then destroys the temporary set.
+
+:func:`read_export` reads any of the three back (``ipallow export --previous``
+compares a new export with it before replacing it).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ import numpy as np
 from ipallow import synth
 
 __all__ = ["Prefixes", "aggregate", "aggregate_allowlist", "address_count", "cidr_texts",
-           "write_cidr", "write_nft", "write_ipset", "FAMILIES", "IPSET_MAXELEM"]
+           "write_cidr", "write_nft", "write_ipset", "FAMILIES", "IPSET_MAXELEM",
+           "export_entries", "read_export", "lost_addresses"]
 
 BITS = {4: 32, 6: 128}
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -299,3 +303,99 @@ def write_ipset(out: IO[str], agg: dict[int, Prefixes], *, name: str, family: st
             out.write(add + f"\n{add}".join(texts) + "\n")
         out.write(f"swap {temp} {set_name}\n")
         out.write(f"destroy {temp}\n")
+
+
+# -- reading an export back ---------------------------------------------------------
+
+_NFT_STRUCTURE = ("table", "set", "chain", "rule", "map", "element")
+_IPSET_STRUCTURE = ("create", "flush", "swap", "destroy", "rename", "-N", "-F", "-W", "-X")
+
+
+def export_entries(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """The CIDRs of an export written by this module, and where each is (line, column).
+
+    Reads all three formats: an nft file (the elements of its ``add element
+    ... { ... }`` statements), an ipset script (its ``add SET CIDR`` lines) and
+    a CIDR list (one a line).  ``#`` comments and the other statements of nft
+    and ipset files are skipped; any other line is taken as an entry, so a
+    file that is not an export fails to parse rather than reading as empty.
+    """
+    entries: list[str] = []
+    places: list[tuple[int, int]] = []
+
+    def take(line_no: int, line: str, part: str, start: int) -> None:
+        for piece in part.split(","):
+            if piece.strip():
+                entries.append(piece.strip())
+                places.append((line_no, line.index(piece.strip(), start) + 1))
+            start += len(piece) + 1
+
+    in_elements = False
+    for line_no, line in enumerate(text.splitlines(), 1):
+        body = line.split("#", 1)[0]
+        stripped = body.strip()
+        if not stripped:
+            continue
+        if in_elements:
+            inside, closing, _ = body.partition("}")
+            take(line_no, line, inside, 0)
+            in_elements = not closing
+            continue
+        words = stripped.split()
+        if words[0] == "add" and len(words) > 1 and words[1] == "element":
+            opening = body.find("{")
+            if opening < 0:
+                entries.append(stripped)            # not an element list: let it fail to parse
+                places.append((line_no, body.index(stripped) + 1))
+                continue
+            inside, closing, _ = body[opening + 1:].partition("}")
+            take(line_no, line, inside, opening + 1)
+            in_elements = not closing
+        elif words[0] == "add" and len(words) > 1 and words[1] in _NFT_STRUCTURE:
+            continue
+        elif words[0] in ("add", "-A") and len(words) == 3:          # ipset: add SET CIDR
+            entries.append(words[2])
+            places.append((line_no, body.index(words[2], body.index(words[1]) + len(words[1])) + 1))
+        elif words[0] in _IPSET_STRUCTURE or words[0] == "COMMIT":
+            continue
+        else:
+            entries.append(stripped)
+            places.append((line_no, body.index(stripped) + 1))
+    return entries, places
+
+
+def read_export(path: str) -> dict[int, Prefixes]:
+    """The aggregated prefixes of an earlier export file (any of the three formats).
+
+    Raises:
+        ParseError: a line that is neither a statement of the format nor a
+            valid CIDR (``path:line:col``), or text that is not UTF-8.
+        OSError: the file cannot be read.
+    """
+    from ipallow import loaders
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    entries, places = export_entries(loaders._decode(raw, path))
+    compiled = loaders._compile_or_raise(entries, places, [], path, True)
+    return aggregate(compiled.version, compiled.hi, compiled.lo, compiled.prefixlen)
+
+
+def lost_addresses(previous: Prefixes, new: Prefixes) -> int:
+    """How many addresses ``previous`` covers that ``new`` does not (both aggregated, one version)."""
+    old_spans, new_spans = _spans(previous), _spans(new)
+    kept = j = 0
+    for first, last in old_spans:
+        while j < len(new_spans) and new_spans[j][1] < first:
+            j += 1
+        k = j
+        while k < len(new_spans) and new_spans[k][0] <= last:
+            kept += min(last, new_spans[k][1]) - max(first, new_spans[k][0]) + 1
+            k += 1
+    return address_count(previous) - kept
+
+
+def _spans(p: Prefixes) -> list[tuple[int, int]]:
+    """Inclusive (first, last) address of each prefix, as Python ints (sorted: the prefixes are)."""
+    bits = BITS[p.version]
+    return [((hi << 64) | lo, ((hi << 64) | lo) + (1 << (bits - plen)) - 1)
+            for hi, lo, plen in zip(p.hi.tolist(), p.lo.tolist(), p.prefixlen.tolist())]

@@ -1,45 +1,149 @@
-"""List files -> compiled entries, all or nothing, with path:line:col errors.
+"""The one loader of lists and registries, all or nothing, with path:line:col errors.
 
-Three formats, told apart by name and content:
-* a snapshot (starts with the snapshot magic): memory-mapped, see snapshot.py;
-* text: one entry per line (CIDR, address or range ``a - b``), ``#`` comments,
-  blank lines ignored;
-* CSV (``.csv``): a header row with a ``cidr`` / ``network`` / ``ip`` column;
-  the other columns become each registration's data (a dict).
+Every command and :meth:`Allowlist.from_file` read files through :func:`load`.
+Five formats, told apart by content first, then by name (``format=`` overrides):
+
+* ``snapshot``: starts with the snapshot magic; memory-mapped, see snapshot.py;
+* ``jsonl``: a registry as JSON Lines (the first non-blank byte is ``{``, or
+  the name ends ``.jsonl`` / ``.ndjson`` / ``.json``);
+* ``registry-csv``: a registry as CSV: the header row has an ``id`` column
+  (or only the registry's ``networks`` column);
+* ``csv``: a plain list as CSV: a header row with a ``cidr`` / ``network`` /
+  ``ip`` column; the other columns become each registration's data (a dict);
+  a ``.csv`` file without such a header is read as one (and its header refused);
+* ``txt``: anything else: one entry per line (CIDR, address or range
+  ``a - b``), ``#`` comments, blank lines ignored.
+
+A registry keeps every record (with its status and validity window); what
+counts at an instant is chosen by ``Allowlist.from_registry``.
 """
 
 from __future__ import annotations
 
+import csv
 import os
-from typing import Any
+import stat
+from typing import Any, NamedTuple
 
 from ipallow import _csvrecords, snapshot
 from ipallow._compile import Compiled, compile_entries
 from ipallow._parse import iter_text_lines
 from ipallow.errors import AddressError, ParseError, Problem
 
-__all__ = ["load_list", "NETWORK_COLUMNS"]
+__all__ = ["load", "load_bytes", "detect_format", "Loaded", "FORMATS", "NETWORK_COLUMNS"]
 
 NETWORK_COLUMNS = ("cidr", "network", "ip")
-_SHOWN_TEXT = 80  # longer offending text is cut in file messages
+#: Values of ``format=`` (and of the command line's ``--list-format``).
+FORMATS = ("txt", "csv", "jsonl", "registry-csv", "snapshot")
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+_HEAD = 65536            # bytes read to recognise a file
+_SHOWN_TEXT = 80         # longer offending text is cut in file messages
 
 
-def load_list(path: str | os.PathLike, *, strict: bool = True) -> Compiled:
-    """Read and compile a list file; raise one ParseError naming every bad line."""
+class Loaded(NamedTuple):
+    """What a file held: its format, and either compiled entries or a registry."""
+
+    format: str
+    compiled: Compiled | None       # a plain list or a snapshot
+    registry: Any                   # an ipallow.Registry (registry formats), else None
+
+    def allowlist(self, cls: Any = None, at: Any = None) -> Any:
+        """An Allowlist (or ``cls``) of it: for a registry, the registrations counting at ``at``."""
+        if cls is None:
+            from ipallow.allowlist import Allowlist as cls
+        if self.registry is not None:
+            return cls.from_registry(self.registry, at=at)
+        assert self.compiled is not None        # one of the two is always set
+        return cls._from_compiled(self.compiled)
+
+
+def detect_format(name: str, head: bytes) -> str:
+    """The format of a file from its first bytes ``head`` and its ``name`` (see the module docstring)."""
+    if head.startswith(snapshot.MAGIC):
+        return "snapshot"
+    text = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    if text.lstrip().startswith(b"{"):
+        return "jsonl"
+    columns = _header_columns(text)
+    if "id" in columns or ("networks" in columns and not columns & set(NETWORK_COLUMNS)):
+        return "registry-csv"
+    if columns & set(NETWORK_COLUMNS):
+        return "csv"
+    lowered = name.lower()
+    if lowered.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    return "csv" if lowered.endswith(".csv") else "txt"
+
+
+def _header_columns(text: bytes) -> set[str]:
+    """The lower-cased column names of a CSV header on the first line, or an empty set.
+
+    No line of a text list can be a header: ``id``, ``cidr`` and the like are not
+    addresses, and a comment line starts with ``#``.
+    """
+    first = text.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+    if not first.strip() or first.lstrip().startswith("#"):
+        return set()
+    try:
+        fields = next(csv.reader([first]), [])
+    except csv.Error:
+        return set()
+    return {f.strip().strip('"').lower() for f in fields}
+
+
+def load(path: str | os.PathLike, *, format: str | None = None, strict: bool = True) -> Loaded:
+    """Read one list, registry or snapshot file; raise one ParseError naming every bad line.
+
+    Raises:
+        ParseError / SnapshotError: the content is invalid (nothing loaded).
+        OSError: the file cannot be read.
+        TypeError / ValueError: a bad ``path`` or ``format``.
+    """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
     name = os.fspath(path)
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    _check_format(format)
     with open(name, "rb") as handle:
-        if handle.read(len(snapshot.MAGIC)) == snapshot.MAGIC:
-            return snapshot.map_file(name)       # a compiled snapshot: map it, parse nothing
-        handle.seek(0)
-        raw = handle.read()
+        head = handle.read(_HEAD)
+        kind = format or detect_format(name, head)
+        if kind == "snapshot" and stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return Loaded(kind, snapshot.map_file(name), None)      # map it, parse nothing
+        raw = head + handle.read()          # not seek(0): a FIFO or /dev/stdin cannot
+    if kind == "snapshot":
+        return Loaded(kind, snapshot.from_buffer(raw, name), None)
+    return _parse_content(raw, name, kind, strict)
+
+
+def load_bytes(raw: bytes, name: str, *, format: str | None = None, strict: bool = True) -> Loaded:
+    """:func:`load` for content already read (stdin); ``name`` is used in messages."""
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise TypeError(f"content must be bytes, not {type(raw).__name__}")
+    _check_format(format)
+    raw = bytes(raw)
+    kind = format or detect_format(name, raw[:_HEAD])
+    if kind == "snapshot":
+        return Loaded(kind, snapshot.from_buffer(raw, name), None)
+    return _parse_content(raw, name, kind, strict)
+
+
+def _check_format(format: str | None) -> None:
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+
+
+def _parse_content(raw: bytes, name: str, kind: str, strict: bool) -> Loaded:
+    if kind in ("jsonl", "registry-csv"):
+        from ipallow.registry import parse_registry
+        registry = parse_registry(raw, name, format="jsonl" if kind == "jsonl" else "csv", strict=strict)
+        return Loaded(kind, None, registry)
     text = _decode(raw, name)
-    if name.lower().endswith(".csv"):
+    if kind == "csv":
         items, places, problems = _csv_items(text, name)
     else:
         items, places, problems = _text_items(text)
-    return _compile_or_raise(items, places, problems, name, strict)
+    return Loaded(kind, _compile_or_raise(items, places, problems, name, strict), None)
 
 
 def _decode(raw: bytes, name: str) -> str:
@@ -72,7 +176,8 @@ def _csv_items(text: str, name: str):
     column = next((lowered.index(c) for c in NETWORK_COLUMNS if c in lowered), None)
     if column is None:
         return [], [], [Problem(name, 1, 1, f"no network column in header: expected one of "
-                                            f"{', '.join(NETWORK_COLUMNS)}")]
+                                            f"{', '.join(NETWORK_COLUMNS)} (a list), or an id "
+                                            f"column (a registry)")]
     items: list[Any] = []
     places: list[tuple[int, int]] = []
     problems: list[Problem] = []

@@ -800,36 +800,17 @@ def explain(allowlist: Any, ip: Any, at: Any = None) -> list[Explanation]:
 # loaders
 # ---------------------------------------------------------------------------
 
-def looks_like_csv(head: bytes) -> bool:
-    """A list read from stdin has no file name: CSV when its first line is a header with a network column."""
-    first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8", "replace")
-    return "," in first and any(f.strip().lower() in NETWORK_COLUMNS for f in first.split(","))
-
-
-REGISTRY_SUFFIXES = (".jsonl", ".ndjson", ".json")
-
-
 def is_registry_file(name: str, head: bytes | None = None) -> bool:
-    """Whether a list file is a registry export (ids, statuses, validity windows).
+    """Whether a file is a registry export (ids, statuses, validity windows), by the one rule
+    of :func:`ipallow.loaders.detect_format` (content first, then the name).
 
-    JSON Lines (by suffix, or a first ``{``), or CSV whose header has an ``id``
-    column.  Anything else is a plain list: one CIDR / address / range a line,
-    or CSV with a network column and free data columns (or a snapshot).
     ``head`` is the start of the file; read from ``name`` when not given.
     """
+    from ipallow.loaders import detect_format
     if head is None:
         with open(name, "rb") as handle:
             head = handle.read(65536)
-    if name.lower().endswith(REGISTRY_SUFFIXES):
-        return True
-    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
-    if text.startswith(b"{"):
-        return True
-    if not name.lower().endswith(".csv") and not looks_like_csv(head):
-        return False
-    first = text.split(b"\n", 1)[0].decode("utf-8", "replace")
-    return "id" in (f.strip().strip('"').lower() for f in first.split(","))
-
+    return detect_format(name, head) in ("jsonl", "registry-csv")
 
 
 class _Cell(NamedTuple):

@@ -35,7 +35,6 @@ import os
 import signal
 import struct
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -45,7 +44,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ipallow import _trie
+from ipallow import _output, _trie
 from ipallow._compile import Compiled
 
 try:
@@ -269,30 +268,9 @@ def _aligned(offset: int) -> int:
 
 def save(compiled: Compiled, path: str | os.PathLike, created: int | datetime | None = None,
          lifecycle: Any = None) -> None:
-    """Write a snapshot atomically: a temporary file beside ``path``, fsync, rename."""
-    target = os.fspath(path)
-    data = to_bytes(compiled, created, lifecycle)
-    directory = os.path.dirname(os.path.abspath(target))
-    fd, temporary = tempfile.mkstemp(prefix=".ipallow-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
-    if hasattr(os, "O_DIRECTORY"):   # make the rename itself durable
-        dir_fd = os.open(directory, os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    """Write a snapshot: a regular file atomically (temporary file beside it, fsync, rename),
+    a symlink's target likewise, a FIFO or device written through (see :mod:`ipallow._output`)."""
+    _output.write_bytes(path, to_bytes(compiled, created, lifecycle))
 
 
 # -- reading ----------------------------------------------------------------------

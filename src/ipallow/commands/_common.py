@@ -12,14 +12,12 @@ import functools
 import json
 import os
 import sys
-import tempfile
 from typing import Any, Iterator
 
 import ipallow
-from ipallow import Allowlist, ParseError, Problem
+from ipallow import Allowlist, Problem, _output
 from ipallow.commands import EXIT_OK
 from ipallow.commands._progress import Progress
-from ipallow.registry import is_registry_file, looks_like_csv
 
 STDIN_NAME = "<stdin>"
 
@@ -58,34 +56,6 @@ def display_name(path: str) -> str:
     return STDIN_NAME if path == "-" else path
 
 
-def _read_head(path: str, size: int = 65536) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(size)
-
-
-@contextlib.contextmanager
-def list_path(path: str) -> Iterator[str]:
-    """A file name the loaders can read: ``path`` itself, or stdin copied to a temporary file.
-
-    Problems found in a stdin copy are reported as ``<stdin>:line:col``.
-    """
-    if path != "-":
-        yield path
-        return
-    raw = sys.stdin.buffer.read()
-    head = raw[:65536].lstrip(b"\xef\xbb\xbf").lstrip()
-    suffix = ".jsonl" if head.startswith(b"{") else ".csv" if looks_like_csv(head) else ".txt"
-    with tempfile.TemporaryDirectory(prefix="ipallow-") as tmp:
-        name = os.path.join(tmp, "stdin" + suffix)
-        with open(name, "wb") as handle:
-            handle.write(raw)
-        try:
-            yield name
-        except ParseError as exc:
-            raise ParseError([p._replace(path=STDIN_NAME) if p.path == name else p
-                              for p in exc.problems]) from None
-
-
 AT_HELP = ("for a registry (CSV with an id column, or JSON Lines): use the registrations that count "
            "at TIME (ISO 8601, no offset = UTC; default: now). A registration counts when its status "
            "is active and valid_from <= TIME < expires_at")
@@ -100,42 +70,126 @@ def parse_at_argument(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+LIST_ENV = "IPALLOW_LIST"
+
+LIST_FORMAT_HELP = ("read the list as this format instead of recognising it: txt (one entry a line), "
+                    "csv (a plain CSV list: every row counts), jsonl or registry-csv (a registry), "
+                    "snapshot. Default: recognised by content (snapshot magic, a first '{', a CSV "
+                    "header with an id or a cidr/network/ip column), then by name")
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit 2; the message says what to pass)."""
+
+
+def add_list_format_argument(parser: argparse.ArgumentParser) -> None:
+    from ipallow.loaders import FORMATS
+    parser.add_argument("--list-format", choices=FORMATS, metavar="FORMAT", help=LIST_FORMAT_HELP)
+
+
+def add_list_arguments(parser: argparse.ArgumentParser, *, stdin: str = "- for stdin") -> None:
+    """--list FILE | --sample, and --list-format, for the commands that ask questions of a list."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--list", metavar="FILE",
+                       help=f"list (one entry a line, or CSV with a cidr column), registry (CSV with "
+                            f"an id column, or JSON Lines) or snapshot; {stdin}. Default: "
+                            f"${LIST_ENV}; without either the command stops (exit 2)")
+    group.add_argument("--sample", action="store_true",
+                       help="use the demo registry bundled with ipallow (documentation ranges plus "
+                            "3,000 synthetic entries): for trying ipallow out, never for a decision")
+    add_list_format_argument(parser)
+
+
+def chosen_list(args: argparse.Namespace) -> str:
+    """The list a command reads: --sample, else --list, else $IPALLOW_LIST, else a UsageError.
+
+    Never the bundled sample unless asked for: a script that forgets its list
+    must fail, not get plausible answers from the demo registry.
+    """
+    if getattr(args, "sample", False):
+        return ipallow.SAMPLE_LIST
+    if args.list is not None:
+        return args.list
+    from_env = os.environ.get(LIST_ENV, "")
+    if from_env:
+        return from_env
+    raise UsageError(f"no list given: pass --list FILE (a list, registry or snapshot; - for stdin) "
+                     f"or set {LIST_ENV}=FILE; --sample uses the bundled demo registry")
+
+
 class Source:
     """A loaded list or registry, as the commands use it.
 
     ``allowlist``: what counts (for a registry: the registrations counting at
     ``at``); ``registry``: the full :class:`~ipallow.Registry`, or None for a
-    plain list; ``name``: the path as given (``<stdin>`` for -).
+    plain list or snapshot; ``name``: the path as given (``<stdin>`` for -);
+    ``format``: as :func:`ipallow.loaders.detect_format` names it; ``raw``:
+    the bytes read from stdin (None for a file).
     """
 
-    def __init__(self, allowlist: Allowlist, registry: Any, name: str, at: float | None) -> None:
+    def __init__(self, allowlist: Allowlist, registry: Any, name: str, at: float | None,
+                 format: str = "txt", raw: bytes | None = None) -> None:
         self.allowlist = allowlist
         self.registry = registry
         self.name = name
         self.at = at
+        self.format = format
+        self.raw = raw
 
 
-def load_source(path: str | None, *, at: float | None = None, label: str = "loading list") -> Source:
-    """Load a plain list or a registry (see :func:`ipallow.registry.is_registry_file`); None is the bundled sample.
+def load_source(path: str, *, list_format: str | None = None, at: float | None = None,
+                strict: bool = True, label: str = "loading list") -> Source:
+    """Load a list, registry or snapshot (``-``: stdin) with the one loader, :func:`ipallow.loaders.load`.
 
     A progress timer is shown on a terminal when loading takes over a second.
     """
-    path = path or ipallow.SAMPLE_LIST
-    with list_path(path) as name, Progress(label):
-        if is_registry_file(name, _read_head(name)):
-            from ipallow.registry import load_registry
-            registry = load_registry(name)
-            allowlist = Allowlist.from_registry(registry, at=at)
-            return Source(allowlist, registry, display_name(path), at)
-        # A registry's snapshot answers for `at` (or now), re-evaluated if need be.
-        from ipallow.commands._lifecycle import at_instant
-        allowlist = at_instant(Allowlist.from_file(name), at, display_name(path))
-        return Source(allowlist, getattr(allowlist, "_registry", None), display_name(path), at)
+    from ipallow import loaders
+    raw = None
+    with Progress(label):
+        if path == "-":
+            raw = sys.stdin.buffer.read()
+            loaded = loaders.load_bytes(raw, STDIN_NAME, format=list_format, strict=strict)
+        else:
+            loaded = loaders.load(path, format=list_format, strict=strict)
+        allowlist = loaded.allowlist(Allowlist, at)
+        registry = loaded.registry
+        if loaded.format == "snapshot":
+            # A registry's snapshot answers for `at` (or now), re-evaluated if need be.
+            from ipallow.commands._lifecycle import at_instant
+            allowlist = at_instant(allowlist, at, display_name(path))
+            registry = getattr(allowlist, "_registry", None)
+    return Source(allowlist, registry, display_name(path), at, loaded.format, raw)
 
 
-def load_allowlist(path: str | None, *, at: float | None = None, label: str = "loading list") -> Allowlist:
+def load_allowlist(path: str, *, list_format: str | None = None, at: float | None = None,
+                   label: str = "loading list") -> Allowlist:
     """The allowlist of :func:`load_source` (what counts)."""
-    return load_source(path, at=at, label=label).allowlist
+    return load_source(path, list_format=list_format, at=at, label=label).allowlist
+
+
+def counting_text(source: Source) -> str:
+    """What of a source counts, for messages: '2 registrations', or for a registry
+    '0 of 3 registrations count at 2026-01-01T00:00:00Z (2 revoked, 1 expired)'."""
+    n = len(source.allowlist)
+    if source.registry is None:
+        return plural(n, "registration")
+    from collections import Counter
+    from datetime import datetime, timezone
+    from ipallow.registry import format_time, to_timestamp
+    t = to_timestamp(source.at)
+    when = "now" if source.at is None else f"at {format_time(datetime.fromtimestamp(t, timezone.utc))}"
+    why = Counter(r.counts_at(t).code for r in source.registry)
+    why.pop("active", None)
+    detail = f" ({', '.join(f'{k:,} {c}'.replace('_', ' ') for c, k in why.most_common())})" if why else ""
+    return f"{n:,} of {len(source.registry):,} registrations count {when}{detail}"
+
+
+def empty_warning(source: Source) -> str | None:
+    """None when something counts; else a sentence saying the list is empty and what that would do."""
+    if len(source.allowlist):
+        return None
+    return (f"nothing to allow: {counting_text(source)}; an export of it would empty the live "
+            f"set(s) and deny every address")
 
 
 def print_json(obj: Any, stream=None) -> None:
@@ -149,28 +203,18 @@ def problem_json(problem: Problem, **extra: Any) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def output_file(path: str | None, *, binary: bool = False) -> Iterator[Any]:
-    """stdout, or ``path`` written atomically (a temporary file renamed over it on success).
+    """stdout (``None`` or ``-``), else ``path`` written by the rules of :mod:`ipallow._output`.
 
-    A failed run never leaves a half-written file where a loader (nft, ipset, a
-    cron job) could pick it up.
+    A regular file is replaced atomically (a failed run never leaves a
+    half-written file where nft, ipset or a cron job could pick it up), a
+    symlink's target is replaced, a FIFO or device is written through, a
+    directory is an error.
     """
     if path is None or path == "-":
         yield sys.stdout.buffer if binary else sys.stdout
         return
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".ipallow-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as handle:
-            yield handle
-        if os.path.exists(path):
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with _output.open_output(path, binary=binary) as handle:
+        yield handle
 
 
 def plural(count: int, noun: str, plural_form: str | None = None) -> str:

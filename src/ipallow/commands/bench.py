@@ -10,17 +10,18 @@ from typing import Any
 
 from ipallow import bench
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
-from ipallow.commands._common import (AT_HELP, add_parser, load_source, output_file, parse_at_argument, plural,
-                                      print_json, stops_quietly_on_closed_output)
+from ipallow.commands._common import (AT_HELP, add_list_arguments, add_parser, chosen_list, load_source,
+                                      output_file, parse_at_argument, plural, print_json,
+                                      stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 
 EXAMPLES = f"""\
 examples:
-  ipallow bench                                     # the bundled sample, {bench.DEFAULT_QUERIES:,} random queries
+  ipallow bench --sample                            # the bundled demo registry, {bench.DEFAULT_QUERIES:,} random queries
   ipallow bench --list registered.csv --queries 1000000
   ipallow bench --list registry.jsonl --queries seen-at-the-gateway.txt --plot bench.png
   ipallow bench --list registered.ipallow --json | jq '.agreement.ok'      # a snapshot works too
-  ipallow bench --peers pytricia,pyroaring.BitMap --seconds 30
+  ipallow bench --list registered.csv --peers pytricia,pyroaring.BitMap --seconds 30
 
 what is measured:
   build       compiling the list's prefixes, given to every builder as the same CIDR text
@@ -57,8 +58,8 @@ progress line is drawn on stderr when stderr is a terminal. Other work on the ma
 moves every figure: the load average is printed with them.
 
 exit status: 0 every peer agrees with ipallow, 1 a peer (or one of ipallow's own input
-forms) disagrees on some query, 2 usage error, unreadable list or query file, or --plot
-without matplotlib"""
+forms) disagrees on some query, 2 usage error, no list given (--list, $IPALLOW_LIST or
+--sample), unreadable list or query file, or --plot without matplotlib"""
 
 SHOW_EXAMPLES = 10
 
@@ -234,7 +235,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"ipallow bench: not installed: {', '.join(absent)} (pip install 'ipallow[bench]')",
                   file=sys.stderr)
             return EXIT_ERROR
-    if args.list == "-" and args.queries == ("file", "-"):
+    list_name = chosen_list(args)
+    if list_name == "-" and args.queries == ("file", "-"):
         print("ipallow bench: --list and --queries cannot both read stdin", file=sys.stderr)
         return EXIT_ERROR
     queries = _load_queries(args.queries)
@@ -250,7 +252,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return EXIT_ERROR
 
     started = time.perf_counter()
-    source = load_source(args.list, at=args.at)
+    source = load_source(list_name, list_format=args.list_format, at=args.at)
     load_seconds = time.perf_counter() - started
     info = {"name": source.name, "kind": "registry" if source.registry is not None else "list"}
 
@@ -281,12 +283,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         commands, "bench",
         help="pre-rollout benchmark on your list: build, memory, latency, throughput, "
              "and every installed peer's answers checked against ipallow",
-        description="Measure ipallow on a list (default: the bundled sample) against every installed "
+        description="Measure ipallow on a list (--list, $IPALLOW_LIST, or --sample for the bundled "
+                    "demo registry) against every installed "
                     "peer library, and check that each peer gives the same answer on every query.",
         examples=EXAMPLES)
-    parser.add_argument("--list", metavar="FILE",
-                        help="list, registry (CSV with an id column, JSON Lines) or snapshot; - for stdin; "
-                             "default: the bundled sample")
+    add_list_arguments(parser)
     parser.add_argument("--at", metavar="TIME", type=parse_at_argument, help=AT_HELP)
     parser.add_argument("--queries", metavar="FILE|N", type=queries_argument,
                         default=("count", bench.DEFAULT_QUERIES),

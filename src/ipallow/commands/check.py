@@ -12,13 +12,16 @@ from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
 
 EXAMPLES = """\
 examples:
-  ipallow check 203.0.113.9 8.8.8.8              # against the bundled sample list
-  ipallow check --list registered.csv 192.0.2.7  # against your own list (.csv or text)
-  ipallow check --json 2001:db8::1 | jq .verdict
+  ipallow check --list registered.csv 192.0.2.7  # against your list, registry or snapshot
+  IPALLOW_LIST=registry.jsonl ipallow check 192.0.2.7 8.8.8.8   # the list from the environment
+  ipallow check --sample 203.0.113.9 8.8.8.8     # against the bundled demo registry, to try it out
+  ipallow check --list registered.csv --json 2001:db8::1 | jq .verdict
+  ipallow check --list exported.dat --list-format csv 192.0.2.7  # a name that says nothing
   ipallow check --explain --list registry.csv 10.1.2.3   # every covering registration, and why
                                                          # it counts or not (revoked, expired ...)
 
-exit status: 0 all allowed, 1 any denied, 2 error (bad address, bad list)"""
+exit status: 0 all allowed, 1 any denied, 2 error (bad address, bad list, no list given:
+--list, $IPALLOW_LIST or --sample)"""
 
 
 def label(data: Any, index: int | None) -> str:
@@ -59,9 +62,9 @@ def _explanations(allowlist: Allowlist, address: str) -> list[tuple[Any, int | N
 def cmd_check(args: argparse.Namespace) -> int:
     # Lists and registries load the same way for every command (a registry's
     # suspended or expired records do not count), so check and --explain agree.
-    from ipallow.commands._common import load_source
-    source = load_source(args.list, at=args.at)     # a registry's snapshot: judged at --at too
-    allowlist = source.allowlist
+    from ipallow.commands._common import chosen_list, load_source
+    source = load_source(chosen_list(args), list_format=args.list_format, at=args.at)
+    allowlist = source.allowlist                   # a registry's snapshot: judged at --at too
     if args.at is not None and source.registry is None:
         print(f"ipallow check: note: --at does not change {source.name}: a plain list has no "
               f"validity windows", file=sys.stderr)
@@ -139,10 +142,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Print, for each address, allowed/denied and the registration that covers it.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     check.add_argument("addresses", nargs="+", metavar="ADDRESS", help="IPv4 or IPv6 address")
-    check.add_argument("--list", metavar="FILE",
-                       help="list (.csv with a cidr column, or one entry per line), registry (CSV "
-                            "with an id column, or JSON Lines) or snapshot; default: the bundled "
-                            "sample registry")
+    from ipallow.commands._common import add_list_arguments
+    add_list_arguments(check)
     check.add_argument("--json", action="store_true", help="one JSON object per address")
     check.add_argument("--explain", action="store_true",
                        help="list every registration covering each address, longest first, and why it "

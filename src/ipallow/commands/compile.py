@@ -5,73 +5,108 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import tempfile
 import time
 
-from ipallow import Allowlist
+from ipallow import _output
 from ipallow.commands import EXIT_OK
-from ipallow.commands._common import parse_at_argument
 
 EXAMPLES = """\
 examples:
   ipallow compile registered.csv -o registered.ipallow
   ipallow compile registry.jsonl -o registry.ipallow --at 2026-01-01   # what counts then
+  ipallow compile registry.jsonl -o /srv/ipallow/current.ipallow   # a symlink: its target is replaced
+  curl -s https://registry.example/export | ipallow compile - -o registered.ipallow
+  ipallow compile registered.csv -o - | ssh gw 'cat > /srv/registered.ipallow'   # report on stderr
   ipallow check --list registered.ipallow 203.0.113.9     # every command takes snapshots
   python -c 'import ipallow; al = ipallow.load("registered.ipallow")'
 
-exit status: 0 written, 2 bad list (every bad line is listed) or I/O error"""
+a registry compiles to the registrations that count at --at (default: now); a snapshot
+has no lifecycle, so compile it again when registrations start or end.
+
+-o FILE: a regular file (or a new one, mode 0644) is replaced atomically keeping its
+mode (temporary file beside it, fsync, rename, fsync of the directory); a symlink's
+target is replaced the same way; a FIFO or character device is written through; a
+directory is an error; - is stdout.
+
+exit status: 0 written, 2 bad list (every bad line is listed), usage or I/O error"""
+
+
+def _save(allowlist, output: str) -> int:
+    """Write the snapshot to ``output`` (``-``: stdout) as Allowlist.save does; return its size.
+
+    A file (or a symlink to one) is written by Allowlist.save itself; stdout, a
+    FIFO or a device gets the bytes of a snapshot Allowlist.save first wrote to
+    a temporary directory, so there is one way a snapshot is made.
+    """
+    from ipallow.commands._common import output_file
+    if output != "-" and not _output.resolve(output)[2]:
+        allowlist.save(output)
+        return os.path.getsize(output)
+    with tempfile.TemporaryDirectory(prefix="ipallow-") as directory:
+        staged = os.path.join(directory, "snapshot.ipallow")
+        allowlist.save(staged)
+        with open(staged, "rb") as handle:
+            data = handle.read()
+    with output_file(output, binary=True) as out:
+        out.write(data)
+    return len(data)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from ipallow.commands._common import load_source
     from ipallow.commands._lifecycle import format_instant
     from ipallow.commands._progress import Progress
-    from ipallow.registry import is_registry_file, load_registry
     started = time.perf_counter()
     with Progress(f"compiling {args.list}") as bar:
         # A registry compiles what counts at --at (default now) and keeps its
         # lifecycle in the snapshot, so it can be judged again at other instants.
-        if is_registry_file(args.list):
-            registry = load_registry(args.list, strict=not args.no_strict)
-            allowlist = Allowlist.from_registry(registry, at=args.at)
-        else:
-            if args.at is not None:
-                bar.message(f"ipallow compile: note: --at does not change {args.list}: a plain list "
-                            f"has no validity windows")
-            allowlist = Allowlist.from_file(args.list, strict=not args.no_strict)
+        source = load_source(args.list, list_format=args.list_format, at=args.at,
+                             strict=not args.no_strict, label=f"loading {args.list}")
+        allowlist = source.allowlist
+        if args.at is not None and source.registry is None:
+            bar.message(f"ipallow compile: note: --at does not change {args.list}: a plain list "
+                        f"has no validity windows")
         compiled = time.perf_counter()
         bar.label = f"writing {args.output}"
-        allowlist.save(args.output)
+        size = _save(allowlist, args.output)
     saved = time.perf_counter()
     evaluated = getattr(allowlist, "_registry_at", None)
+    # With -o - the snapshot is stdout: the report goes to stderr.
+    report_stream = sys.stderr if args.output == "-" else sys.stdout
     report = {"list": args.list, "output": args.output, "registrations": len(allowlist),
-              "prefixes": allowlist.prefix_count, "bytes": os.path.getsize(args.output),
+              "prefixes": allowlist.prefix_count, "bytes": size,
               "evaluated_at": format_instant(evaluated) if evaluated is not None else None,
               "compile_seconds": round(compiled - started, 4),
               "save_seconds": round(saved - compiled, 4)}
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report), file=report_stream)
     else:
         counts = allowlist.prefix_count
         when = f", counting at {report['evaluated_at']}" if evaluated is not None else ""
         print(f"{args.output}: {len(allowlist):,} registrations{when}, {counts[4]:,} IPv4 and "
               f"{counts[6]:,} IPv6 prefixes, {report['bytes']:,} bytes "
-              f"(compiled in {report['compile_seconds']:.3f} s)")
+              f"(compiled in {report['compile_seconds']:.3f} s)", file=report_stream)
     return EXIT_OK
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "compile", help="compile a list into a snapshot file (memory-mapped by every process)",
-        description="Compile a list (.csv or text) into a snapshot that ipallow.load() and every "
-                    "command open in milliseconds. Written atomically: readers never see half a file.",
+        description="Compile a list, registry or snapshot into a snapshot that ipallow.load() and "
+                    "every command open in milliseconds. Written atomically: readers never see "
+                    "half a file.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("list", metavar="LIST", help="list (.csv or text) or registry (CSV with an id "
-                                                     "column, or JSON Lines)")
-    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot to write")
+    from ipallow.commands._common import AT_HELP, add_list_format_argument, parse_at_argument
+    parser.add_argument("list", metavar="LIST", help="list, registry or snapshot file; - for stdin")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="snapshot to write (- for stdout); see below for what FILE may be")
+    add_list_format_argument(parser)
+    parser.add_argument("--at", metavar="TIME", type=parse_at_argument,
+                        help=AT_HELP + ". The snapshot of a registry keeps the whole registry: "
+                                       "commands judge it again at any other instant")
     parser.add_argument("--no-strict", action="store_true",
                         help="clear host bits in CIDRs instead of rejecting them")
-    parser.add_argument("--at", metavar="TIME", type=parse_at_argument,
-                        help="for a registry: compile the registrations that count at TIME (ISO 8601, "
-                             "no offset = UTC; default now). The snapshot keeps the whole registry: "
-                             "commands judge it again at any other instant")
     parser.add_argument("--json", action="store_true", help="report as one JSON object")
     parser.set_defaults(handler=cmd_compile)

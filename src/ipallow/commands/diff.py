@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
-from ipallow.commands._common import (AT_HELP, add_parser, load_source, parse_at_argument, plural,
-                                      print_json, stops_quietly_on_closed_output)
+from ipallow.commands._common import (AT_HELP, add_list_format_argument, add_parser, load_source,
+                                      parse_at_argument, plural, print_json,
+                                      stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 
 EXAMPLES = """\
@@ -144,8 +145,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.old == "-" and args.new == "-":
         print("ipallow diff: OLD and NEW cannot both be stdin", file=sys.stderr)
         return EXIT_ERROR
-    old = load_source(args.old, at=args.at, label="loading OLD")
-    new = load_source(args.new, at=args.at, label="loading NEW")
+    old = load_source(args.old, list_format=args.list_format, at=args.at, label="loading OLD")
+    new = load_source(args.new, list_format=args.list_format, at=args.at, label="loading NEW")
     with Progress("comparing"):
         result = diff(old.registry if old.registry is not None else old.allowlist,
                       new.registry if new.registry is not None else new.allowlist, at=args.at)
@@ -167,6 +168,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         examples=EXAMPLES)
     parser.add_argument("old", metavar="OLD", help="the earlier list or registry; - for stdin")
     parser.add_argument("new", metavar="NEW", help="the later list or registry; - for stdin")
+    add_list_format_argument(parser)
     parser.add_argument("--at", metavar="TIME", type=parse_at_argument, help=AT_HELP)
     parser.add_argument("--summary", action="store_true", help="counts only, no per-item lines")
     parser.add_argument("--limit", type=int, default=50, metavar="N",

@@ -7,12 +7,12 @@ import re
 import sys
 
 import ipallow
-from ipallow import export
-from ipallow.commands import EXIT_ERROR, EXIT_OK
+from ipallow import ParseError, _output, export
+from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
 from ipallow.commands._progress import Progress
-from ipallow.commands._common import (AT_HELP, add_parser, display_name, load_allowlist, output_file,
-                                      parse_at_argument, plural, print_json,
-                                      stops_quietly_on_closed_output)
+from ipallow.commands._common import (AT_HELP, add_list_format_argument, add_parser, counting_text,
+                                      display_name, load_source, output_file, parse_at_argument, plural,
+                                      print_json, stops_quietly_on_closed_output)
 
 EXAMPLES = """\
 examples:
@@ -20,6 +20,8 @@ examples:
   ipallow export --format nft --family ip --table filter --name pta_vpn -o /etc/nft/pta.nft registered.csv
   ipallow export --format ipset --name pta registered.csv | ipset restore
   ipallow export --format cidr registered.txt          # aggregated plain list, IPv4 first
+  ipallow export --format nft --previous /etc/nft/pta.nft registry.jsonl > pta.nft.new
+  ipallow export --format nft --allow-empty -o /etc/nft/pta.nft retired.csv   # an empty set, on purpose
 
 what is written:
   The registered ranges are merged (overlapping, nested, duplicate and adjacent
@@ -33,7 +35,24 @@ what is written:
   With --family inet (the default) nft and ipset get two sets, NAME_v4 and NAME_v6;
   with ip or ip6 one set called NAME and the other family is left out (said on stderr).
 
-exit status: 0 written, 2 usage error, unreadable or invalid list, or write error"""
+guards (nothing is written when one refuses; exit 1 with the counts):
+  empty     an export with no range left (an empty list, a registry whose records
+            are all revoked, suspended, pending or expired at --at, --family ip6 of
+            an IPv4-only list) would empty the live set: refused unless --allow-empty.
+  loss      an export that drops more than --max-loss (default 50%) of the addresses
+            of the previous export, in either family, is refused. The previous
+            export is --previous FILE, else the -o FILE being replaced when it reads
+            as an export (nft, ipset or cidr); a truncated or half-written registry
+            is the usual cause. --force skips both checks.
+
+-o FILE:
+  a regular file (or a new one, mode 0644) is replaced atomically keeping its mode:
+  temporary file beside it, fsync, rename, fsync of the directory. A symlink is
+  followed and its target replaced the same way (the link stays). A FIFO, a
+  character device and /dev/stdout are written through. A directory is an error.
+
+exit status: 0 written, 1 refused by a guard (empty, or lost more than --max-loss),
+2 usage error, unreadable or invalid list or previous export, or write error"""
 
 _NFT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _IPSET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
@@ -56,17 +75,99 @@ def _check_names(args: argparse.Namespace) -> str | None:
     return None
 
 
+def max_loss_argument(text: str) -> float:
+    """--max-loss: a percentage (50, 50%, 12.5%) -> a fraction."""
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"--max-loss must be between 0 and 100 (percent), got {text}")
+    return value / 100
+
+
+def _previous_export(args: argparse.Namespace) -> tuple[str | None, dict | None]:
+    """The earlier export to compare with: --previous, else the -o FILE about to be replaced.
+
+    An -o FILE that does not read as an export (another kind of file, or one
+    written by hand) is not compared with; that is said on stderr.
+    """
+    if args.previous is not None:
+        return args.previous, export.read_export(args.previous)     # unreadable: an error (exit 2)
+    if args.force or args.output in (None, "-"):
+        return None, None
+    target, st, through = _output.resolve(args.output)
+    if st is None or through or st.st_size == 0:
+        return None, None
+    try:
+        return args.output, export.read_export(target)
+    except (ParseError, OSError) as exc:
+        if not args.quiet:
+            first = str(exc).splitlines()[-1] if isinstance(exc, ParseError) else str(exc)
+            print(f"ipallow export: not compared with {args.output}: it does not read as an "
+                  f"earlier export ({first})", file=sys.stderr)
+        return None, None
+
+
+def _refusal(args, loaded, agg, versions, previous_name, previous) -> str | None:
+    """Why this export must not replace the live set (None: it may).
+
+    Loading an export replaces the whole set: an empty one denies every
+    registered user at once, and one much smaller than the last is more
+    often a truncated or half-written registry than a real change.
+    """
+    if args.force:
+        return None
+    counts = counting_text(loaded)
+    families = "/".join(f"IPv{v}" for v in versions)
+    if not args.allow_empty and not any(len(agg[v]) for v in versions):
+        return (f"the {families} export of {display_name(args.file)} is empty ({counts}): loading it "
+                f"would empty the live set(s) and deny every address. --allow-empty (or --force) "
+                f"writes it anyway")
+    if previous is None:
+        return None
+    for v in versions:
+        before = export.address_count(previous[v])
+        lost = export.lost_addresses(previous[v], agg[v])
+        if before and lost / before > args.max_loss:
+            return (f"IPv{v} would lose {lost:,} of the {before:,} addresses allowed by {previous_name} "
+                    f"({lost / before:.1%}, more than --max-loss {args.max_loss:.0%}); "
+                    f"{display_name(args.file)}: {counts}, {plural(len(agg[v]), f'IPv{v} CIDR')}. "
+                    f"--max-loss PERCENT or --force writes it anyway")
+    return None
+
+
+def _previous_summary(name, previous, agg, versions) -> dict | None:
+    if previous is None:
+        return None
+    return {"file": name,
+            "addresses": {f"ipv{v}": str(export.address_count(previous[v])) for v in versions},
+            "lost": {f"ipv{v}": str(export.lost_addresses(previous[v], agg[v])) for v in versions}}
+
+
 @stops_quietly_on_closed_output
 def cmd_export(args: argparse.Namespace) -> int:
     problem = _check_names(args)
     if problem:
         print(f"ipallow export: {problem}", file=sys.stderr)
         return EXIT_ERROR
-    allowlist = load_allowlist(args.file, at=args.at)
+    loaded = load_source(args.file, list_format=args.list_format, at=args.at)
+    allowlist = loaded.allowlist
     with Progress("aggregating"):
         agg = export.aggregate_allowlist(allowlist)
     versions = export.FAMILIES[args.family]
     source = display_name(args.file)
+    previous_name, previous = _previous_export(args)
+    refusal = _refusal(args, loaded, agg, versions, previous_name, previous)
+    if refusal is not None:
+        if args.json:
+            print_json({"file": source, "format": args.format, "family": args.family, "written": False,
+                        "refused": refusal, "registrations": len(allowlist),
+                        "cidrs": {f"ipv{v}": len(agg[v]) for v in versions},
+                        "previous": _previous_summary(previous_name, previous, agg, versions)},
+                       sys.stderr)
+        print(f"ipallow export: refused, nothing written: {refusal}", file=sys.stderr)
+        return EXIT_NEGATIVE
     comment = [f"generated by ipallow {ipallow.__version__} export --format {args.format} "
                f"--family {args.family} from {source}",
                f"{plural(len(allowlist), 'registration')} -> "
@@ -89,6 +190,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         "addresses": {f"ipv{v}": str(export.address_count(agg[v])) for v in versions},
         "left_out": {f"ipv{v}": n for v, n in left_out.items()},
         "output": args.output or "-",
+        "written": True,
+        "previous": _previous_summary(previous_name, previous, agg, versions),
     }
     if args.format != "cidr":
         summary["sets"] = list(export.set_names(args.name, versions).values())
@@ -115,7 +218,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Aggregate the registered ranges into the minimal CIDR list covering exactly "
                     "the same addresses, and write it for nftables, ipset or as plain text.",
         examples=EXAMPLES)
-    parser.add_argument("file", metavar="FILE", help="registered list (.csv or text); - for stdin")
+    parser.add_argument("file", metavar="FILE", help="list, registry or snapshot; - for stdin")
     parser.add_argument("--format", required=True, choices=("nft", "ipset", "cidr"),
                         help="nft: 'nft -f' file; ipset: 'ipset restore' script; cidr: plain list")
     parser.add_argument("--family", choices=tuple(export.FAMILIES), default="inet",
@@ -127,7 +230,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--table", default="ipallow",
                         help="nft table to hold the set(s) (default: ipallow; created if missing)")
     parser.add_argument("-o", "--output", metavar="FILE",
-                        help="write to FILE atomically (temporary file + rename) instead of stdout")
+                        help="write to FILE instead of stdout: a regular file is replaced atomically "
+                             "(see below)")
+    guard = parser.add_argument_group("guards against a rollout that empties the set")
+    guard.add_argument("--previous", metavar="FILE",
+                       help="an earlier export (nft, ipset or cidr) to compare with; default: the "
+                            "-o FILE about to be replaced, when it reads as an export")
+    guard.add_argument("--max-loss", metavar="PERCENT", type=max_loss_argument, default=0.5,
+                       help="refuse an export that drops more than PERCENT of the previous export's "
+                            "addresses, per family (default 50)")
+    guard.add_argument("--allow-empty", action="store_true",
+                       help="write an export even when no range is left (it empties the live set)")
+    guard.add_argument("--force", action="store_true",
+                       help="write whatever the result: no empty or loss check")
+    add_list_format_argument(parser)
     parser.add_argument("--at", metavar="TIME", type=parse_at_argument, help=AT_HELP)
     parser.add_argument("--json", action="store_true",
                         help="summary as one JSON object on stderr (stdout carries the export)")

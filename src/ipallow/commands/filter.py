@@ -25,8 +25,9 @@ import numpy as np
 from ipallow import AddressError, _trie
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
 from ipallow.allowlist import registration_label
-from ipallow.commands._common import (AT_HELP, STDIN_NAME, add_parser, load_allowlist, parse_at_argument,
-                                      print_json, stops_quietly_on_closed_output)
+from ipallow.commands._common import (AT_HELP, STDIN_NAME, add_list_arguments, add_parser, chosen_list,
+                                      load_allowlist, parse_at_argument, print_json,
+                                      stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 
 EXAMPLES = """\
@@ -37,6 +38,8 @@ examples:
   ipallow filter --list registered.csv --column 4 --field-sep ' ' --annotate vpc-flows.log
   ipallow filter --list registered.csv --strict --json addresses.txt 2> summary.json
   ipallow filter --list registry.csv --column src --count-by registration --bytes bytes flows.csv.gz
+  export IPALLOW_LIST=/etc/ipallow/registry.jsonl; ipallow filter addresses.txt
+  echo 203.0.113.9 | ipallow filter --sample      # the bundled demo registry, to try it out
 
 input:
   Plain: one address per line (surrounding blanks and CR ignored; blank lines skipped).
@@ -61,9 +64,10 @@ output (stdout):
   A summary of counts goes to stderr at the end (--json: one JSON object instead).
 
 exit status: 0 some line was output (--count-by: some line was counted), 1 no line was
-selected (like grep), 2 error: usage, unreadable, corrupt or truncated input, a --column
-that no line has, an unreadable list, or (--strict) an unparseable address -- processing
-stops at that line; the lines before it have been written."""
+selected (like grep), 2 error: usage, no list given (--list, $IPALLOW_LIST or --sample),
+unreadable, corrupt or truncated input, a --column that no line has, an unreadable list,
+or (--strict) an unparseable address -- processing stops at that line; the lines before
+it have been written."""
 
 BLOCK_SIZE = 1 << 18          # bytes read at a time: 256 KiB keeps a block's line objects in cache
 _NL = 10
@@ -638,7 +642,8 @@ def _summary_line(name: str, c: Counts, seconds: float) -> str:
 @stops_quietly_on_closed_output
 def cmd_filter(args: argparse.Namespace) -> int:
     name = STDIN_NAME if args.input == "-" else args.input
-    if args.list == "-" and args.input == "-":
+    list_name = chosen_list(args)
+    if list_name == "-" and args.input == "-":
         print("ipallow filter: the list and the input cannot both be stdin", file=sys.stderr)
         return EXIT_ERROR
     if args.report_limit < 0:
@@ -651,7 +656,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
     if args.bytes is not None and (not args.count_by or args.column is None):
         print("ipallow filter: --bytes needs --count-by and --column", file=sys.stderr)
         return EXIT_ERROR
-    allowlist = load_allowlist(args.list, at=args.at)
+    allowlist = load_allowlist(list_name, list_format=args.list_format, at=args.at)
     if args.input == "-":
         fd, total = sys.stdin.buffer.fileno(), None
         handle = None
@@ -749,9 +754,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         examples=EXAMPLES)
     parser.add_argument("input", nargs="?", default="-", metavar="INPUT",
                         help="file to read; - or nothing for stdin")
-    parser.add_argument("--list", metavar="FILE",
-                        help="registered list (.csv or text; - for stdin when INPUT is a file); "
-                             "default: the bundled sample")
+    add_list_arguments(parser, stdin="- for stdin when INPUT is a file")
     parser.add_argument("--column", metavar="NAME|N",
                         help="the address is in this column: a header name, or a 1-based number")
     parser.add_argument("--field-sep", metavar="SEP",

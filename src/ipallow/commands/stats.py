@@ -12,7 +12,8 @@ import numpy as np
 
 from ipallow import export
 from ipallow.commands import EXIT_OK
-from ipallow.commands._common import (AT_HELP, add_parser, load_source, parse_at_argument, plural, print_json,
+from ipallow.commands._common import (AT_HELP, add_list_format_argument, add_parser, load_source,
+                                      parse_at_argument, plural, print_json,
                                       stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 from ipallow.commands.validate import DUPLICATE, find_overlaps
@@ -22,6 +23,7 @@ examples:
   ipallow stats registered.csv
   ipallow stats --json registry.jsonl | jq '.addresses.ipv4'
   ipallow stats --at 2026-01-01 registry.jsonl      # what will count on New Year's Day
+  curl -s https://registry.example/export | ipallow stats -      # recognised by content
 
 what is counted:
   registrations  all records; for a registry also how many count at --at (default now),
@@ -158,7 +160,7 @@ def render(s: dict[str, Any]) -> str:
 
 @stops_quietly_on_closed_output
 def cmd_stats(args: argparse.Namespace) -> int:
-    source = load_source(args.file, at=args.at)
+    source = load_source(args.file, list_format=args.list_format, at=args.at)
     with Progress("counting"):
         stats = collect(source)
     if args.json:
@@ -176,7 +178,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Describe a list or registry: registrations, prefixes, covered addresses "
                     "and the size of the compiled tables.",
         examples=EXAMPLES)
-    parser.add_argument("file", metavar="FILE", help="list or registry; - for stdin")
+    parser.add_argument("file", metavar="FILE", help="list, registry or snapshot; - for stdin")
+    add_list_format_argument(parser)
     parser.add_argument("--at", metavar="TIME", type=parse_at_argument, help=AT_HELP)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.set_defaults(handler=cmd_stats)

@@ -12,8 +12,9 @@ import numpy as np
 from ipallow import ParseError, Problem, _parse, synth
 from ipallow.commands import EXIT_NEGATIVE, EXIT_OK
 from ipallow.allowlist import registration_label
-from ipallow.commands._common import (AT_HELP, add_parser, list_path, load_source, parse_at_argument,
-                                      plural, print_json, problem_json, stops_quietly_on_closed_output)
+from ipallow.commands._common import (AT_HELP, STDIN_NAME, add_list_format_argument, add_parser, empty_warning,
+                                      load_source, parse_at_argument, plural, print_json, problem_json,
+                                      stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 
 EXAMPLES = """\
@@ -27,7 +28,9 @@ output:
       registered.txt:4:1: error: invalid network '192.0.2.1/24': host bits set
       registered.txt:9:1: warning: 10.1.0.0/16 lies inside 10.0.0.0/8 (line 3)
   errors: anything that stops the file from loading (every one is listed);
-  warnings (only once the file loads): a prefix registered twice (duplicate) or
+  warnings (only once the file loads): nothing counts (an empty list, or a registry
+  whose registrations are all revoked, suspended, pending or expired at --at: an
+  export would empty the live set); a prefix registered twice (duplicate) or
   inside another registered prefix (overlap; lookups return the longest).  For a
   registry, overlaps are checked among the registrations that count at --at.
   stderr: a one-line verdict.  --json: one JSON object on stdout instead.
@@ -108,9 +111,11 @@ def find_overlaps(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.
 
 # -- where each registration is in the file ------------------------------------------------
 
-def _plain_places(name: str, text: str, count: int) -> np.ndarray:
+def _plain_places(name: str, text: str, count: int, format: str) -> np.ndarray:
     """(line, column) of each of the ``count`` registrations of a plain list, in load order."""
-    if name.lower().endswith(".csv"):
+    if format == "snapshot":        # no lines: 0 means "not in a text file"
+        return np.zeros((count, 2), dtype=np.int64)
+    if format == "csv":
         from ipallow.loaders import _csv_items       # the loader's own row positions
         places = _csv_items(text, name)[1]
     else:
@@ -121,11 +126,10 @@ def _plain_places(name: str, text: str, count: int) -> np.ndarray:
     return np.array(places, dtype=np.int64).reshape(-1, 2)
 
 
-def _registry_places(name: str, text: str) -> dict[str, tuple[int, int]]:
+def _registry_places(name: str, text: str, format: str) -> dict[str, tuple[int, int]]:
     """id -> (line, column) of its first record's networks value, for a registry file."""
     from ipallow import registry as reg
-    kind = reg._detect_format(name, text, None)
-    rows = (reg._csv_rows if kind == "csv" else reg._jsonl_rows)(text, name, [])
+    rows = (reg._csv_rows if format == "registry-csv" else reg._jsonl_rows)(text, name, [])
     places: dict[str, tuple[int, int]] = {}
     for row in rows:
         rid = row["id"].value
@@ -190,12 +194,12 @@ def _warnings(source, file_name: str, text: str) -> Found:
     kind, inner, outer = found.kind[first], found.inner[first], found.outer[first]
     inner_reg, outer_reg = inner_reg[first], outer_reg[first]
     if source.registry is not None:
-        by_id = _registry_places(file_name, text)
+        by_id = _registry_places(file_name, text, source.format)
         all_ids = [registration_label(d, i) for i, d in enumerate(c.data or [None] * count)]
         places = np.array([by_id.get(rid, (0, 0)) for rid in all_ids], dtype=np.int64).reshape(-1, 2)
     else:
         all_ids = None
-        places = _plain_places(file_name, text, count)
+        places = _plain_places(file_name, text, count, source.format)
     line, column = places[inner_reg, 0], places[inner_reg, 1]
     other_line = places[outer_reg, 0]
     order = np.lexsort((column, line))
@@ -206,7 +210,8 @@ def _warnings(source, file_name: str, text: str) -> Found:
     same = (inner_reg == outer_reg).tolist()
     if all_ids is None:
         ids = other_ids = None
-        where = ["the same registration" if s else f"line {ol}" for s, ol in zip(same, other_line)]
+        where = ["the same registration" if s else f"line {ol}" if ol else f"registration #{j}"
+                 for s, ol, j in zip(same, other_line, outer_reg.tolist())]
     else:
         ids = [all_ids[i] for i in inner_reg.tolist()]
         other_ids = [all_ids[j] for j in outer_reg.tolist()]
@@ -230,21 +235,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
     errors: list[Problem] = []
     warnings = Found([], [], [], [], [], [], [], None, None)
     source = None
-    with list_path(args.file) as file_name:
-        try:
-            source = load_source(file_name, at=args.at, label="loading")
-        except ParseError as exc:
-            errors = exc.problems
-        if source is not None:
-            source.name = "<stdin>" if args.file == "-" else args.file
-            if not args.no_warnings:
-                with open(file_name, "rb") as handle:
-                    text = handle.read().decode("utf-8-sig")
-                with Progress("checking overlaps"):
-                    warnings = _warnings(source, file_name, text)
-    name = "<stdin>" if args.file == "-" else args.file
-    errors = [p._replace(path=name) if p.path == file_name else p for p in errors]
-    failed = bool(errors) or (args.strict and bool(warnings))
+    name = STDIN_NAME if args.file == "-" else args.file
+    try:
+        source = load_source(args.file, list_format=args.list_format, at=args.at, label="loading")
+    except ParseError as exc:
+        errors = exc.problems
+    empty = None
+    if source is not None:
+        empty = empty_warning(source)
+        if not args.no_warnings:
+            text = ""
+            if source.format != "snapshot":
+                raw = source.raw
+                if raw is None:
+                    with open(args.file, "rb") as handle:
+                        raw = handle.read()
+                text = raw.decode("utf-8-sig")
+            with Progress("checking overlaps"):
+                warnings = _warnings(source, name, text)
+    failed = bool(errors) or (args.strict and (bool(warnings) or empty is not None))
     summary: dict[str, Any] = {"file": name, "valid": not failed, "errors": [problem_json(p) for p in errors]}
     if source is not None:
         counts = source.allowlist.prefix_count
@@ -255,25 +264,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
         summary["prefixes"] = {"ipv4": counts[4], "ipv6": counts[6]}
     if args.json:
         summary["warnings"] = warnings.records(name)
+        if empty is not None:
+            summary["warnings"].insert(0, {"path": name, "line": None, "column": None, "kind": "empty",
+                                           "message": empty})
         print_json(summary)
         return EXIT_NEGATIVE if failed else EXIT_OK
     if errors:      # warnings only exist once the file loads: never both
         sys.stdout.write("".join(f"{p.path}:{p.line}:{p.column}: error: {p.message}\n" for p in errors))
-    elif len(warnings):
-        sys.stdout.write("".join(f"{name}:{ln}:{col}: warning: {m}\n" for ln, col, m in
-                                 zip(warnings.line, warnings.column, warnings.message)))
+    elif empty is not None:
+        sys.stdout.write(f"{name}: warning: {empty}\n")
+    if not errors and len(warnings):
+        sys.stdout.write("".join((f"{name}:{ln}:{col}: warning: {m}\n" if ln else f"{name}: warning: {m}\n")
+                                 for ln, col, m in zip(warnings.line, warnings.column, warnings.message)))
     if errors:
         verdict = f"{plural(len(errors), 'error')}; the file does not load"
         if not args.no_warnings:
             verdict += " (overlap checks run once it loads)"
     else:
         n_dup = warnings.kind.count("duplicate")
+        n_warnings = len(warnings) + (empty is not None)
         what = (f"{plural(summary['registrations'], 'registration')}"
                 + (f" ({summary['counting']:,} counting now)" if "counting" in summary else "")
                 + f", {summary['prefixes']['ipv4']:,} IPv4 and {summary['prefixes']['ipv6']:,} IPv6 prefixes")
         verdict = (("invalid (--strict): " if failed else "OK: ") + what + ", "
-                   + (f"{plural(len(warnings), 'warning')} ({n_dup:,} duplicate, "
-                      f"{len(warnings) - n_dup:,} overlap)" if warnings else "no warnings"))
+                   + (f"{plural(n_warnings, 'warning')} ({'empty, ' if empty else ''}{n_dup:,} duplicate, "
+                      f"{len(warnings) - n_dup:,} overlap)" if n_warnings else "no warnings"))
     print(f"ipallow validate: {name}: {verdict}", file=sys.stderr)
     return EXIT_NEGATIVE if failed else EXIT_OK
 
@@ -286,8 +301,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "path:line:col: message, plus duplicate and overlapping prefixes as warnings. "
                     "Nothing else is written.",
         examples=EXAMPLES)
-    parser.add_argument("file", metavar="FILE", help="list (.txt / .csv) or registry (.csv with an id "
-                                                     "column, .jsonl); - for stdin")
+    parser.add_argument("file", metavar="FILE", help="list (one entry a line, or CSV with a cidr column), "
+                                                     "registry (CSV with an id column, or JSON Lines) "
+                                                     "or snapshot; - for stdin")
+    add_list_format_argument(parser)
     parser.add_argument("--strict", action="store_true", help="warnings make the file invalid (exit 1)")
     parser.add_argument("--no-warnings", action="store_true", help="skip the overlap and duplicate checks")
     parser.add_argument("--at", metavar="TIME", type=parse_at_argument, help=AT_HELP)

@@ -1,0 +1,141 @@
+"""Writing an output file the way an operator expects, whatever the name points at.
+
+One rule for every writer (``ipallow export -o``, ``compile -o``, ``bench --plot``,
+:meth:`Allowlist.save`):
+
+* a regular file, or a name that does not exist yet: replaced atomically -- a
+  temporary file in the same directory is written, fsynced, given the old
+  file's mode (and owner, where permitted; a new file gets 0644), renamed over
+  the name, and the directory is fsynced, so a reader (nft, ipset, a server
+  mapping a snapshot) sees the old file or the new one, never half of one;
+* a symbolic link: followed, and its *target* replaced as above (the link
+  stays a link; a chain of links is followed to its end);
+* a FIFO or a character device (``/dev/null``, a pipe made with ``mkfifo``,
+  a terminal), or a name leading into ``/proc`` (``/dev/stdout``, ``/dev/fd/N``):
+  written through, appending (nothing to rename; a FIFO waits for its reader);
+* a directory, a block device or a socket: refused with an ``OSError`` and
+  nothing written.
+
+``-`` is not special here: the command line maps it to stdout itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import tempfile
+from typing import IO, Iterator
+
+NEW_FILE_MODE = 0o644
+
+
+def resolve(path: str | os.PathLike) -> tuple[str, os.stat_result | None, bool]:
+    """(the name to write, what is there now or None, whether to write through it).
+
+    Symbolic links are followed hop by hop to the file they end at (created
+    if missing).  A name that leads into ``/proc`` (``/dev/stdout``,
+    ``/dev/fd/N``, ``/proc/self/fd/N``) is an open file descriptor, not a file
+    to replace: it is written through, like a FIFO or a character device.
+
+    Raises OSError for what must not be written: a directory, a block device
+    or a socket (and a loop of links).
+    """
+    name = os.fspath(path)
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    current = os.path.abspath(name)
+    for _ in range(_MAX_LINKS):
+        parent = os.path.realpath(os.path.dirname(current))
+        current = os.path.join(parent, os.path.basename(current))
+        if parent == "/proc" or parent.startswith("/proc/"):
+            return name, _stat_or_none(name), True
+        if not os.path.islink(current):
+            break
+        current = os.path.join(parent, os.readlink(current))
+    else:
+        raise OSError(errno.ELOOP, "too many levels of symbolic links", name)
+    st = _stat_or_none(current)
+    if st is None:
+        return current, None, False
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", name)
+    if stat.S_ISBLK(mode):
+        raise OSError(errno.EINVAL, "is a block device; refusing to write to it", name)
+    if stat.S_ISSOCK(mode):
+        raise OSError(errno.EINVAL, "is a socket; cannot write to it", name)
+    return current, st, stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+_MAX_LINKS = 40     # as Linux's own limit on following symbolic links
+
+
+def _stat_or_none(name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name)
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def open_output(path: str | os.PathLike, *, binary: bool = False) -> Iterator[IO]:
+    """A handle to write ``path`` through, by the rules in the module docstring.
+
+    The file appears (or changes) only when the ``with`` block ends without an
+    exception; on an exception the temporary file is removed and what was
+    there is left as it was.
+    """
+    target, st, through = resolve(path)
+    encoding = None if binary else "utf-8"
+    if through:
+        # Append, never truncate: '-o /dev/stdout >> log' must not empty the log.
+        with open(target, "ab" if binary else "a", encoding=encoding) as handle:
+            yield handle
+        return
+    directory = os.path.dirname(os.path.abspath(target))
+    fd, temporary = tempfile.mkstemp(prefix=".ipallow-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", encoding=encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        _copy_identity(temporary, st)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(directory)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> None:
+    """Write ``data`` to ``path`` by the rules in the module docstring."""
+    with open_output(path, binary=True) as handle:
+        handle.write(data)
+
+
+def _copy_identity(temporary: str, st: os.stat_result | None) -> None:
+    """Give the new file the mode (and, where permitted, owner) of the file it replaces."""
+    if st is None:
+        os.chmod(temporary, NEW_FILE_MODE)
+        return
+    mine = os.stat(temporary)
+    if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid):
+        # Only root (or the owner, for a group it belongs to) may; install(1) and
+        # rsync do the same without privileges: keep going with our own ids.
+        with contextlib.suppress(PermissionError):
+            os.chown(temporary, st.st_uid, st.st_gid)
+    os.chmod(temporary, stat.S_IMODE(st.st_mode))    # after chown, which clears set-id bits
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename itself durable (the directory entry is what a crash could lose)."""
+    if not hasattr(os, "O_DIRECTORY"):      # pragma: no cover - not on Windows
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
