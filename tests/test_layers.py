@@ -26,7 +26,7 @@ SOURCE = Path(importlib.util.find_spec(PACKAGE).origin).resolve().parent
 LAYERS: list[tuple[str, set[str]]] = [
     ("errors", {"errors", "_version"}),
     ("core", {"_parse", "_compile", "_output"}),          # and the compiled _trie
-    ("sources", {"_csvrecords", "snapshot"}),
+    ("sources", {"_csvrecords", "_formats", "snapshot"}),
     ("records", {"registry"}),
     ("loader", {"loaders"}),
     ("facade", {"allowlist"}),

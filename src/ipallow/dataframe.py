@@ -78,7 +78,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ipallow import _trie
-from ipallow.allowlist import Allowlist, registration_label
+from ipallow.allowlist import Allowlist, load, registration_label
 from ipallow.errors import AddressError
 
 __all__ = [
@@ -272,7 +272,7 @@ def registration_labels(registrations: Any, allowlist: Any) -> list:
                       "and lookup_many()", DeprecationWarning, stacklevel=2)
         registrations, allowlist = allowlist, registrations
     al = _as_allowlist(allowlist)
-    data = al._compiled.data
+    data = al.compiled.data
     labels = []
     for value in np.asarray(registrations).reshape(-1).tolist():
         index = int(value)
@@ -667,8 +667,8 @@ def _load_snapshot(ref: _SnapshotRef) -> Allowlist:
             _SNAPSHOTS.move_to_end(key)
             return al
     from ipallow import snapshot
-    al = snapshot.load(ref.path)
-    header, _ = snapshot.read_header(al._compiled.snapshot_buffer, ref.path)
+    al = load(ref.path)
+    header, _ = snapshot.read_header(al.compiled.snapshot_buffer, ref.path)
     if int(header.checksum) != ref.checksum:
         raise snapshot.SnapshotError(ref.path, "the file was replaced after the job was planned "
                                                "(its checksum differs); plan the job again")
@@ -926,7 +926,7 @@ def _registration_table(al: Allowlist, invalid_as_no_match: bool) -> np.ndarray:
         table = tables.get(invalid_as_no_match) if tables else None
     if table is None:
         tail = [NO_MATCH] * 3 if invalid_as_no_match else [NULL, UNPARSEABLE, NO_MATCH]
-        table = np.concatenate([np.asarray(al._compiled.prefix_reg, dtype=np.int32),
+        table = np.concatenate([np.asarray(al.compiled.prefix_reg, dtype=np.int32),
                                 np.array(tail, dtype=np.int32)])
         table.flags.writeable = False
         with _LOCK:

@@ -186,7 +186,7 @@ def aggregate(version: np.ndarray, hi: np.ndarray, lo: np.ndarray,
 
 def aggregate_allowlist(allowlist, registrations: Iterable[int] | None = None) -> dict[int, Prefixes]:
     """:func:`aggregate` over an Allowlist's prefixes (or only those of some registrations)."""
-    c = allowlist._compiled
+    c = allowlist.compiled
     if registrations is None:
         return aggregate(c.version, c.hi, c.lo, c.prefixlen)
     wanted = np.zeros(len(c.reg_first) - 1, dtype=bool)
@@ -372,10 +372,10 @@ def read_export(path: str) -> dict[int, Prefixes]:
             valid CIDR (``path:line:col``), or text that is not UTF-8.
         OSError: the file cannot be read.
     """
-    from ipallow import loaders
+    from ipallow import _formats, loaders
     with open(path, "rb") as handle:
         raw = handle.read()
-    entries, places = export_entries(loaders._decode(raw, path))
+    entries, places = export_entries(_formats.decode(raw, path))
     compiled = loaders._compile_or_raise(entries, places, [], path, True)
     return aggregate(compiled.version, compiled.hi, compiled.lo, compiled.prefixlen)
 

@@ -71,7 +71,7 @@ def _human_bytes(n: int) -> str:
 
 def collect(source) -> dict[str, Any]:
     al = source.allowlist
-    c = al._compiled
+    c = al.compiled
     stats: dict[str, Any] = {"file": source.name}
     if source.registry is not None:
         records = list(source.registry)

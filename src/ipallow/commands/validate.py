@@ -182,7 +182,7 @@ class Found(NamedTuple):
 def _warnings(source, file_name: str, text: str) -> Found:
     """Duplicate / overlap warnings: one per pair of registrations and kind, in file order."""
     allowlist = source.allowlist
-    c = allowlist._compiled
+    c = allowlist.compiled
     found = find_overlaps(c.version, c.hi, c.lo, c.prefixlen)
     count = len(allowlist)
     inner_reg = c.prefix_reg[found.inner].astype(np.int64)
