@@ -330,8 +330,8 @@ class Allowlist(_trie.Index):
         [True, False]
         """
         if _is_column(addresses):
-            from ipallow import dataframe
-            return _into(out, dataframe.contains_many(addresses, self, strict=True).values)
+            from ipallow import _columns
+            return _into(out, _columns.contains_many(addresses, self, strict=True).values)
         return super().contains_many(addresses, out)
 
     def lookup_many(self, addresses: Any, out: np.ndarray | None = None) -> np.ndarray:
@@ -343,8 +343,9 @@ class Allowlist(_trie.Index):
         [1, -1]
         """
         if _is_column(addresses):
-            from ipallow import dataframe
-            return _into(out, dataframe.lookup_many(addresses, self, strict=True).values)
+            from ipallow import _columns
+            return _into(out, _columns.lookup_many(addresses, self, self._compiled.prefix_reg,
+                                                   strict=True).values)
         return super().lookup_many(addresses, out)
 
     def covering(self, ip: Any) -> list[Match]:

@@ -20,7 +20,6 @@ counts at an instant is chosen by ``Allowlist.from_registry``.
 
 from __future__ import annotations
 
-import csv
 import os
 import stat
 from typing import Any, NamedTuple
