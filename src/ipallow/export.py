@@ -35,9 +35,8 @@ from typing import IO, Iterable, NamedTuple
 
 import numpy as np
 
-# The fast CIDR formatters (octet tables for IPv4, inet_ntop for IPv6) live with the
-# synthetic-table generators; they are plain int -> text helpers.
-from ipallow import synth
+# The fast CIDR formatters: octet tables for IPv4, inet_ntop for IPv6.
+from ipallow._prefixes import ipv4_strings, ipv6_strings
 
 __all__ = ["Prefixes", "aggregate", "aggregate_allowlist", "address_count", "cidr_texts",
            "write_cidr", "write_nft", "write_ipset", "FAMILIES", "IPSET_MAXELEM",
@@ -218,8 +217,8 @@ def cidr_texts(prefixes: Prefixes, *, no_zero_length: bool = False) -> list[str]
         else:
             p = Prefixes(6, np.array([0, top], np.uint64), np.zeros(2, np.uint64), np.ones(2, np.uint8))
     if p.version == 4:
-        return synth.ipv4_strings(p.lo, p.prefixlen)
-    return synth.ipv6_strings(p.hi, p.lo, p.prefixlen)
+        return ipv4_strings(p.lo, p.prefixlen)
+    return ipv6_strings(p.hi, p.lo, p.prefixlen)
 
 
 # -- writers ---------------------------------------------------------------------
