@@ -14,11 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["BITS", "ALL_ONES", "low_mask64", "host_masks", "v6_network_masks", "ipv4_strings",
+__all__ = ["ALL_ONES", "low_mask64", "host_masks", "v6_network_masks", "ipv4_strings",
            "ipv6_strings", "Overlaps", "DUPLICATE", "OVERLAP", "KINDS", "find_overlaps"]
 
-#: Address width of each IP version.
-BITS = {4: 32, 6: 128}
 ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
