@@ -207,7 +207,7 @@ def test_compile_snapshot_follows_symlink_and_keeps_mode(tmp_path, plain):
 def test_compile_to_stdout_and_directory(tmp_path, plain):
     piped = subprocess.run([IPALLOW, "compile", str(plain), "-o", "-"], capture_output=True, timeout=60)
     assert piped.returncode == 0, piped.stderr
-    assert len(ipallow.snapshot.loads(piped.stdout)) == 3
+    assert len(ipallow.allowlist.loads(piped.stdout)) == 3
     assert b"3 registrations" in piped.stderr          # the report moves to stderr
     assert run("compile", plain, "-o", tmp_path).returncode == 2
 
@@ -232,7 +232,7 @@ def test_allowlist_save_uses_the_same_rules(tmp_path):
     al.save(fifo)
     reader.join(10)
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
-    assert "192.0.2.1" in ipallow.snapshot.loads(received[0])
+    assert "192.0.2.1" in ipallow.allowlist.loads(received[0])
     assert leftovers(tmp_path) == []
 
 

@@ -16,6 +16,7 @@ import pytest
 
 import ipallow
 from ipallow import snapshot
+from ipallow.allowlist import loads
 from ipallow.snapshot import HEADER, SECTION, SnapshotError
 
 
@@ -125,7 +126,7 @@ def test_every_truncation_is_rejected(snapshot_bytes):
 
 
 def _use(buffer: bytes, queries: list) -> tuple:
-    return answers(snapshot.loads(buffer), queries)
+    return answers(loads(buffer), queries)
 
 
 def test_random_bit_flips_are_rejected_or_harmless(compiled, snapshot_bytes):
@@ -265,30 +266,30 @@ def test_crafted_files_with_valid_checksums_are_rejected(snapshot_bytes, reason)
     CRAFTED[reason](corrupt)
     error = SnapshotError if "registration" in reason else ipallow.errors.TableError
     with pytest.raises(error, match=reason):
-        snapshot.loads(bytes(reseal(corrupt)))
+        loads(bytes(reseal(corrupt)))
 
 
 def test_crafted_detail_sections_are_rejected_before_use(snapshot_bytes):
     corrupt = bytearray(snapshot_bytes)
     section_array(corrupt, "reg_first")[1] = 10**9
-    al = snapshot.loads(bytes(reseal(corrupt)))
+    al = loads(bytes(reseal(corrupt)))
     with pytest.raises(SnapshotError, match="prefix table: registration offsets"):
         al[0]
     corrupt = bytearray(snapshot_bytes)
     section_array(corrupt, "version")[0] = 5
-    al = snapshot.loads(bytes(reseal(corrupt)))
+    al = loads(bytes(reseal(corrupt)))
     with pytest.raises(SnapshotError, match="prefix table: unknown IP version 5 at row 0"):
         al.lookup(al[0].networks[0].network_address)
     corrupt = bytearray(snapshot_bytes)
     rows = section_array(corrupt, "reg_rows")
     owner = section_array(corrupt, "prefix_reg")
     owner[rows[0]] = owner[rows[-1]]                   # a valid registration, but not row 0's
-    al = snapshot.loads(bytes(reseal(corrupt)))
+    al = loads(bytes(reseal(corrupt)))
     with pytest.raises(SnapshotError, match="is listed under registration 0 but names another"):
         al[0]
     corrupt = bytearray(snapshot_bytes)
     section_array(corrupt, "reg_rows")[1] = section_array(corrupt, "reg_rows")[0]
-    al = snapshot.loads(bytes(reseal(corrupt)))
+    al = loads(bytes(reseal(corrupt)))
     with pytest.raises(SnapshotError, match=r"prefix table: registration rows are not a permutation \(entry 1\)"):
         list(al)
 

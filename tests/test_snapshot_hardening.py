@@ -29,6 +29,7 @@ import pytest
 
 import ipallow
 from ipallow import snapshot
+from ipallow.allowlist import loads
 from ipallow.errors import TableError
 from ipallow.snapshot import SnapshotError
 from test_snapshot import probes, random_entries, reseal, section_array
@@ -227,10 +228,10 @@ def big_snapshot() -> bytes:
 
 
 def test_first_use_from_many_threads_at_once_never_raises(big_snapshot):
-    listed = listed_address(snapshot.loads(big_snapshot))
+    listed = listed_address(loads(big_snapshot))
     errors: list = []
     for _ in range(12):
-        al = snapshot.loads(big_snapshot)               # nothing lazily verified yet
+        al = loads(big_snapshot)               # nothing lazily verified yet
         barrier = threading.Barrier(4)
         uses = [lambda: al.lookup(listed), lambda: len(al), lambda: al[len(al) // 2],
                 lambda: al.prefix_count]
@@ -339,7 +340,7 @@ def probes_of(al) -> list[str]:
 
 def outcome(buffer: bytes) -> str:
     try:
-        use_everything(snapshot.loads(buffer))
+        use_everything(loads(buffer))
     except (SnapshotError, TableError):
         return "rejected"
     return "served"
@@ -394,7 +395,7 @@ def test_a_crafted_prefix_table_or_data_is_a_snapshot_error(with_data, case):
     corrupt = bytearray(with_data)
     TARGETED[case](corrupt)
     assert bytes(corrupt) != with_data
-    al = snapshot.loads(bytes(reseal(corrupt)))        # the lazy sections are checked on first use
+    al = loads(bytes(reseal(corrupt)))        # the lazy sections are checked on first use
     with pytest.raises(SnapshotError):
         use_everything(al)
 
@@ -406,7 +407,7 @@ def test_a_crafted_registration_record_is_a_snapshot_error(with_registrations, e
     start, end = data_item(corrupt, 0)
     assert edit[0] in corrupt[start:end]
     corrupt[start:end] = bytes(corrupt[start:end]).replace(*edit)
-    al = snapshot.loads(bytes(reseal(corrupt)))
+    al = loads(bytes(reseal(corrupt)))
     with pytest.raises(SnapshotError, match="registration 0"):
         al[0]
     assert al[1].data.id                                  # the other registrations still decode

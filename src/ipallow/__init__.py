@@ -11,12 +11,12 @@ A compiled (Cython) Poptrie-style index over registered IPv4 and IPv6 CIDRs.
 import os as _os
 
 from ipallow import _parse  # noqa: F401  (installs the core's object converter)
-from ipallow.allowlist import Allowlist, Entry, Match
+from ipallow.allowlist import Allowlist, Entry, Match, load
 from ipallow.registry import Explanation, Registration, Registry, Standing, load_registry
 from ipallow.diff import Diff, diff
 from ipallow.live import LiveAllowlist, ReloadRefused
 from ipallow.errors import AddressError, HostBitsWarning, ParseError, Problem, TableError
-from ipallow.snapshot import SnapshotError, load, register_json_type as _register_json_type
+from ipallow.snapshot import SnapshotError, register_json_type as _register_json_type
 
 # Registry-built allowlists carry Registration records: let snapshots (and so pickles) hold them.
 _register_json_type("ipallow.Registration", Registration, Registration.to_dict, Registration.from_dict)

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from ipallow import _parse, _trie
+from ipallow import _parse, _trie, snapshot
 from ipallow._compile import Compiled, compile_entries
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-__all__ = ["Allowlist", "Match", "Entry", "registration_label"]
+__all__ = ["Allowlist", "Match", "Entry", "load", "loads", "registration_label"]
 
 NETWORK_CACHE_SIZE = 65536   # ipaddress network objects kept per allowlist for lookup()
 
@@ -92,8 +92,17 @@ class Allowlist(_trie.Index):
         >>> Allowlist.from_file(ipallow.SAMPLE_LIST).lookup("203.0.113.9").data.id
         'PTA-0003'
         """
-        from ipallow.loaders import load
-        return load(path, format=format, strict=strict).allowlist(cls, at)
+        from ipallow import loaders
+        return cls._from_loaded(loaders.load(path, format=format, strict=strict), at)
+
+    @classmethod
+    def _from_loaded(cls, loaded: Any, at: Any = None) -> "Allowlist":
+        """An allowlist of what :func:`ipallow.loaders.load` read: for a registry, the
+        registrations counting at ``at``."""
+        if loaded.registry is not None:
+            return cls.from_registry(loaded.registry, at=at)
+        assert loaded.compiled is not None        # one of the two is always set
+        return cls._from_compiled(loaded.compiled)
 
     @classmethod
     def from_registry(cls, source: Any, at: Any = None) -> "Allowlist":
@@ -149,8 +158,7 @@ class Allowlist(_trie.Index):
                         return lifecycle_head(raw)["evaluated_at"]
                     registry, at = decode_lifecycle(raw, self._compiled.data)
                 except ValueError as exc:
-                    from ipallow.snapshot import SnapshotError
-                    raise SnapshotError("<snapshot>", str(exc)) from None
+                    raise snapshot.SnapshotError("<snapshot>", str(exc)) from None
                 self.__dict__["_registry"], self.__dict__["_registry_at"] = registry, at
                 return registry
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -229,14 +237,38 @@ class Allowlist(_trie.Index):
         >>> [e.code for e in Allowlist(["10.0.0.0/8"]).explain("10.1.2.3")]
         ['listed']
         """
-        from ipallow.registry import explain
-        return explain(self, ip, at)
+        from ipallow.registry import Explanation, explain_matches, to_timestamp
+        registry = getattr(self, "_registry", None)
+        if registry is None:
+            if at is not None:
+                to_timestamp(at)   # validate anyway
+            return [Explanation(m.data, m.network, True, "listed", "listed in this allowlist")
+                    for m in self.covering(ip)]
+        t = self._registry_at if at is None else to_timestamp(at)
+        # The whole registry (suspended, expired, pending ... records included), each
+        # record judged at t: the first that counts is the one lookup returns.
+        everything = self.__dict__.get("_every_record")
+        if everything is None:
+            everything = self.__dict__["_every_record"] = type(self)._from_compiled(registry._every_record())
+        return explain_matches(everything.covering(ip), t)
 
     @classmethod
     def _from_compiled(cls, compiled: Compiled) -> "Allowlist":
         self = cls.__new__(cls)
         self._install(compiled)
         return self
+
+    @property
+    def compiled(self) -> Compiled:
+        """The compiled snapshot this allowlist serves: its prefix table (``version``, ``hi``,
+        ``lo``, ``prefixlen``, one row a prefix), the registration of each prefix
+        (``prefix_reg``), the registrations' ``data`` and the trie tables.
+
+        The interface ipallow's own modules (export, diff, bench, the commands) read the
+        tables through; treat every array as read-only: the allowlist is immutable and
+        shared.
+        """
+        return self._compiled
 
     def _install(self, compiled: Compiled) -> None:
         # Tables first: they refuse a second install (and corrupt arrays), and the
@@ -298,8 +330,8 @@ class Allowlist(_trie.Index):
         [True, False]
         """
         if _is_column(addresses):
-            from ipallow import dataframe
-            return _into(out, dataframe.contains_many(addresses, self, strict=True).values)
+            from ipallow import _columns
+            return _into(out, _columns.contains_many(addresses, self, strict=True).values)
         return super().contains_many(addresses, out)
 
     def lookup_many(self, addresses: Any, out: np.ndarray | None = None) -> np.ndarray:
@@ -311,8 +343,9 @@ class Allowlist(_trie.Index):
         [1, -1]
         """
         if _is_column(addresses):
-            from ipallow import dataframe
-            return _into(out, dataframe.lookup_many(addresses, self, strict=True).values)
+            from ipallow import _columns
+            return _into(out, _columns.lookup_many(addresses, self, self._compiled.prefix_reg,
+                                                   strict=True).values)
         return super().lookup_many(addresses, out)
 
     def covering(self, ip: Any) -> list[Match]:
@@ -414,7 +447,6 @@ class Allowlist(_trie.Index):
             OSError: the file cannot be written (nothing is replaced then), or
                 ``path`` is a directory, a block device or a socket.
         """
-        from ipallow import snapshot
         snapshot.save(self._compiled, path, created, lifecycle=self._lifecycle_section())
 
     def _lifecycle_section(self) -> bytes | None:
@@ -464,8 +496,7 @@ class Allowlist(_trie.Index):
             # Built once: the allowlist is immutable.  Racing threads build the same bytes.
             buffer = self.__dict__.get("_snapshot_bytes")
             if buffer is None:
-                from ipallow import snapshot
-                buffer = self.__dict__["_snapshot_bytes"] = bytes(snapshot.to_bytes(self._compiled, created=0))
+                        buffer = self.__dict__["_snapshot_bytes"] = bytes(snapshot.to_bytes(self._compiled, created=0))
         # A registry-built allowlist also carries its full registry, for explain().
         state = {key: self.__dict__[key] for key in ("_registry", "_registry_at") if key in self.__dict__}
         if protocol >= 5:
@@ -474,6 +505,39 @@ class Allowlist(_trie.Index):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+
+
+def load(path: str | os.PathLike, *, share: bool = False) -> Allowlist:
+    """Open a snapshot file as an :class:`~ipallow.Allowlist` (no parsing, no rebuild).
+
+    By default the file is read into private memory: one read, then nothing a
+    writer does to the file can affect the allowlist.  ``share=True`` serves from
+    the file's pages, one copy for every process on the machine, protected by a
+    read lease: a writer is held by the kernel until this process has copied the
+    pages into private memory.  See docs/snapshots.md for the trade-off.
+
+    Raises:
+        SnapshotError: the file is not a valid snapshot (the message says why).
+        OSError: the file cannot be opened.
+        TypeError: ``share`` is not a bool.
+    Warns:
+        NotSharedWarning: ``share=True`` but no lease could be taken (not Linux,
+            not the file's owner, a network file system, the file open for
+            writing, not called from the main thread the first time ...); the
+            allowlist is a private copy then (``al.shared`` is False).
+    """
+    return Allowlist._from_compiled(snapshot.map_file(path, share=share))
+
+
+def loads(buffer: Any, source: str = "<buffer>") -> Allowlist:
+    """An :class:`~ipallow.Allowlist` serving from ``buffer`` (a snapshot in memory), no copy.
+
+    The buffer must not change while the allowlist is in use.
+
+    Raises:
+        SnapshotError: the buffer is not a valid snapshot.
+    """
+    return Allowlist._from_compiled(snapshot.from_buffer(buffer, source))
 
 
 def registration_label(data: Any, index: int) -> str:
@@ -508,7 +572,6 @@ def _into(out: np.ndarray | None, values: np.ndarray) -> np.ndarray:
 
 
 def _from_snapshot(cls, buffer) -> "Allowlist":
-    from ipallow import snapshot
     if isinstance(buffer, pickle.PickleBuffer):
         buffer = buffer.raw()
     return cls._from_compiled(snapshot.from_buffer(buffer, "<pickle>"))  # validated on install

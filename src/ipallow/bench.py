@@ -87,7 +87,7 @@ class PrefixTable:
 
     @classmethod
     def from_allowlist(cls, allowlist: "ipallow.Allowlist") -> "PrefixTable":
-        c = allowlist._compiled
+        c = allowlist.compiled
         v4 = c.version == 4
         v6 = ~v4
         return cls(np.ascontiguousarray(c.lo[v4]).astype(np.uint32),
@@ -692,7 +692,7 @@ def machine_info() -> dict:
 def _expected(allowlist, fq: FamilyQueries) -> np.ndarray:
     """ipallow's matched prefix length per query (-1 = none)."""
     idx = allowlist._match_many(fq.keys)
-    plen = allowlist._compiled.prefixlen
+    plen = allowlist.compiled.prefixlen
     out = np.full(idx.size, -1, dtype=np.int64)
     hit = idx >= 0
     out[hit] = plen[idx[hit]]

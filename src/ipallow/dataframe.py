@@ -77,9 +77,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ipallow import _trie
-from ipallow.allowlist import Allowlist, registration_label
-from ipallow.errors import AddressError
+from ipallow import _columns
+from ipallow._columns import (NO_MATCH, NULL, UNPARSEABLE, BadRowError, ColumnMatch, pandas_or_none as _pandas_or_none,
+                              prefix_codes as _prefix_codes, raise_first_bad as _raise_first_bad)
+from ipallow.allowlist import Allowlist, load, registration_label
 
 __all__ = [
     "contains_many",
@@ -98,68 +99,7 @@ __all__ = [
     "NULL",
 ]
 
-#: :func:`match_codes` values below zero (a registration index is >= 0).
-NO_MATCH = -1
-UNPARSEABLE = -2
-NULL = -3
-
-# The core's codes for the same cases (Index._match_text*): they must agree.
-assert (_trie.NO_MATCH, _trie.UNPARSEABLE, _trie.MISSING) == (NO_MATCH, UNPARSEABLE, NULL)
-
 SNAPSHOT_CACHE_SIZE = 4   # snapshot files kept mapped per process
-
-
-class ColumnMatch(NamedTuple):
-    """The answer for a column, with the rows it is an answer for.
-
-    ``values``: numpy ``bool`` (:func:`contains_many`) or ``int32`` registration
-    indices (:func:`lookup_many`); ``False`` / ``-1`` on invalid rows.
-    ``valid``: numpy ``bool``, False where the row is null or unparseable.
-    """
-
-    values: np.ndarray
-    valid: np.ndarray
-
-
-class BadRowError(ValueError):
-    """A null or unparseable address in a column classified with ``strict=True``.
-
-    Attributes:
-        position: 0-based row position (within ``partition`` for Dask).
-        value: the row's value (None for a null).
-        reason: why it is not an address (``"null"`` or the parser's message).
-        label: the pandas index label of the row, or None.
-        partition: the Dask partition number, or None.
-        column: the column name, or None.
-        nulls, unparseable: how many rows of each kind the column (partition) has.
-    """
-
-    def __init__(self, position: int, value: Any, reason: str, label: Any = None,
-                 partition: int | None = None, column: Any = None, nulls: int = 0,
-                 unparseable: int = 0) -> None:
-        self.position = position
-        self.value = value
-        self.reason = reason
-        self.label = label
-        self.partition = partition
-        self.column = column
-        self.nulls = nulls
-        self.unparseable = unparseable
-        where = f"row {position}"
-        if label is not None and label != position:
-            where += f" (index {label!r})"
-        if partition is not None:
-            where += f" of partition {partition}"
-        if column is not None:
-            where += f" of column {column!r}"
-        total = nulls + unparseable
-        tail = (f"; {total} bad row{'s' if total != 1 else ''} in all "
-                f"({nulls} null, {unparseable} unparseable)") if total else ""
-        super().__init__(f"{where}: {reason}{tail}")
-
-    def __reduce__(self):  # Dask sends it from the worker to the client
-        return (type(self), (self.position, self.value, self.reason, self.label, self.partition,
-                             self.column, self.nulls, self.unparseable))
 
 
 # ---------------------------------------------------------------------------
@@ -186,7 +126,7 @@ def match_codes(column: Any, allowlist: Any) -> np.ndarray:
     [0, -1, -2, -3]
     """
     al = _as_allowlist(allowlist)
-    return _registrations(al, _prefix_codes(column, al))
+    return _columns.registration_codes(al, al.compiled.prefix_reg, _prefix_codes(column, al))
 
 
 def contains_many(column: Any, allowlist: Any, *, strict: bool = False) -> ColumnMatch:
@@ -213,12 +153,7 @@ def contains_many(column: Any, allowlist: Any, *, strict: bool = False) -> Colum
     >>> allowed.tolist(), valid.tolist()
     ([True, False, False], [True, True, False])
     """
-    al = _as_allowlist(allowlist)
-    codes = _prefix_codes(column, al)
-    valid = codes >= NO_MATCH
-    if strict:
-        _raise_first_bad(column, codes, valid)
-    return ColumnMatch(codes >= 0, valid)
+    return _columns.contains_many(column, _as_allowlist(allowlist), strict=strict)
 
 
 def lookup_many(column: Any, allowlist: Any, *, strict: bool = False) -> ColumnMatch:
@@ -238,11 +173,7 @@ def lookup_many(column: Any, allowlist: Any, *, strict: bool = False) -> ColumnM
     [1, 0, -1]
     """
     al = _as_allowlist(allowlist)
-    codes = _prefix_codes(column, al)
-    valid = codes >= NO_MATCH
-    if strict:
-        _raise_first_bad(column, codes, valid)
-    return ColumnMatch(_registrations(al, codes, invalid_as_no_match=True), valid)
+    return _columns.lookup_many(column, al, al.compiled.prefix_reg, strict=strict)
 
 
 def _is_allowlist_like(value: Any) -> bool:
@@ -272,7 +203,7 @@ def registration_labels(registrations: Any, allowlist: Any) -> list:
                       "and lookup_many()", DeprecationWarning, stacklevel=2)
         registrations, allowlist = allowlist, registrations
     al = _as_allowlist(allowlist)
-    data = al._compiled.data
+    data = al.compiled.data
     labels = []
     for value in np.asarray(registrations).reshape(-1).tolist():
         index = int(value)
@@ -494,7 +425,7 @@ def _classify_frame(df: Any, column: Any, al: Allowlist, names: dict[str, Any], 
     out = df.copy(deep=False)
     out[names["allowed"]] = codes >= 0
     if "registration" in names:
-        out[names["registration"]] = _registrations(al, codes, invalid_as_no_match=True)
+        out[names["registration"]] = _columns.registration_codes(al, al.compiled.prefix_reg, codes, invalid_as_no_match=True)
     if "valid" in names:
         out[names["valid"]] = ok
     return out
@@ -667,8 +598,8 @@ def _load_snapshot(ref: _SnapshotRef) -> Allowlist:
             _SNAPSHOTS.move_to_end(key)
             return al
     from ipallow import snapshot
-    al = snapshot.load(ref.path)
-    header, _ = snapshot.read_header(al._compiled.snapshot_buffer, ref.path)
+    al = load(ref.path)
+    header, _ = snapshot.read_header(al.compiled.snapshot_buffer, ref.path)
     if int(header.checksum) != ref.checksum:
         raise snapshot.SnapshotError(ref.path, "the file was replaced after the job was planned "
                                                "(its checksum differs); plan the job again")
@@ -701,305 +632,5 @@ def _as_allowlist(allowlist: Any) -> Allowlist:
                     f"not {type(allowlist).__name__}")
 
 
-# ---------------------------------------------------------------------------
-# Column -> prefix codes (the core's: prefix index, -1, -2, -3)
-# ---------------------------------------------------------------------------
-
-def _prefix_codes(column: Any, al: Allowlist) -> np.ndarray:
-    module = type(column).__module__
-    if module.startswith("pandas"):
-        pd = _pandas_or_none()
-        if pd is not None and isinstance(column, (pd.Series, pd.Index)):
-            return _pandas_codes(column, al)
-    if module.startswith("pyarrow"):
-        import pyarrow as pa
-        if isinstance(column, pa.ChunkedArray):
-            return _arrow_chunked_codes(column, al)
-        if isinstance(column, pa.Array):
-            return _arrow_codes(column, al)
-    if module.startswith("dask"):
-        raise TypeError("a Dask collection: use ipallow.dataframe.classify, or call this "
-                        "function inside map_partitions")
-    if isinstance(column, np.ndarray):
-        return _numpy_codes(column, al)
-    if isinstance(column, (str, bytes)):
-        raise TypeError(f"expected a column of addresses, not a single {type(column).__name__}")
-    if hasattr(column, "__arrow_c_stream__") or hasattr(column, "__arrow_c_array__"):
-        import pyarrow as pa      # polars and other Arrow-speaking columns
-        if hasattr(column, "__arrow_c_stream__"):
-            return _arrow_chunked_codes(pa.chunked_array(column), al)
-        return _arrow_codes(pa.array(column), al)
-    if isinstance(column, (list, tuple)):
-        return _object_codes(column, al)
-    try:
-        items = list(column)
-    except TypeError:
-        raise TypeError(f"expected a column of addresses, got {type(column).__name__}") from None
-    return _object_codes(items, al)
-
-
-def _pandas_or_none() -> Any:
-    if "pandas" not in sys.modules:
-        return None
-    import pandas
-    return pandas
-
-
-def _pandas_codes(series: Any, al: Allowlist) -> np.ndarray:
-    pd = sys.modules["pandas"]
-    dtype = series.dtype
-    array = series.array
-    if isinstance(dtype, pd.CategoricalDtype):
-        categories = _prefix_codes(dtype.categories, al) if len(dtype.categories) else \
-            np.zeros(0, np.int32)
-        return _take_codes(categories, np.asarray(array.codes), None)
-    if isinstance(dtype, pd.ArrowDtype) or getattr(dtype, "storage", None) in ("pyarrow", "pyarrow_numpy"):
-        data = array.__arrow_array__()
-        import pyarrow as pa
-        if isinstance(data, pa.ChunkedArray):
-            return _arrow_chunked_codes(data, al)
-        return _arrow_codes(data, al)
-    if isinstance(dtype, pd.StringDtype) or dtype == object:
-        return _object_codes(series.to_numpy(dtype=object, na_value=None), al)
-    if dtype.kind in "iu":
-        if isinstance(array, pd.api.extensions.ExtensionArray):     # nullable Int64 / UInt32 ...
-            nulls = np.asarray(series.isna())
-            return _int_codes(series.to_numpy(dtype=np.int64 if dtype.kind == "i" else np.uint64,
-                                              na_value=0), nulls, al)
-        return _int_codes(series.to_numpy(), None, al)
-    raise TypeError(f"unsupported column dtype {dtype}: expected address text (str, bytes), "
-                    f"dictionary-encoded text, or integer IPv4 addresses")
-
-
-def _arrow_chunked_codes(chunked: Any, al: Allowlist) -> np.ndarray:
-    if chunked.num_chunks == 1:
-        return _arrow_codes(chunked.chunk(0), al)
-    out = np.empty(len(chunked), dtype=np.int32)
-    position = 0
-    for chunk in chunked.chunks:
-        size = len(chunk)
-        if size:
-            out[position:position + size] = _arrow_codes(chunk, al)
-            position += size
-    return out
-
-
-def _arrow_codes(arr: Any, al: Allowlist) -> np.ndarray:
-    import pyarrow as pa
-    t = arr.type
-    if isinstance(t, pa.ExtensionType):
-        return _arrow_codes(arr.storage, al)
-    if pa.types.is_string(t) or pa.types.is_binary(t):
-        large = False
-    elif pa.types.is_large_string(t) or pa.types.is_large_binary(t):
-        large = True
-    elif _is_view(pa, t):
-        target = pa.large_string() if pa.types.is_string_view(t) else pa.large_binary()
-        return _arrow_codes(arr.cast(target), al)
-    elif pa.types.is_dictionary(t):
-        values = _arrow_codes(arr.dictionary, al)
-        indices = arr.indices
-        nulls = indices.is_null().to_numpy(zero_copy_only=False) if indices.null_count else None
-        raw = indices.fill_null(0) if nulls is not None else indices
-        return _take_codes(values, raw.to_numpy(zero_copy_only=False), nulls)
-    elif pa.types.is_null(t):
-        return np.full(len(arr), NULL, dtype=np.int32)
-    elif pa.types.is_integer(t):
-        nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
-        raw = arr.fill_null(0) if nulls is not None else arr
-        return _int_codes(raw.to_numpy(zero_copy_only=False), nulls, al)
-    else:
-        raise TypeError(f"unsupported Arrow type {t}: expected string, large_string, binary, "
-                        f"a dictionary of them, or integer IPv4 addresses")
-    validity, offsets, data = arr.buffers()[:3]
-    if not arr.null_count:
-        validity = None
-    return al._match_text_arrow(offsets, data, validity, arr.offset, len(arr), large=large)
-
-
-def _is_view(pa: Any, t: Any) -> bool:
-    """string_view / binary_view (pyarrow >= 16)."""
-    return bool(getattr(pa.types, "is_string_view", None) and
-                (pa.types.is_string_view(t) or pa.types.is_binary_view(t)))
-
-
-def _take_codes(values: np.ndarray, indices: np.ndarray, nulls: np.ndarray | None) -> np.ndarray:
-    """Codes of dictionary-encoded rows: ``values[indices]``, NULL where the index is null (or -1)."""
-    indices = np.asarray(indices)
-    missing = indices < 0 if indices.dtype.kind == "i" else np.zeros(indices.shape, dtype=bool)
-    if nulls is not None:
-        missing |= nulls
-    if len(values) == 0:
-        if not missing.all():
-            raise ValueError("dictionary indices point into an empty dictionary")
-        return np.full(indices.shape, NULL, dtype=np.int32)
-    safe = np.where(missing, 0, indices) if missing.any() else indices
-    out = values.take(safe)            # raises IndexError for an index past the dictionary
-    out[missing] = NULL
-    return out
-
-
-def _numpy_codes(arr: np.ndarray, al: Allowlist) -> np.ndarray:
-    kind = arr.dtype.kind
-    if arr.ndim != 1 and kind in "USOiu":
-        if kind in "iu" and arr.ndim == 2:
-            return al._match_many(arr)     # (n, 2) uint64 IPv6 / (n, 4|16) uint8 packed rows
-        raise ValueError(f"expected a 1-D column, got shape {arr.shape}")
-    if kind in "US":
-        return al._match_text_fixed(arr)       # a NUL inside the text makes the row unparseable
-    if kind == "O":
-        return _object_codes(arr, al)
-    if kind in "iu":
-        return _int_codes(arr, None, al)
-    if kind == "V":
-        return al._match_many(arr)         # V4 / V16 packed addresses
-    raise TypeError(f"unsupported array dtype {arr.dtype}: expected address text (U, S, object) "
-                    f"or integer IPv4 addresses")
-
-
-def _int_codes(values: np.ndarray, nulls: np.ndarray | None, al: Allowlist) -> np.ndarray:
-    """Integer IPv4 addresses; values outside [0, 2**32) are unparseable rows."""
-    values = np.asarray(values)
-    bad = np.zeros(values.shape, dtype=bool)
-    if values.dtype.kind == "i":
-        bad |= values < 0
-    if values.dtype.itemsize > 4:
-        bad |= values > 0xFFFFFFFF
-    if nulls is not None:
-        bad |= nulls
-    clean = np.where(bad, 0, values).astype(np.uint32) if bad.any() else values.astype(np.uint32)
-    codes = al._match_many(clean)
-    if bad.any():
-        codes[bad] = UNPARSEABLE
-        if nulls is not None:
-            codes[nulls] = NULL
-    return codes
-
-
-def _object_codes(items: Any, al: Allowlist) -> np.ndarray:
-    """Codes for Python objects: text in the core; null-likes and address objects afterwards."""
-    seq = items.tolist() if isinstance(items, np.ndarray) else items
-    codes = al._match_text(seq if isinstance(seq, list) else list(seq))
-    for i in np.flatnonzero(codes == UNPARSEABLE).tolist():
-        item = seq[i]
-        if isinstance(item, (str, bytes)):
-            continue                       # text the parser refused: stays unparseable
-        if _is_null(item):
-            codes[i] = NULL
-            continue
-        try:                               # ints, ipaddress / netaddr addresses, ...
-            codes[i] = al._match_index(item)
-        except (TypeError, ValueError):
-            pass
-    return codes
-
-
-def _is_null(item: Any) -> bool:
-    if item is None:
-        return True
-    if isinstance(item, (float, np.floating)):
-        return bool(item != item)
-    pd = sys.modules.get("pandas")
-    if pd is not None and (item is pd.NA or item is pd.NaT):
-        return True
-    if isinstance(item, (np.datetime64, np.timedelta64)):
-        return bool(np.isnat(item))
-    return False
-
-
-def _registrations(al: Allowlist, codes: np.ndarray, invalid_as_no_match: bool = False) -> np.ndarray:
-    """Prefix codes -> registration codes: one ``take`` through a table ending in the special codes.
-
-    The table is ``prefix_reg`` followed by ``[NULL, UNPARSEABLE, NO_MATCH]`` (or three
-    ``NO_MATCH`` with ``invalid_as_no_match``), so the negative codes index it from the end.
-    """
-    table = _registration_table(al, invalid_as_no_match)
-    return table.take(codes)
-
-
-_TABLES: "weakref.WeakKeyDictionary[Allowlist, dict[bool, np.ndarray]]" = weakref.WeakKeyDictionary()
-
-
-def _registration_table(al: Allowlist, invalid_as_no_match: bool) -> np.ndarray:
-    with _LOCK:
-        tables = _TABLES.get(al)
-        table = tables.get(invalid_as_no_match) if tables else None
-    if table is None:
-        tail = [NO_MATCH] * 3 if invalid_as_no_match else [NULL, UNPARSEABLE, NO_MATCH]
-        table = np.concatenate([np.asarray(al._compiled.prefix_reg, dtype=np.int32),
-                                np.array(tail, dtype=np.int32)])
-        table.flags.writeable = False
-        with _LOCK:
-            _TABLES.setdefault(al, {})[invalid_as_no_match] = table
-    return table
-
-
-# ---------------------------------------------------------------------------
-# Errors for strict=True
-# ---------------------------------------------------------------------------
-
-def _raise_first_bad(column: Any, codes: np.ndarray, valid: np.ndarray, *,
-                     partition: int | None = None, name: Any = None) -> None:
-    if valid.all():
-        return
-    position = int(np.argmin(valid))
-    value, label = _row(column, position)
-    if codes[position] == NULL:
-        reason = "null (missing) address"
-    else:
-        reason = _why_unparseable(value)
-    raise BadRowError(position, value, reason, label, partition, name,
-                      int(np.count_nonzero(codes == NULL)),
-                      int(np.count_nonzero(codes == UNPARSEABLE)))
-
-
-def _row(column: Any, position: int) -> tuple[Any, Any]:
-    """(value, index label) of row ``position`` of any supported column."""
-    pd = _pandas_or_none()
-    if pd is not None and isinstance(column, pd.Series):
-        value = column.iloc[position]
-        label = column.index[position]
-        label = label.item() if isinstance(label, np.generic) else label
-        return _plain(value), label
-    if pd is not None and isinstance(column, pd.Index):
-        return _plain(column[position]), None
-    if type(column).__module__.startswith("pyarrow"):
-        return column[position].as_py(), None
-    if hasattr(column, "__getitem__") and not hasattr(column, "__arrow_c_stream__"):
-        return _plain(column[position]), None
-    return None, None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if _is_null(value):
-        return None
-    return value
-
-
-def _why_unparseable(value: Any) -> str:
-    if isinstance(value, bytes):
-        text = value.decode("latin-1")
-    elif isinstance(value, str):
-        text = value
-    else:
-        try:
-            _trie.address_key(value)
-        except (TypeError, ValueError) as exc:
-            return str(exc)
-        if isinstance(value, int):
-            return f"integer {value} is not an IPv4 address (integer columns hold IPv4 as uint32)"
-        return f"not an address: {value!r}"
-    try:
-        _trie.parse_address(text)
-    except (AddressError, ValueError) as exc:
-        return str(exc)
-    if "\x00" in text:
-        return f"invalid IP address {text!r}: NUL character inside the text"
-    return f"invalid IP address {text!r}"
-
-
 def _raise_index(index: int, count: int):
     raise IndexError(f"registration index {index} out of range for {count} registrations")
-

@@ -166,9 +166,9 @@ def _side(source: Any, t: float) -> tuple[Registry | None, _Prefixes, bool]:
     if isinstance(source, (str, os.PathLike)):
         from ipallow.loaders import load
         loaded = load(source)       # the loader every command uses: told apart by content
-        source = loaded.registry if loaded.registry is not None else loaded.allowlist(Allowlist)
+        source = loaded.registry if loaded.registry is not None else Allowlist._from_loaded(loaded)
     if isinstance(source, Allowlist):
-        c = source._compiled
+        c = source.compiled
         return getattr(source, "_registry", None), _Prefixes(c.version, c.hi, c.lo, c.prefixlen), False
     if not isinstance(source, Registry):
         if not isinstance(source, Iterable):

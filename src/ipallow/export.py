@@ -35,9 +35,8 @@ from typing import IO, Iterable, NamedTuple
 
 import numpy as np
 
-# The fast CIDR formatters (octet tables for IPv4, inet_ntop for IPv6) live with the
-# synthetic-table generators; they are plain int -> text helpers.
-from ipallow import synth
+# The fast CIDR formatters: octet tables for IPv4, inet_ntop for IPv6.
+from ipallow._prefixes import ipv4_strings, ipv6_strings
 
 __all__ = ["Prefixes", "aggregate", "aggregate_allowlist", "address_count", "cidr_texts",
            "write_cidr", "write_nft", "write_ipset", "FAMILIES", "IPSET_MAXELEM",
@@ -186,7 +185,7 @@ def aggregate(version: np.ndarray, hi: np.ndarray, lo: np.ndarray,
 
 def aggregate_allowlist(allowlist, registrations: Iterable[int] | None = None) -> dict[int, Prefixes]:
     """:func:`aggregate` over an Allowlist's prefixes (or only those of some registrations)."""
-    c = allowlist._compiled
+    c = allowlist.compiled
     if registrations is None:
         return aggregate(c.version, c.hi, c.lo, c.prefixlen)
     wanted = np.zeros(len(c.reg_first) - 1, dtype=bool)
@@ -218,8 +217,8 @@ def cidr_texts(prefixes: Prefixes, *, no_zero_length: bool = False) -> list[str]
         else:
             p = Prefixes(6, np.array([0, top], np.uint64), np.zeros(2, np.uint64), np.ones(2, np.uint8))
     if p.version == 4:
-        return synth.ipv4_strings(p.lo, p.prefixlen)
-    return synth.ipv6_strings(p.hi, p.lo, p.prefixlen)
+        return ipv4_strings(p.lo, p.prefixlen)
+    return ipv6_strings(p.hi, p.lo, p.prefixlen)
 
 
 # -- writers ---------------------------------------------------------------------
@@ -372,10 +371,10 @@ def read_export(path: str) -> dict[int, Prefixes]:
             valid CIDR (``path:line:col``), or text that is not UTF-8.
         OSError: the file cannot be read.
     """
-    from ipallow import loaders
+    from ipallow import _formats, loaders
     with open(path, "rb") as handle:
         raw = handle.read()
-    entries, places = export_entries(loaders._decode(raw, path))
+    entries, places = export_entries(_formats.decode(raw, path))
     compiled = loaders._compile_or_raise(entries, places, [], path, True)
     return aggregate(compiled.version, compiled.hi, compiled.lo, compiled.prefixlen)
 

@@ -20,75 +20,33 @@ counts at an instant is chosen by ``Allowlist.from_registry``.
 
 from __future__ import annotations
 
-import csv
 import os
 import stat
 from typing import Any, NamedTuple
 
 from ipallow import _csvrecords, snapshot
 from ipallow._compile import Compiled, compile_entries
+from ipallow._formats import NETWORK_COLUMNS, decode as _decode, detect_format, problem as _problem
 from ipallow._parse import iter_text_lines
-from ipallow.errors import AddressError, ParseError, Problem
+from ipallow.errors import ParseError, Problem
 
 __all__ = ["load", "load_bytes", "detect_format", "Loaded", "FORMATS", "NETWORK_COLUMNS"]
 
-NETWORK_COLUMNS = ("cidr", "network", "ip")
 #: Values of ``format=`` (and of the command line's ``--list-format``).
 FORMATS = ("txt", "csv", "jsonl", "registry-csv", "snapshot")
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _HEAD = 65536            # bytes read to recognise a file
-_SHOWN_TEXT = 80         # longer offending text is cut in file messages
 
 
 class Loaded(NamedTuple):
-    """What a file held: its format, and either compiled entries or a registry."""
+    """What a file held: its format, and either compiled entries or a registry.
+
+    :meth:`ipallow.Allowlist._from_loaded` makes an allowlist of it.
+    """
 
     format: str
     compiled: Compiled | None       # a plain list or a snapshot
     registry: Any                   # an ipallow.Registry (registry formats), else None
 
-    def allowlist(self, cls: Any = None, at: Any = None) -> Any:
-        """An Allowlist (or ``cls``) of it: for a registry, the registrations counting at ``at``."""
-        if cls is None:
-            from ipallow.allowlist import Allowlist as cls
-        if self.registry is not None:
-            return cls.from_registry(self.registry, at=at)
-        assert self.compiled is not None        # one of the two is always set
-        return cls._from_compiled(self.compiled)
-
-
-def detect_format(name: str, head: bytes) -> str:
-    """The format of a file from its first bytes ``head`` and its ``name`` (see the module docstring)."""
-    if head.startswith(snapshot.MAGIC):
-        return "snapshot"
-    text = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
-    if text.lstrip().startswith(b"{"):
-        return "jsonl"
-    columns = _header_columns(text)
-    if "id" in columns or ("networks" in columns and not columns & set(NETWORK_COLUMNS)):
-        return "registry-csv"
-    if columns & set(NETWORK_COLUMNS):
-        return "csv"
-    lowered = name.lower()
-    if lowered.endswith(JSONL_SUFFIXES):
-        return "jsonl"
-    return "csv" if lowered.endswith(".csv") else "txt"
-
-
-def _header_columns(text: bytes) -> set[str]:
-    """The lower-cased column names of a CSV header on the first line, or an empty set.
-
-    No line of a text list can be a header: ``id``, ``cidr`` and the like are not
-    addresses, and a comment line starts with ``#``.
-    """
-    first = text.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
-    if not first.strip() or first.lstrip().startswith("#"):
-        return set()
-    try:
-        fields = next(csv.reader([first]), [])
-    except csv.Error:
-        return set()
-    return {f.strip().strip('"').lower() for f in fields}
 
 
 def load(path: str | os.PathLike, *, format: str | None = None, strict: bool = True) -> Loaded:
@@ -146,15 +104,6 @@ def _parse_content(raw: bytes, name: str, kind: str, strict: bool) -> Loaded:
     return Loaded(kind, _compile_or_raise(items, places, problems, name, strict), None)
 
 
-def _decode(raw: bytes, name: str) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ParseError([Problem(name, line, column, "not valid UTF-8")]) from None
-
-
 def _text_items(text: str):
     items, places = [], []
     for line, column, entry in iter_text_lines(text):
@@ -206,11 +155,3 @@ def _compile_or_raise(items, places, problems, name, strict) -> Compiled:
     if problems:
         raise ParseError(sorted(problems, key=lambda p: (p.line, p.column)))
     return compiled
-
-
-def _problem(name: str, line: int, column: int, exc: Exception) -> Problem:
-    if isinstance(exc, AddressError):
-        text = exc.text if len(exc.text) <= _SHOWN_TEXT else exc.text[:_SHOWN_TEXT] + "..."
-        return Problem(name, line, column + (exc.column or 1) - 1,
-                       f"invalid {exc.kind} {text!r}: {exc.reason}")
-    return Problem(name, line, column, str(exc))

@@ -41,7 +41,7 @@ import numpy as np
 from ipallow import _csvrecords, _parse
 from ipallow._compile import Compiled, assemble
 from ipallow.errors import AddressError, HostBitsWarning, ParseError, Problem
-from ipallow.loaders import NETWORK_COLUMNS, _decode, _problem
+from ipallow._formats import NETWORK_COLUMNS, decode as _decode, detect_format, problem as _problem
 
 __all__ = [
     "Registration", "Registry", "Standing", "Explanation", "FrozenMap",
@@ -549,7 +549,7 @@ class Registry(Sequence):
         self._records = tuple(records)
         self._index = index
         self.source = source
-        self._full = None   # (allowlist class, compiled-everything allowlist) for explain
+        self._full = None   # every record compiled, for explain (see _every_record)
         self._build_arrays()
 
     def _build_arrays(self) -> None:
@@ -670,14 +670,13 @@ class Registry(Sequence):
         data = [self._records[i] for i in kept.tolist()]
         return assemble(version, hi, lo, plen, reg_first, data)
 
-    def _everything(self, allowlist_class):
-        """An allowlist of every record (whatever its standing), for explain; built once."""
+    def _every_record(self) -> Compiled:
+        """Every record compiled, whatever its standing (for explain); built once."""
         full = self._full
-        if full is None or full[0] is not allowlist_class:
-            compiled = self._compile_mask(np.ones(len(self._records), dtype=bool))
-            full = (allowlist_class, allowlist_class._from_compiled(compiled))
-            self._full = full   # a race builds it twice; both results are equal
-        return full[1]
+        if full is None:
+            full = self._full = self._compile_mask(np.ones(len(self._records), dtype=bool))
+            # a race builds it twice; both results are equal
+        return full
 
 
 def _restore_registry(records: tuple, source: str | None) -> Registry:
@@ -763,30 +762,20 @@ def decode_lifecycle(raw: Any, counting: Sequence | None) -> tuple[Registry, flo
     return registry, head["evaluated_at"]
 
 
-def explain(allowlist: Any, ip: Any, at: Any = None) -> list[Explanation]:
-    """Every registration covering ``ip``, longest prefix first, with its standing.
+def explain_matches(matches: Iterable[Any], t: float) -> list[Explanation]:
+    """The standing at ``t`` of the registrations covering an address.
 
-    For an allowlist built by :meth:`~ipallow.Allowlist.from_registry` this
-    covers the *whole* registry (suspended, expired, pending ... records
-    included), each judged at ``at`` (default: the instant the allowlist was
-    compiled for, so ``counts`` agrees with ``lookup``).  The first entry that
-    counts is the one ``lookup`` returns.  For any other allowlist every
-    covering entry counts (code ``listed``).  Ties in prefix length go
-    by natural id order (:func:`id_key`: ``PTA-9`` before ``PTA-10``), the
-    order in which ``lookup`` picks among registrations of the same prefix;
-    a registration appears once, with its longest covering network.
+    ``matches`` are the covering matches (``data`` is the :class:`Registration`,
+    ``network``, ``index``), longest prefix first, in the table of every record
+    (:meth:`Registry._every_record`), as :meth:`ipallow.Allowlist.explain` finds
+    them.  Ties in prefix length go by natural id order (:func:`id_key`:
+    ``PTA-9`` before ``PTA-10``), the order in which ``lookup`` picks among
+    registrations of the same prefix; a registration appears once, with its
+    longest covering network.
     """
-    registry = getattr(allowlist, "_registry", None)
-    if registry is None:
-        if at is not None:
-            to_timestamp(at)   # validate anyway
-        return [Explanation(m.data, m.network, True, "listed", "listed in this allowlist")
-                for m in allowlist.covering(ip)]
-    t = allowlist._registry_at if at is None else to_timestamp(at)
-    everything = registry._everything(type(allowlist))
     out: list[Explanation] = []
     seen: set[int] = set()
-    for match in everything.covering(ip):
+    for match in matches:
         if match.index in seen:
             continue
         seen.add(match.index)
@@ -806,7 +795,6 @@ def is_registry_file(name: str, head: bytes | None = None) -> bool:
 
     ``head`` is the start of the file; read from ``name`` when not given.
     """
-    from ipallow.loaders import detect_format
     if head is None:
         with open(name, "rb") as handle:
             head = handle.read(65536)

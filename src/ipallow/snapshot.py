@@ -52,7 +52,7 @@ try:
 except ImportError:              # pragma: no cover - Windows
     fcntl = None                 # type: ignore[assignment]
 
-__all__ = ["save", "load", "loads", "to_bytes", "from_buffer", "SnapshotError", "NotSharedWarning",
+__all__ = ["save", "map_file", "to_bytes", "from_buffer", "SnapshotError", "NotSharedWarning",
            "register_json_type", "FORMAT_VERSION"]
 
 MAGIC = b"IPALLOW\x00"
@@ -514,41 +514,6 @@ def map_file(path: str | os.PathLike, *, share: bool = False) -> Compiled:
                 shared.release()
                 raise
     return read_file(path)
-
-
-def load(path: str | os.PathLike, *, share: bool = False):
-    """Open a snapshot file as an :class:`~ipallow.Allowlist` (no parsing, no rebuild).
-
-    By default the file is read into private memory: one read, then nothing a
-    writer does to the file can affect the allowlist.  ``share=True`` serves from
-    the file's pages, one copy for every process on the machine, protected by a
-    read lease: a writer is held by the kernel until this process has copied the
-    pages into private memory.  See docs/snapshots.md for the trade-off.
-
-    Raises:
-        SnapshotError: the file is not a valid snapshot (the message says why).
-        OSError: the file cannot be opened.
-        TypeError: ``share`` is not a bool.
-    Warns:
-        NotSharedWarning: ``share=True`` but no lease could be taken (not Linux,
-            not the file's owner, a network file system, the file open for
-            writing, not called from the main thread the first time ...); the
-            allowlist is a private copy then (``al.shared`` is False).
-    """
-    from ipallow.allowlist import Allowlist
-    return Allowlist._from_compiled(map_file(path, share=share))
-
-
-def loads(buffer, source: str = "<buffer>"):
-    """An :class:`~ipallow.Allowlist` serving from ``buffer`` (a snapshot in memory), no copy.
-
-    The buffer must not change while the allowlist is in use.
-
-    Raises:
-        SnapshotError: the buffer is not a valid snapshot.
-    """
-    from ipallow.allowlist import Allowlist
-    return Allowlist._from_compiled(from_buffer(buffer, source))
 
 
 # -- sharing the file's pages under a lease ------------------------------------------

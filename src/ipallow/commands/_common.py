@@ -151,7 +151,7 @@ def load_source(path: str, *, list_format: str | None = None, at: float | None =
             loaded = loaders.load_bytes(raw, STDIN_NAME, format=list_format, strict=strict)
         else:
             loaded = loaders.load(path, format=list_format, strict=strict)
-        allowlist = loaded.allowlist(Allowlist, at)
+        allowlist = Allowlist._from_loaded(loaded, at)
         registry = loaded.registry
         if loaded.format == "snapshot":
             # A registry's snapshot answers for `at` (or now), re-evaluated if need be.

@@ -359,8 +359,8 @@ class Filter:
     def __init__(self, args: argparse.Namespace, allowlist, out, err_stream, name: str) -> None:
         self.args = args
         self.allowlist = allowlist
-        self.prefix_reg = allowlist._compiled.prefix_reg
-        self.data = allowlist._compiled.data
+        self.prefix_reg = allowlist.compiled.prefix_reg
+        self.data = allowlist.compiled.data
         self.out = out
         self.name = name
         self.mode = ("count" if args.count_by else "annotate" if args.annotate

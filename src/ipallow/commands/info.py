@@ -8,6 +8,7 @@ import json
 import math
 import time
 
+import ipallow
 from ipallow import snapshot
 from ipallow.commands import EXIT_OK
 
@@ -25,7 +26,7 @@ def _lifecycle(allowlist, facts: dict) -> dict | None:
         return None
     from ipallow.commands._lifecycle import format_instant
     from ipallow.registry import lifecycle_head
-    head = lifecycle_head(allowlist._compiled.lifecycle)
+    head = lifecycle_head(allowlist.compiled.lifecycle)
     until = head["until"]
     return {"evaluated_at": format_instant(head["evaluated_at"]),
             "next_boundary": None if math.isinf(until) else format_instant(until),
@@ -34,7 +35,7 @@ def _lifecycle(allowlist, facts: dict) -> dict | None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     facts = snapshot.info(args.file)
-    allowlist = snapshot.load(args.file)       # full validation, as a server would do
+    allowlist = ipallow.load(args.file)       # full validation, as a server would do
     facts["prefixes"] = allowlist.prefix_count
     facts["index_bytes"] = allowlist.nbytes
     facts["lifecycle"] = _lifecycle(allowlist, facts)

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 
 from ipallow import export
+from ipallow._prefixes import DUPLICATE, find_overlaps
 from ipallow.commands import EXIT_OK
 from ipallow.commands._common import (AT_HELP, add_list_format_argument, add_parser, load_source,
                                       parse_at_argument, plural, print_json,
                                       stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
-from ipallow.commands.validate import DUPLICATE, find_overlaps
 
 EXAMPLES = """\
 examples:
@@ -71,7 +71,7 @@ def _human_bytes(n: int) -> str:
 
 def collect(source) -> dict[str, Any]:
     al = source.allowlist
-    c = al._compiled
+    c = al.compiled
     stats: dict[str, Any] = {"file": source.name}
     if source.registry is not None:
         records = list(source.registry)

@@ -9,7 +9,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ipallow import ParseError, Problem, _parse, synth
+from ipallow import ParseError, Problem, _parse
+from ipallow._prefixes import KINDS, find_overlaps, ipv4_strings, ipv6_strings
 from ipallow.commands import EXIT_NEGATIVE, EXIT_OK
 from ipallow.allowlist import registration_label
 from ipallow.commands._common import (AT_HELP, STDIN_NAME, add_list_format_argument, add_parser, empty_warning,
@@ -37,76 +38,6 @@ output:
 
 exit status: 0 valid (warnings allowed), 1 errors (or warnings with --strict),
 2 usage error or unreadable file"""
-
-
-DUPLICATE, OVERLAP = 0, 1
-KINDS = ("duplicate", "overlap")
-
-
-class Overlaps(NamedTuple):
-    """Parallel arrays, one entry per duplicate or nested prefix row."""
-
-    kind: np.ndarray        # DUPLICATE or OVERLAP
-    inner: np.ndarray       # the prefix row that repeats / lies inside ...
-    outer: np.ndarray       # ... this one (the first of a duplicate run / the outermost container)
-
-
-def find_overlaps(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.ndarray) -> Overlaps:
-    """Duplicate and nested prefixes of a prefix table, without comparing every pair.
-
-    Per IP version, sort by (address, prefix length, row).  Equal neighbours are
-    duplicates (of the first of their run).  Among distinct prefixes, CIDRs
-    either nest or are disjoint, so a prefix lies inside an earlier one exactly
-    when its last address is not beyond the largest last address seen so far;
-    the earliest prefix reaching that maximum is its outermost container.  The
-    largest-so-far is a running maximum over the dense rank of the last
-    addresses (one ufunc): O(n log n) overall.
-    """
-    kinds, inners, outers = [], [], []
-    for v, bits in ((4, 32), (6, 128)):
-        rows = np.flatnonzero(version == v)
-        if len(rows) < 2:
-            continue
-        h, l, p = hi[rows], lo[rows], plen[rows].astype(np.int64)
-        order = np.lexsort((rows, p, l, h))
-        rows, h, l, p = rows[order], h[order], l[order], p[order]
-        same = np.zeros(len(rows), dtype=bool)
-        same[1:] = (h[1:] == h[:-1]) & (l[1:] == l[:-1]) & (p[1:] == p[:-1])
-        leader = np.maximum.accumulate(np.where(same, 0, np.arange(len(rows))))
-        dup = np.flatnonzero(same)
-        kinds.append(np.full(len(dup), DUPLICATE, np.int8))
-        inners.append(rows[dup])
-        outers.append(rows[leader[dup]])
-        keep = np.flatnonzero(~same)
-        rows, h, l, p = rows[keep], h[keep], l[keep], p[keep]
-        host = bits - p
-        lo_mask = np.where(host >= 64, np.uint64(2**64 - 1),
-                           (np.uint64(1) << np.minimum(host, 63).astype(np.uint64)) - np.uint64(1))
-        hi_mask = np.where(host > 64, (np.uint64(1) << np.clip(host - 64, 0, 63).astype(np.uint64))
-                           - np.uint64(1), np.uint64(0))
-        hi_mask = np.where(host >= 128, np.uint64(2**64 - 1), hi_mask)
-        end_h, end_l = h | hi_mask, l | lo_mask
-        by_end = np.lexsort((end_l, end_h))
-        step = np.zeros(len(rows), dtype=np.int64)
-        step[1:] = (end_h[by_end][1:] != end_h[by_end][:-1]) | (end_l[by_end][1:] != end_l[by_end][:-1])
-        rank = np.empty(len(rows), dtype=np.int64)
-        rank[by_end] = np.cumsum(step)
-        n = len(rows)
-        # Running maximum of the rank; ties go to the earliest row (the outermost prefix).
-        key = rank * n + (n - 1 - np.arange(n))
-        best = np.maximum.accumulate(key)
-        prev_best = np.empty(n, dtype=np.int64)
-        prev_best[0] = -1
-        prev_best[1:] = best[:-1]
-        inside = np.flatnonzero((prev_best >= 0) & (rank <= prev_best // n))
-        outer = n - 1 - prev_best[inside] % n
-        kinds.append(np.full(len(inside), OVERLAP, np.int8))
-        inners.append(rows[inside])
-        outers.append(rows[outer])
-    if not kinds:
-        return Overlaps(np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    return Overlaps(np.concatenate(kinds), np.concatenate(inners).astype(np.int64),
-                    np.concatenate(outers).astype(np.int64))
 
 
 # -- where each registration is in the file ------------------------------------------------
@@ -146,8 +77,8 @@ def _prefix_texts(c, rows: np.ndarray) -> list[str]:
         where = np.flatnonzero(c.version[unique] == v)
         if len(where):
             r = unique[where]
-            texts[where] = (synth.ipv4_strings(c.lo[r], c.prefixlen[r]) if v == 4
-                            else synth.ipv6_strings(c.hi[r], c.lo[r], c.prefixlen[r]))
+            texts[where] = (ipv4_strings(c.lo[r], c.prefixlen[r]) if v == 4
+                            else ipv6_strings(c.hi[r], c.lo[r], c.prefixlen[r]))
     return texts[inverse].tolist()
 
 
@@ -182,7 +113,7 @@ class Found(NamedTuple):
 def _warnings(source, file_name: str, text: str) -> Found:
     """Duplicate / overlap warnings: one per pair of registrations and kind, in file order."""
     allowlist = source.allowlist
-    c = allowlist._compiled
+    c = allowlist.compiled
     found = find_overlaps(c.version, c.hi, c.lo, c.prefixlen)
     count = len(allowlist)
     inner_reg = c.prefix_reg[found.inner].astype(np.int64)
