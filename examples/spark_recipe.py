@@ -9,7 +9,7 @@ installed on every executor.)  The pieces, to copy into your own job:
   broadcasts its bytes with a token; Spark ships a broadcast to each executor
   once, not with every task.
 * ``_allowlist`` turns the broadcast into an :class:`ipallow.Allowlist` once per
-  Python worker process (``ipallow.snapshot.loads`` serves straight from the
+  Python worker process (``ipallow.allowlist.loads`` serves straight from the
   bytes, nothing is rebuilt) and keeps it for the following batches; Python
   workers are reused between tasks (``spark.python.worker.reuse``, on by
   default).
@@ -36,7 +36,7 @@ import pandas as pd
 
 import ipallow
 from ipallow.dataframe import match_codes
-from ipallow.snapshot import loads
+from ipallow.allowlist import loads
 
 RESULT_SCHEMA = "allowed boolean, registration int, valid boolean"
 
