@@ -84,6 +84,12 @@ def _reexports() -> dict[str, str]:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGE + "."):
             for alias in node.names:
                 found[alias.asname or alias.name] = node.module
+        # The lazy table: _WHERE = {"Allowlist": "ipallow.allowlist", ...}, resolved on first use.
+        if (isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_WHERE" for t in node.targets)
+                and isinstance(node.value, ast.Dict)):
+            for key, value in zip(node.value.keys, node.value.values):
+                found[ast.literal_eval(key)] = ast.literal_eval(value)
+    found.setdefault("diff", f"{PACKAGE}.diff")      # the function, served by a property of the package
     return found
 
 

@@ -9,22 +9,63 @@ A compiled (Cython) Poptrie-style index over registered IPv4 and IPv6 CIDRs.
 """
 
 import os as _os
-
-from ipallow import _parse  # noqa: F401  (installs the core's object converter)
-from ipallow.allowlist import Allowlist, Entry, Match, load
-from ipallow.registry import Explanation, Registration, Registry, Standing, load_registry
-from ipallow.diff import Diff, diff
-from ipallow.live import LiveAllowlist, ReloadRefused
-from ipallow.errors import AddressError, HostBitsWarning, ParseError, Problem, TableError
-from ipallow.snapshot import SnapshotError, register_json_type as _register_json_type
-
-# Registry-built allowlists carry Registration records: let snapshots (and so pickles) hold them.
-_register_json_type("ipallow.Registration", Registration, Registration.to_dict, Registration.from_dict)
+import sys as _sys
+import types as _types
+from importlib import import_module as _import_module
 
 from ipallow._version import __version__
 
 #: Path of the small sample registry bundled with the package (CSV).
 SAMPLE_LIST = _os.path.join(_os.path.dirname(__file__), "data", "sample.csv")
+
+# The public names are imported on first use, so `import ipallow` (and `ipallow --version`)
+# costs next to nothing, and a script that only checks addresses never loads the registry,
+# live-reload or diff machinery (nor pyroaring).
+_WHERE = {
+    "Allowlist": "ipallow.allowlist", "Match": "ipallow.allowlist", "Entry": "ipallow.allowlist",
+    "load": "ipallow.allowlist",
+    "AddressError": "ipallow.errors", "ParseError": "ipallow.errors", "Problem": "ipallow.errors",
+    "HostBitsWarning": "ipallow.errors", "TableError": "ipallow.errors",
+    "SnapshotError": "ipallow.errors",
+    "Registration": "ipallow.registry", "Registry": "ipallow.registry",
+    "load_registry": "ipallow.registry", "Standing": "ipallow.registry",
+    "Explanation": "ipallow.registry",
+    "Diff": "ipallow.diff",
+    "LiveAllowlist": "ipallow.live", "ReloadRefused": "ipallow.live",
+}
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ipallow' has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value          # once found, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(_types.ModuleType):
+    """``ipallow.diff`` names both a submodule and the function; the function wins, as it always has.
+
+    Importing the submodule ``ipallow.diff`` (which ``from ipallow.diff import Diff``
+    does) makes the import system set the package's ``diff`` attribute to the module;
+    the setter below keeps the function in its place.
+    """
+
+    @property
+    def diff(self):
+        return _import_module("ipallow.diff").diff
+
+    @diff.setter
+    def diff(self, value) -> None:
+        pass
+
+
+_sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "Allowlist",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 
-from ipallow import snapshot
 from ipallow.errors import AddressError, ParseError, Problem
 
 __all__ = ["NETWORK_COLUMNS", "JSONL_SUFFIXES", "detect_format", "decode", "problem"]
@@ -19,9 +18,13 @@ NETWORK_COLUMNS = ("cidr", "network", "ip")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _SHOWN_TEXT = 80         # longer offending text is cut in file messages
 
+#: The formats a list file can be read as (``--list-format``, ``format=``).
+FORMATS = ("txt", "csv", "jsonl", "registry-csv", "snapshot")
+
 
 def detect_format(name: str, head: bytes) -> str:
     """The format of a file from its first bytes ``head`` and its ``name`` (the rules are listed in :mod:`ipallow.loaders`)."""
+    from ipallow import snapshot     # here: the command line's --help needs FORMATS, not numpy
     if head.startswith(snapshot.MAGIC):
         return "snapshot"
     text = head[3:] if head.startswith(b"\xef\xbb\xbf") else head

@@ -14,12 +14,19 @@ import sys
 from typing import Sequence
 
 import ipallow
-from ipallow import ParseError, SnapshotError, commands
+from ipallow import commands
+from ipallow.errors import ParseError, SnapshotError
 from ipallow.commands import EXIT_ERROR
 from ipallow.commands._common import UsageError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_names() -> list[str]:
+    """Every subcommand: one module each in ipallow/commands (helpers start with '_')."""
+    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+
+
+def build_parser(only: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser, with every subcommand or ``only`` those (each one's module is imported)."""
     parser = argparse.ArgumentParser(
         prog="ipallow",
         description="Is this IP address inside a registered range, and which registration covers it?",
@@ -28,13 +35,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ipallow {ipallow.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
+    for module in command_names() if only is None else only:
         importlib.import_module(f"ipallow.commands.{module}").register(subparsers)
     return parser
 
 
+def _commands_needed(argv: Sequence[str]) -> list[str] | None:
+    """Which command modules parsing ``argv`` needs: a script calling `ipallow check` per
+    address should not pay for importing every command (and numpy) to print a version."""
+    if list(argv) == ["--version"]:
+        return []
+    for arg in argv:
+        if arg.startswith("-"):
+            if arg in ("-h", "--help"):
+                return None          # the top-level help lists every command
+            continue
+        return [arg] if arg in command_names() else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_commands_needed(argv))
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

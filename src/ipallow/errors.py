@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AddressError", "ParseError", "Problem", "HostBitsWarning", "TableError"]
+__all__ = ["AddressError", "ParseError", "Problem", "HostBitsWarning", "TableError", "SnapshotError"]
 
 from typing import NamedTuple
 
@@ -71,3 +71,16 @@ class TableError(ValueError):
 
 class HostBitsWarning(UserWarning):
     """``strict=False`` cleared host bits of one or more registered networks."""
+
+
+class SnapshotError(ValueError):
+    """A snapshot file or buffer that cannot be used; the message names the reason.
+
+    Lives here (not in ``ipallow.snapshot``, which re-exports it) so the command
+    line can catch it without loading numpy.
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: not a usable ipallow snapshot: {reason}")

@@ -26,14 +26,13 @@ from typing import Any, NamedTuple
 
 from ipallow import _csvrecords, snapshot
 from ipallow._compile import Compiled, compile_entries
-from ipallow._formats import NETWORK_COLUMNS, decode as _decode, detect_format, problem as _problem
+from ipallow._formats import FORMATS, NETWORK_COLUMNS, decode as _decode, detect_format, problem as _problem
 from ipallow._parse import iter_text_lines
 from ipallow.errors import ParseError, Problem
 
 __all__ = ["load", "load_bytes", "detect_format", "Loaded", "FORMATS", "NETWORK_COLUMNS"]
 
 #: Values of ``format=`` (and of the command line's ``--list-format``).
-FORMATS = ("txt", "csv", "jsonl", "registry-csv", "snapshot")
 _HEAD = 65536            # bytes read to recognise a file
 
 

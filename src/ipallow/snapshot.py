@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import importlib
 import json
 import mmap
 import numbers
@@ -45,6 +46,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ipallow import _output, _trie
+from ipallow.errors import SnapshotError  # defined with the other exceptions; re-exported here
 from ipallow._compile import Compiled
 
 try:
@@ -92,13 +94,6 @@ PER_PREFIX = ("prefix_reg", "version", "hi", "lo", "prefixlen", "reg_rows")
 DATA = ("data_offsets", "data_blob")
 
 
-class SnapshotError(ValueError):
-    """A snapshot file or buffer that cannot be used; the message names the reason."""
-
-    def __init__(self, source: str, reason: str) -> None:
-        self.source = source
-        self.reason = reason
-        super().__init__(f"{source}: not a usable ipallow snapshot: {reason}")
 
 
 # -- registration data as JSON ----------------------------------------------------
@@ -108,13 +103,29 @@ class SnapshotError(ValueError):
 _JSON_TYPES: dict[str, tuple[type, Callable[[Any], Any], Callable[[Any], Any]]] = {}
 
 
+# ipallow's own record types live in layers above this one, so they are named here
+# and resolved when first met (the module is surely imported already when one of its
+# objects is saved; when one is read, importing it is what makes the type known).
+# Each type has to_dict / from_dict.
+_OWN_TYPES = {"ipallow.Registration": ("ipallow.registry", "Registration")}
+
+
 def register_json_type(tag: str, cls: type, to_json: Callable[[Any], Any],
                        from_json: Callable[[Any], Any]) -> None:
     """Let registration data of type ``cls`` be saved in snapshots (as tagged JSON)."""
     _JSON_TYPES[tag] = (cls, to_json, from_json)
 
 
+def _resolve_own_type(tag: str) -> None:
+    module, name = _OWN_TYPES[tag]
+    cls = getattr(importlib.import_module(module), name)
+    register_json_type(tag, cls, cls.to_dict, cls.from_dict)
+
+
 def _encode_default(obj: Any) -> Any:
+    for tag, (module, _) in _OWN_TYPES.items():
+        if tag not in _JSON_TYPES and module in sys.modules:
+            _resolve_own_type(tag)
     for tag, (cls, to_json, _) in _JSON_TYPES.items():
         if isinstance(obj, cls):
             return {"__ipallow_type__": tag, "value": to_json(obj)}
@@ -125,6 +136,8 @@ def _encode_default(obj: Any) -> Any:
 def _decode_hook(obj: dict) -> Any:
     tag = obj.get("__ipallow_type__")
     if tag is not None and len(obj) == 2 and "value" in obj:
+        if tag not in _JSON_TYPES and tag in _OWN_TYPES:
+            _resolve_own_type(tag)
         if tag not in _JSON_TYPES:
             raise ValueError(f"snapshot data of unknown type {tag!r}")
         return _JSON_TYPES[tag][2](obj["value"])

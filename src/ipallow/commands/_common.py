@@ -12,12 +12,16 @@ import functools
 import json
 import os
 import sys
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import ipallow
-from ipallow import Allowlist, Problem, _output
+from ipallow import _output
+from ipallow.errors import Problem
 from ipallow.commands import EXIT_OK
 from ipallow.commands._progress import Progress
+
+if TYPE_CHECKING:
+    from ipallow.allowlist import Allowlist
 
 STDIN_NAME = "<stdin>"
 
@@ -83,7 +87,7 @@ class UsageError(Exception):
 
 
 def add_list_format_argument(parser: argparse.ArgumentParser) -> None:
-    from ipallow.loaders import FORMATS
+    from ipallow._formats import FORMATS
     parser.add_argument("--list-format", choices=FORMATS, metavar="FORMAT", help=LIST_FORMAT_HELP)
 
 
@@ -151,6 +155,7 @@ def load_source(path: str, *, list_format: str | None = None, at: float | None =
             loaded = loaders.load_bytes(raw, STDIN_NAME, format=list_format, strict=strict)
         else:
             loaded = loaders.load(path, format=list_format, strict=strict)
+        from ipallow.allowlist import Allowlist      # here: --help and --version need no numpy
         allowlist = Allowlist._from_loaded(loaded, at)
         registry = loaded.registry
         if loaded.format == "snapshot":

@@ -17,7 +17,12 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timezone
 
-from ipallow import Allowlist, SnapshotError
+from typing import TYPE_CHECKING
+
+from ipallow.errors import SnapshotError
+
+if TYPE_CHECKING:
+    from ipallow.allowlist import Allowlist
 
 __all__ = ["at_instant", "format_instant"]
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ipallow import AddressError, Allowlist
+from ipallow.errors import AddressError
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
+
+if TYPE_CHECKING:
+    from ipallow.allowlist import Allowlist
 
 EXAMPLES = """\
 examples:

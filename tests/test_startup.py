@@ -1,0 +1,85 @@
+"""Start-up cost: what `import ipallow` and `ipallow --version` / `--help` load (issue #11).
+
+A traffic-shaping script may call `ipallow check` per address, so the command line and the
+package import only what the asked-for work needs.  Timing belongs in benchmarks/; here we check
+the cause instead: which modules a fresh interpreter ends up importing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import json, sys
+{setup}
+print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'pyroaring', 'ipallow'))))
+"""
+
+
+def loaded_after(setup: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    return set(json.loads(out))
+
+
+def test_import_ipallow_loads_neither_numpy_nor_the_features():
+    loaded = loaded_after("import ipallow")
+    assert not {m for m in loaded if m.startswith(("numpy", "pyroaring"))}, loaded
+    assert loaded <= {"ipallow", "ipallow._version"}, loaded
+
+
+def test_using_the_allowlist_does_not_load_registry_live_diff_or_pyroaring():
+    loaded = loaded_after("import ipallow; al = ipallow.Allowlist(['10.0.0.0/8']); assert '10.1.2.3' in al")
+    assert "numpy" in loaded and "ipallow._trie" in loaded
+    for heavy in ("ipallow.live", "ipallow.diff", "ipallow.dataframe", "ipallow.bench", "pyroaring",
+                  "ipallow.commands"):
+        assert heavy not in loaded, heavy
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["check", "--help"]])
+def test_version_and_check_help_do_not_import_numpy(argv):
+    setup = ("import contextlib, io, ipallow.cli\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             "    try:\n"
+             f"        ipallow.cli.main({argv!r})\n"
+             "    except SystemExit:\n"
+             "        pass")
+    loaded = loaded_after(setup)
+    assert not {m for m in loaded if m.startswith(("numpy", "pyroaring"))}, sorted(loaded)
+
+
+def test_the_lazy_names_are_the_public_ones():
+    import ipallow
+    for name in ipallow.__all__:
+        assert getattr(ipallow, name) is not None, name
+    assert callable(ipallow.diff) and ipallow.diff.__module__ == "ipallow.diff"
+    import ipallow.diff as module_imported_late   # noqa: F401  (sets the package attribute)
+    assert callable(ipallow.diff) and ipallow.diff.__name__ == "diff"
+    with pytest.raises(AttributeError):
+        ipallow.no_such_name
+
+
+def test_a_check_imports_only_the_check_command(tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text("10.0.0.0/8\n")
+    setup = ("import contextlib, io, ipallow.cli\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             f"    assert ipallow.cli.main(['check', '--list', {str(listing)!r}, '10.1.2.3']) == 0")
+    loaded = loaded_after(setup)
+    commands = {m for m in loaded if m.startswith("ipallow.commands.") and not m.split(".")[-1].startswith("_")}
+    assert commands == {"ipallow.commands.check"}, commands
+    for heavy in ("ipallow.bench", "ipallow.synth", "ipallow.diff", "ipallow.live", "pyroaring"):
+        assert heavy not in loaded, heavy
+
+
+def test_every_command_is_still_listed_and_a_typo_still_lists_them():
+    import ipallow.cli
+    names = ipallow.cli.command_names()
+    assert {"check", "filter", "export", "compile", "validate", "diff", "stats", "info", "bench"} <= set(names)
+    result = subprocess.run([sys.executable, "-m", "ipallow.cli", "chekc"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and all(name in result.stderr for name in names), result.stderr
