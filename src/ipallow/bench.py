@@ -48,6 +48,7 @@ import numpy as np
 
 import ipallow
 from ipallow import synth
+from ipallow._prefixes import Prefixes, split
 from ipallow._trie import address_key
 
 __all__ = [
@@ -76,6 +77,7 @@ class PrefixTable:
 
     ``v4_keys`` uint32 network addresses, ``v4_plens``; ``v6_hi`` / ``v6_lo`` uint64
     halves, ``v6_plens``.  Every builder (ipallow included) is given the same text.
+    A thin view: :meth:`family` gives the package's one prefix type, which does the work.
     """
 
     v4_keys: np.ndarray
@@ -88,13 +90,15 @@ class PrefixTable:
     @classmethod
     def from_allowlist(cls, allowlist: "ipallow.Allowlist") -> "PrefixTable":
         c = allowlist.compiled
-        v4 = c.version == 4
-        v6 = ~v4
-        return cls(np.ascontiguousarray(c.lo[v4]).astype(np.uint32),
-                   np.ascontiguousarray(c.prefixlen[v4]).astype(np.uint8),
-                   np.ascontiguousarray(c.hi[v6]).astype(np.uint64),
-                   np.ascontiguousarray(c.lo[v6]).astype(np.uint64),
-                   np.ascontiguousarray(c.prefixlen[v6]).astype(np.uint8))
+        v4, v6 = split(c.version, c.hi, c.lo, c.prefixlen).values()
+        return cls(v4.lo.astype(np.uint32), v4.prefixlen, v6.hi, v6.lo, v6.prefixlen)
+
+    def family(self, family: int) -> Prefixes:
+        """The family's prefixes as :class:`ipallow._prefixes.Prefixes`."""
+        if family == 4:
+            return Prefixes(4, np.zeros(self.v4_keys.size, np.uint64), self.v4_keys.astype(np.uint64),
+                            self.v4_plens)
+        return Prefixes(6, self.v6_hi, self.v6_lo, self.v6_plens)
 
     def count(self, family: int) -> int:
         return int(self.v4_keys.size if family == 4 else self.v6_hi.size)
@@ -102,21 +106,13 @@ class PrefixTable:
     def strings(self, family: int) -> list[str]:
         """The family's prefixes as CIDR text (cached)."""
         if family not in self._text:
-            if family == 4:
-                self._text[4] = synth.ipv4_strings(self.v4_keys, self.v4_plens)
-            else:
-                self._text[6] = synth.ipv6_strings(self.v6_hi, self.v6_lo, self.v6_plens)
+            self._text[family] = self.family(family).strings()
         return self._text[family]
 
     def ranges(self, family: int) -> tuple[list[int], list[int]]:
         """Per prefix, its first and last address as Python ints (for range-based peers)."""
-        if family == 4:
-            first = self.v4_keys.astype(np.int64)
-            last = first + (np.int64(1) << (32 - self.v4_plens.astype(np.int64))) - 1
-            return first.tolist(), last.tolist()
-        firsts = [(h << 64) | l_ for h, l_ in zip(self.v6_hi.tolist(), self.v6_lo.tolist())]
-        lasts = [f | ((1 << (128 - p)) - 1) for f, p in zip(firsts, self.v6_plens.tolist())]
-        return firsts, lasts
+        spans = self.family(family).spans()
+        return [first for first, _ in spans], [last for _, last in spans]
 
 
 def merged_ranges(table: PrefixTable, family: int) -> tuple[np.ndarray, np.ndarray]:
@@ -127,37 +123,11 @@ def merged_ranges(table: PrefixTable, family: int) -> tuple[np.ndarray, np.ndarr
     of the ``searchsorted`` baseline; it is built from the prefix list, not from
     ipallow's compiled trie, so the baseline checks the trie independently.
     """
+    first_hi, first_lo, last_hi, last_lo = table.family(family).merged_ranges()
     if family == 4:
-        starts = table.v4_keys.astype(np.int64)
-        ends = starts + (np.int64(1) << (32 - table.v4_plens.astype(np.int64))) - 1
-        if starts.size == 0:
-            return np.empty(0, np.uint32), np.empty(0, np.uint32)
-        order = np.argsort(starts, kind="stable")
-        starts, ends = starts[order], ends[order]
-        reach = np.maximum.accumulate(ends)
-        new = np.empty(starts.size, dtype=bool)
-        new[0] = True
-        new[1:] = starts[1:] > reach[:-1] + 1
-        first = np.flatnonzero(new)
-        return starts[first].astype(np.uint32), np.maximum.reduceat(ends, first).astype(np.uint32)
-    firsts, lasts = table.ranges(6)
-    m_starts: list[int] = []
-    m_ends: list[int] = []
-    for start, end in sorted(zip(firsts, lasts)):
-        if m_ends and start <= m_ends[-1] + 1:
-            if end > m_ends[-1]:
-                m_ends[-1] = end
-        else:
-            m_starts.append(start)
-            m_ends.append(end)
-    return _s16(m_starts), _s16(m_ends)
-
-
-def _s16(values: list[int]) -> np.ndarray:
-    arr = np.empty((len(values), 2), dtype=">u8")
-    arr[:, 0] = [v >> 64 for v in values]
-    arr[:, 1] = [v & 0xFFFFFFFFFFFFFFFF for v in values]
-    return arr.view("S16").reshape(-1)
+        return first_lo.astype(np.uint32), last_lo.astype(np.uint32)
+    return (rows_to_s16(np.column_stack((first_hi, first_lo))),
+            rows_to_s16(np.column_stack((last_hi, last_lo))))
 
 
 def rows_to_s16(rows: np.ndarray) -> np.ndarray:
