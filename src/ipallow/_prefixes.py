@@ -2,8 +2,10 @@
 
 A prefix table is parallel arrays, one row a prefix: ``version`` (4 or 6), the
 value as two uint64 words ``hi`` / ``lo`` (an IPv4 value sits in ``lo``) and
-``prefixlen``.  numpy (like C) leaves a shift of a uint64 by 64 undefined, so
-every mask here goes through :func:`low_mask64`.
+``prefixlen``.  ``Compiled`` holds the mixed table of both versions;
+:func:`split` turns it into one :class:`Prefixes` per version, the type every
+feature (export, diff, bench, stats) works on.  numpy (like C) leaves a shift
+of a uint64 by 64 undefined, so every mask here goes through :func:`low_mask64`.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ipallow._parse import MAX_BITS
+
 __all__ = ["ALL_ONES", "low_mask64", "host_masks", "v6_network_masks", "ipv4_strings",
-           "ipv6_strings", "Overlaps", "DUPLICATE", "OVERLAP", "KINDS", "find_overlaps"]
+           "ipv6_strings", "Prefixes", "split", "ranges_to_ints", "Overlaps", "DUPLICATE", "OVERLAP", "KINDS",
+           "find_overlaps"]
 
 ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -109,6 +114,135 @@ def ipv6_strings(hi, lo, plens) -> list[str]:
     return out
 
 
+def _dense_rank(h: np.ndarray, l: np.ndarray) -> np.ndarray:
+    """Rank of each 128-bit value (h, l) among the distinct values (equal values, equal rank)."""
+    # One sort key when the high words are all zero (IPv4): about twice as fast.
+    order = np.argsort(l, kind="stable") if not h.any() else np.lexsort((l, h))
+    step = np.zeros(len(order), dtype=np.int64)
+    step[1:] = (h[order][1:] != h[order][:-1]) | (l[order][1:] != l[order][:-1])
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.cumsum(step)
+    return rank
+
+
+def _reach(end_h: np.ndarray, end_l: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For rows sorted by first address: how far the rows before each one reach.
+
+    Returns ``(rank, reach, reach_row)``: the dense rank of each row's last
+    address; the rank of the largest last address among the rows before it
+    (-1 for the first row); and the earliest row before it reaching that far.
+    CIDRs either nest or are disjoint, so a row lies inside an earlier one
+    exactly when ``rank <= reach`` (and then inside ``reach_row``, the outermost).
+    The largest-so-far is a running maximum over the ranks (one ufunc).
+    """
+    n = len(end_h)
+    rank = _dense_rank(end_h, end_l)
+    # Running maximum of the rank; ties go to the earliest row (the outermost prefix).
+    best = np.maximum.accumulate(rank * n + (n - 1 - np.arange(n)))
+    before = np.empty(n, dtype=np.int64)
+    before[:1] = -1
+    before[1:] = best[:-1]
+    return rank, before // n, n - 1 - before % n
+
+
+class Prefixes(NamedTuple):
+    """The prefixes of one IP version as integer arrays, one row a prefix.
+
+    ``hi`` / ``lo`` are the uint64 words of the first address (an IPv4 address
+    sits in ``lo``, ``hi`` is zero), ``prefixlen`` uint8.  :func:`split` makes
+    them from a mixed table such as ``Compiled``'s.
+    """
+
+    version: int
+    hi: np.ndarray          # uint64: IPv6 high word (zeros for IPv4)
+    lo: np.ndarray          # uint64: IPv6 low word, or the IPv4 address
+    prefixlen: np.ndarray   # uint8
+
+    def __len__(self) -> int:
+        return len(self.prefixlen)
+
+    @property
+    def bits(self) -> int:
+        """Address width: 32 or 128."""
+        return MAX_BITS[self.version]
+
+    def last_addresses(self) -> tuple[np.ndarray, np.ndarray]:
+        """(hi, lo) words of each prefix's last address."""
+        mask_hi, mask_lo = host_masks(self.bits, self.prefixlen)
+        return self.hi | mask_hi, self.lo | mask_lo
+
+    def sorted(self) -> "Prefixes":
+        """Ordered by (address, prefix length)."""
+        if self.version == 4:     # one uint64 key (address, length): a plain sort, 4x lexsort's speed
+            order = np.argsort((self.lo << np.uint64(8)) | self.prefixlen.astype(np.uint64))
+        else:
+            order = np.lexsort((self.prefixlen, self.lo, self.hi))
+        return Prefixes(self.version, self.hi[order], self.lo[order], self.prefixlen[order])
+
+    def outermost(self) -> "Prefixes":
+        """Sorted, without duplicates and without any prefix lying inside another."""
+        s = self.sorted()
+        rank, reach, _ = _reach(*s.last_addresses())
+        keep = rank > reach
+        return Prefixes(self.version, s.hi[keep], s.lo[keep], s.prefixlen[keep])
+
+    def merged_ranges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The covered addresses as sorted, disjoint, non-touching inclusive ranges.
+
+        Returns uint64 arrays ``(first_hi, first_lo, last_hi, last_lo)``.
+        """
+        if not len(self):
+            empty = np.zeros(0, np.uint64)
+            return empty, empty, empty, empty
+        s = self.sorted()
+        end_h, end_l = s.last_addresses()
+        rank, reach, _ = _reach(end_h, end_l)
+        by_rank_h = np.empty(int(rank.max()) + 1, np.uint64)
+        by_rank_l = np.empty_like(by_rank_h)
+        by_rank_h[rank], by_rank_l[rank] = end_h, end_l
+        # A range starts where the first address is beyond (reach + 1), i.e. where
+        # first - 1 > reach; first == 0 only ever starts the first range.
+        before_h = s.hi - (s.lo == 0).astype(np.uint64)
+        before_l = s.lo - np.uint64(1)
+        reach_h, reach_l = by_rank_h[reach], by_rank_l[reach]
+        new = ((s.hi | s.lo) != 0) & ((before_h > reach_h) | ((before_h == reach_h) & (before_l > reach_l)))
+        new[0] = True
+        first = np.flatnonzero(new)
+        last_rank = np.maximum.reduceat(rank, first)
+        return s.hi[first], s.lo[first], by_rank_h[last_rank], by_rank_l[last_rank]
+
+    def spans(self) -> list[tuple[int, int]]:
+        """Inclusive (first, last) address of each prefix, as Python ints (in row order)."""
+        bits = self.bits
+        return [((hi << 64) | lo, ((hi << 64) | lo) + (1 << (bits - plen)) - 1)
+                for hi, lo, plen in zip(self.hi.tolist(), self.lo.tolist(), self.prefixlen.tolist())]
+
+    def strings(self) -> list[str]:
+        """``"address/length"`` for each prefix (:func:`ipv4_strings` / :func:`ipv6_strings`)."""
+        if self.version == 4:
+            return ipv4_strings(self.lo, self.prefixlen)
+        return ipv6_strings(self.hi, self.lo, self.prefixlen)
+
+
+def split(version, hi, lo, prefixlen) -> dict[int, Prefixes]:
+    """A mixed prefix table (``Compiled.version / hi / lo / prefixlen``) -> ``{4: Prefixes, 6: Prefixes}``."""
+    version = np.asarray(version)
+    hi = np.asarray(hi, dtype=np.uint64)
+    lo = np.asarray(lo, dtype=np.uint64)
+    prefixlen = np.asarray(prefixlen, dtype=np.uint8)
+    result = {}
+    for v in MAX_BITS:
+        rows = version == v
+        result[v] = Prefixes(v, hi[rows], lo[rows], prefixlen[rows])
+    return result
+
+
+def ranges_to_ints(first_hi, first_lo, last_hi, last_lo) -> list[tuple[int, int]]:
+    """uint64 word arrays of inclusive ranges (as :meth:`Prefixes.merged_ranges`) -> Python int pairs."""
+    return [((fh << 64) | fl, (lh << 64) | ll) for fh, fl, lh, ll in
+            zip(first_hi.tolist(), first_lo.tolist(), last_hi.tolist(), last_lo.tolist())]
+
+
 DUPLICATE, OVERLAP = 0, 1
 KINDS = ("duplicate", "overlap")
 
@@ -125,15 +259,12 @@ def find_overlaps(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.
     """Duplicate and nested prefixes of a prefix table, without comparing every pair.
 
     Per IP version, sort by (address, prefix length, row).  Equal neighbours are
-    duplicates (of the first of their run).  Among distinct prefixes, CIDRs
-    either nest or are disjoint, so a prefix lies inside an earlier one exactly
-    when its last address is not beyond the largest last address seen so far;
-    the earliest prefix reaching that maximum is its outermost container.  The
-    largest-so-far is a running maximum over the dense rank of the last
-    addresses (one ufunc): O(n log n) overall.
+    duplicates (of the first of their run).  Among distinct prefixes, a prefix
+    lies inside an earlier one exactly when its last address is not beyond the
+    largest last address seen so far (see :func:`_reach`): O(n log n) overall.
     """
     kinds, inners, outers = [], [], []
-    for v, bits in ((4, 32), (6, 128)):
+    for v, bits in MAX_BITS.items():
         rows = np.flatnonzero(version == v)
         if len(rows) < 2:
             continue
@@ -150,24 +281,11 @@ def find_overlaps(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.
         keep = np.flatnonzero(~same)
         rows, h, l, p = rows[keep], h[keep], l[keep], p[keep]
         hi_mask, lo_mask = host_masks(bits, p)
-        end_h, end_l = h | hi_mask, l | lo_mask
-        by_end = np.lexsort((end_l, end_h))
-        step = np.zeros(len(rows), dtype=np.int64)
-        step[1:] = (end_h[by_end][1:] != end_h[by_end][:-1]) | (end_l[by_end][1:] != end_l[by_end][:-1])
-        rank = np.empty(len(rows), dtype=np.int64)
-        rank[by_end] = np.cumsum(step)
-        n = len(rows)
-        # Running maximum of the rank; ties go to the earliest row (the outermost prefix).
-        key = rank * n + (n - 1 - np.arange(n))
-        best = np.maximum.accumulate(key)
-        prev_best = np.empty(n, dtype=np.int64)
-        prev_best[0] = -1
-        prev_best[1:] = best[:-1]
-        inside = np.flatnonzero((prev_best >= 0) & (rank <= prev_best // n))
-        outer = n - 1 - prev_best[inside] % n
+        rank, reach, reach_row = _reach(h | hi_mask, l | lo_mask)
+        inside = np.flatnonzero(rank <= reach)
         kinds.append(np.full(len(inside), OVERLAP, np.int8))
         inners.append(rows[inside])
-        outers.append(rows[outer])
+        outers.append(rows[reach_row[inside]])
     if not kinds:
         return Overlaps(np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))
     return Overlaps(np.concatenate(kinds), np.concatenate(inners).astype(np.int64),

@@ -11,6 +11,7 @@ import numpy as np
 
 from ipallow import _parse, _trie, snapshot
 from ipallow._compile import Compiled, compile_entries
+from ipallow._prefixes import host_masks
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -359,18 +360,11 @@ class Allowlist(_trie.Index):
         """
         version, value = _trie.address_key(ip)
         c = self._compiled
-        bits = 32 if version == 4 else 128
-        host = (bits - c.prefixlen.astype(np.int64))
-        if version == 4:
-            hit = (c.version == 4) & (((c.lo ^ np.uint64(value)) >> host.astype(np.uint64)) == 0)
-        else:
-            # Compare each 64-bit word above its host bits; numpy (like C) cannot
-            # shift a uint64 by 64, so a word that is all host bits always agrees.
-            hi_q, lo_q = np.uint64(value >> 64), np.uint64(value & 0xFFFFFFFFFFFFFFFF)
-            lo_host, hi_host = np.minimum(host, 64), np.clip(host - 64, 0, 64)
-            lo_same = (lo_host == 64) | (((c.lo ^ lo_q) >> np.minimum(lo_host, 63).astype(np.uint64)) == 0)
-            hi_same = (hi_host == 64) | (((c.hi ^ hi_q) >> np.minimum(hi_host, 63).astype(np.uint64)) == 0)
-            hit = (c.version == 6) & lo_same & hi_same
+        # A prefix covers ip when they agree outside its host bits, word by word.
+        host_hi, host_lo = host_masks(_parse.MAX_BITS[version], c.prefixlen)
+        hi_q, lo_q = np.uint64(value >> 64), np.uint64(value & 0xFFFFFFFFFFFFFFFF)
+        hit = ((c.version == version) & (((c.hi ^ hi_q) & ~host_hi) == 0)
+               & (((c.lo ^ lo_q) & ~host_lo) == 0))
         # Rows in input order (reg_rows lists them so), then longest first, stably.
         prefixes = c.reg_rows[np.flatnonzero(hit[c.reg_rows])]
         prefixes = prefixes[np.argsort(-c.prefixlen[prefixes].astype(np.int64), kind="stable")]

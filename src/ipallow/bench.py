@@ -42,12 +42,14 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 import ipallow
 from ipallow import synth
+from ipallow._prefixes import Prefixes, split
 from ipallow._trie import address_key
 
 __all__ = [
@@ -76,6 +78,7 @@ class PrefixTable:
 
     ``v4_keys`` uint32 network addresses, ``v4_plens``; ``v6_hi`` / ``v6_lo`` uint64
     halves, ``v6_plens``.  Every builder (ipallow included) is given the same text.
+    A thin view: :meth:`family` gives the package's one prefix type, which does the work.
     """
 
     v4_keys: np.ndarray
@@ -88,13 +91,15 @@ class PrefixTable:
     @classmethod
     def from_allowlist(cls, allowlist: "ipallow.Allowlist") -> "PrefixTable":
         c = allowlist.compiled
-        v4 = c.version == 4
-        v6 = ~v4
-        return cls(np.ascontiguousarray(c.lo[v4]).astype(np.uint32),
-                   np.ascontiguousarray(c.prefixlen[v4]).astype(np.uint8),
-                   np.ascontiguousarray(c.hi[v6]).astype(np.uint64),
-                   np.ascontiguousarray(c.lo[v6]).astype(np.uint64),
-                   np.ascontiguousarray(c.prefixlen[v6]).astype(np.uint8))
+        v4, v6 = split(c.version, c.hi, c.lo, c.prefixlen).values()
+        return cls(v4.lo.astype(np.uint32), v4.prefixlen, v6.hi, v6.lo, v6.prefixlen)
+
+    def family(self, family: int) -> Prefixes:
+        """The family's prefixes as :class:`ipallow._prefixes.Prefixes`."""
+        if family == 4:
+            return Prefixes(4, np.zeros(self.v4_keys.size, np.uint64), self.v4_keys.astype(np.uint64),
+                            self.v4_plens)
+        return Prefixes(6, self.v6_hi, self.v6_lo, self.v6_plens)
 
     def count(self, family: int) -> int:
         return int(self.v4_keys.size if family == 4 else self.v6_hi.size)
@@ -102,21 +107,13 @@ class PrefixTable:
     def strings(self, family: int) -> list[str]:
         """The family's prefixes as CIDR text (cached)."""
         if family not in self._text:
-            if family == 4:
-                self._text[4] = synth.ipv4_strings(self.v4_keys, self.v4_plens)
-            else:
-                self._text[6] = synth.ipv6_strings(self.v6_hi, self.v6_lo, self.v6_plens)
+            self._text[family] = self.family(family).strings()
         return self._text[family]
 
     def ranges(self, family: int) -> tuple[list[int], list[int]]:
         """Per prefix, its first and last address as Python ints (for range-based peers)."""
-        if family == 4:
-            first = self.v4_keys.astype(np.int64)
-            last = first + (np.int64(1) << (32 - self.v4_plens.astype(np.int64))) - 1
-            return first.tolist(), last.tolist()
-        firsts = [(h << 64) | l_ for h, l_ in zip(self.v6_hi.tolist(), self.v6_lo.tolist())]
-        lasts = [f | ((1 << (128 - p)) - 1) for f, p in zip(firsts, self.v6_plens.tolist())]
-        return firsts, lasts
+        spans = self.family(family).spans()
+        return [first for first, _ in spans], [last for _, last in spans]
 
 
 def merged_ranges(table: PrefixTable, family: int) -> tuple[np.ndarray, np.ndarray]:
@@ -127,37 +124,11 @@ def merged_ranges(table: PrefixTable, family: int) -> tuple[np.ndarray, np.ndarr
     of the ``searchsorted`` baseline; it is built from the prefix list, not from
     ipallow's compiled trie, so the baseline checks the trie independently.
     """
+    first_hi, first_lo, last_hi, last_lo = table.family(family).merged_ranges()
     if family == 4:
-        starts = table.v4_keys.astype(np.int64)
-        ends = starts + (np.int64(1) << (32 - table.v4_plens.astype(np.int64))) - 1
-        if starts.size == 0:
-            return np.empty(0, np.uint32), np.empty(0, np.uint32)
-        order = np.argsort(starts, kind="stable")
-        starts, ends = starts[order], ends[order]
-        reach = np.maximum.accumulate(ends)
-        new = np.empty(starts.size, dtype=bool)
-        new[0] = True
-        new[1:] = starts[1:] > reach[:-1] + 1
-        first = np.flatnonzero(new)
-        return starts[first].astype(np.uint32), np.maximum.reduceat(ends, first).astype(np.uint32)
-    firsts, lasts = table.ranges(6)
-    m_starts: list[int] = []
-    m_ends: list[int] = []
-    for start, end in sorted(zip(firsts, lasts)):
-        if m_ends and start <= m_ends[-1] + 1:
-            if end > m_ends[-1]:
-                m_ends[-1] = end
-        else:
-            m_starts.append(start)
-            m_ends.append(end)
-    return _s16(m_starts), _s16(m_ends)
-
-
-def _s16(values: list[int]) -> np.ndarray:
-    arr = np.empty((len(values), 2), dtype=">u8")
-    arr[:, 0] = [v >> 64 for v in values]
-    arr[:, 1] = [v & 0xFFFFFFFFFFFFFFFF for v in values]
-    return arr.view("S16").reshape(-1)
+        return first_lo.astype(np.uint32), last_lo.astype(np.uint32)
+    return (rows_to_s16(np.column_stack((first_hi, first_lo))),
+            rows_to_s16(np.column_stack((last_hi, last_lo))))
 
 
 def rows_to_s16(rows: np.ndarray) -> np.ndarray:
@@ -729,34 +700,121 @@ def run(allowlist: "ipallow.Allowlist", *, queries: "int | Queries" = DEFAULT_QU
     peers = installed if peers is None else list(peers)
     table = PrefixTable.from_allowlist(allowlist)
     qs = queries if isinstance(queries, Queries) else random_queries(table, queries, seed=seed)
-    fams = sorted(qs.families)
+    runner = _Run(allowlist, table, qs, peers, missing, seconds=seconds, batch=batch,
+                  load_seconds=load_seconds, source=source)
+    return runner.execute(progress)
 
-    steps: list[tuple[str, Callable[[], None]]] = []
-    result: dict[str, Any] = {
-        "list": {**(source or {}), "registrations": len(allowlist),
-                 "prefixes": {"ipv4": table.count(4), "ipv6": table.count(6)}},
-        "machine": machine_info(),
-        "queries": {"origin": qs.origin, "count": qs.count, "seed": qs.seed,
-                    "per_family": {f"ipv{f}": qs.families[f].size for f in fams},
-                    "problems": [{"line": p.line, "text": p.text, "message": p.message} for p in qs.problems]},
-        "settings": {"seconds": seconds, "latency_batch": batch},
-        "peers": {"compared": [{"name": p.name, "version": p.version(), "families": list(p.families),
-                                "compared_on": "longest match" if p.longest_match else "membership"}
-                               for p in peers],
-                  "not_installed": missing},
-        "build": [], "memory": {}, "latency": [], "throughput": [],
-        "agreement": {"ok": True, "checked": [], "disagreements": []},
-    }
-    handles: dict[tuple[str, int], Any] = {}
-    expected: dict[int, np.ndarray] = {}
-    n_timed = 0   # latency + throughput rows, to share `seconds`
 
-    # -- build --------------------------------------------------------------
-    build_budget = max(seconds * 0.1, 0.05)
+class _Run:
+    """One :func:`run`: the result it fills in and one method per kind of step.
 
-    def build_ipallow() -> None:
+    The steps are listed first (:meth:`steps`), then executed in order, so the
+    progress callback knows the total and the timing rows know how many share
+    ``seconds``.  Steps pass what they build (peer structures, ipallow's expected
+    answers, the searchsorted tables) to later ones through ``handles`` / ``expected``.
+    """
+
+    def __init__(self, allowlist: "ipallow.Allowlist", table: PrefixTable, qs: Queries,
+                 peers: list[Peer], missing: list[str], *, seconds: float, batch: int,
+                 load_seconds: float | None, source: dict | None) -> None:
+        self.allowlist, self.table, self.qs, self.peers = allowlist, table, qs, peers
+        self.seconds, self.batch, self.load_seconds = seconds, batch, load_seconds
+        self.fams = sorted(qs.families)
+        self.handles: dict[tuple[str, int], Any] = {}
+        self.expected: dict[int, np.ndarray] = {}
+        self.floors: dict[tuple[str, str, int], float] = {}
+        self.n_timed = 0   # latency + throughput rows, to share `seconds`
+        self.build_budget = max(seconds * 0.1, 0.05)
+        self.result: dict[str, Any] = {
+            "list": {**(source or {}), "registrations": len(allowlist),
+                     "prefixes": {"ipv4": table.count(4), "ipv6": table.count(6)}},
+            "machine": machine_info(),
+            "queries": {"origin": qs.origin, "count": qs.count, "seed": qs.seed,
+                        "per_family": {f"ipv{f}": qs.families[f].size for f in self.fams},
+                        "problems": [{"line": p.line, "text": p.text, "message": p.message}
+                                     for p in qs.problems]},
+            "settings": {"seconds": seconds, "latency_batch": batch},
+            "peers": {"compared": [{"name": p.name, "version": p.version(), "families": list(p.families),
+                                    "compared_on": "longest match" if p.longest_match else "membership"}
+                                   for p in peers],
+                      "not_installed": missing},
+            "build": [], "memory": {}, "latency": [], "throughput": [],
+            "agreement": {"ok": True, "checked": [], "disagreements": []},
+        }
+
+    # -- the plan ------------------------------------------------------------
+
+    def steps(self) -> list[tuple[str, Callable[[], None]]]:
+        """Every step in order, as (what it does, the call); sets ``n_timed``."""
+        fams, peers = self.fams, self.peers
+        steps: list[tuple[str, Callable[[], None]]] = [("building ipallow", self.build_ipallow)]
+        steps += [(f"building {peer.name}", partial(self.build_peer, peer)) for peer in peers]
+        for f in fams:
+            steps.append((f"checking ipallow (IPv{f})", partial(self.check_ipallow, f)))
+            steps += [(f"checking {peer.name} (IPv{f})", partial(self.check_peer, peer, f))
+                      for peer in peers if f in peer.families]
+        timed = [("timing single lookups", s) for s in self.latency_steps()]
+        timed += [("timing batches", s) for s in self.throughput_steps()]
+        self.n_timed = len(timed)
+        return steps + timed
+
+    def latency_steps(self) -> list[Callable[[], None]]:
+        al, out = self.allowlist, []
+        for f in self.fams:
+            out.append(partial(self.latency_row, "ipallow", "q in allowlist", "str", f, lambda: ("in", al)))
+            out.append(partial(self.latency_row, "ipallow", "allowlist.lookup(q)", "str", f,
+                               lambda: ("call", al.lookup)))
+            out.append(partial(self.latency_row, "ipallow", "q in allowlist", "int", f, lambda: ("in", al)))
+            for peer in self.peers:
+                if f in peer.families:
+                    out.append(partial(self.latency_row, peer.name, peer.operation, peer.form, f,
+                                       partial(self.peer_member, peer, f)))
+        return out
+
+    def throughput_steps(self) -> list[Callable[[], None]]:
+        al, out = self.allowlist, []
+        for f in self.fams:
+            fq = self.qs.families[f]
+            arr = _FAMILY_ARRAY[f]
+            out.append(partial(self.throughput_row, "ipallow", "contains_many", arr, f,
+                               lambda fq=fq: (al.contains_many, fq.keys)))
+            out.append(partial(self.throughput_row, "ipallow", "lookup_many", arr, f,
+                               lambda fq=fq: (al.lookup_many, fq.keys)))
+            out.append(partial(self.throughput_row, "numpy searchsorted", "merged ranges",
+                               arr if f == 4 else "S16 array", f, partial(self.searchsorted_batch, f)))
+            out.append(partial(self.throughput_row, "ipallow", "contains_many", "list of str", f,
+                               lambda fq=fq: (al.contains_many, fq.texts)))
+            out.append(partial(self.throughput_row, "ipallow", "lookup_many", "list of str", f,
+                               lambda fq=fq: (al.lookup_many, fq.texts)))
+            for peer in self.peers:
+                if f in peer.families:
+                    out.append(partial(self.throughput_row, peer.name, f"[{peer.operation} for q in list]",
+                                       "list of str" if peer.form == "str" else "list of int", f,
+                                       partial(self.comprehension, peer, f)))
+        return out
+
+    def execute(self, progress: Callable[[int, int, str], None] | None) -> dict:
+        """Run every step (reporting progress between them) and return the result."""
+        if self.load_seconds is not None:
+            self.result["build"].append({"impl": "ipallow", "what": LOAD_ROW, "best_s": self.load_seconds,
+                                         "median_s": self.load_seconds, "runs": 1, "rss_growth_bytes": None})
+        steps = self.steps()
+        total = len(steps)
+        for done, (what, step) in enumerate(steps):
+            if progress is not None:
+                progress(done, total, what)
+            step()
+        if progress is not None:
+            progress(total, total, "done")
+        _add_ratios(self.result)
+        return self.result
+
+    # -- build ---------------------------------------------------------------
+
+    def build_ipallow(self) -> None:
+        table, allowlist, result = self.table, self.allowlist, self.result
         strings = table.strings(4) + table.strings(6)
-        _, info = _timed_builds(lambda: ipallow.Allowlist(strings), seconds=build_budget)
+        _, info = _timed_builds(lambda: ipallow.Allowlist(strings), seconds=self.build_budget)
         result["build"].append({"impl": "ipallow", "what": BUILD_ROW, **info})
         nb = int(allowlist.nbytes)
         n = max(table.count(4) + table.count(6), 1)
@@ -764,169 +822,108 @@ def run(allowlist: "ipallow.Allowlist", *, queries: "int | Queries" = DEFAULT_QU
                             "tables": {f"ipv{k}": {kk: int(vv) for kk, vv in v.items()}
                                        for k, v in allowlist._table_stats().items()}}
 
-    def build_peer(peer: Peer) -> Callable[[], None]:
-        def step() -> None:
-            total = {"impl": peer.name, "what": "insert every prefix", "best_s": 0.0, "median_s": 0.0,
-                     "runs": None, "rss_growth_bytes": 0}
-            for f in peer.families:
-                if f not in fams and table.count(f) == 0:
-                    continue        # nothing to insert and nothing to ask
-                handle, info = _timed_builds(lambda: peer.build(table, f), seconds=build_budget)
-                handles[(peer.name, f)] = handle
-                total["best_s"] += info["best_s"]
-                total["median_s"] += info["median_s"]
-                total["runs"] = info["runs"] if total["runs"] is None else min(total["runs"], info["runs"])
-                if info["rss_growth_bytes"] is None or total["rss_growth_bytes"] is None:
-                    total["rss_growth_bytes"] = None
-                else:
-                    total["rss_growth_bytes"] += info["rss_growth_bytes"]
-            result["build"].append(total)
-        return step
-
-    if load_seconds is not None:
-        result["build"].append({"impl": "ipallow", "what": LOAD_ROW, "best_s": load_seconds,
-                                "median_s": load_seconds, "runs": 1, "rss_growth_bytes": None})
-    steps.append(("building ipallow", build_ipallow))
-    for peer in peers:
-        steps.append((f"building {peer.name}", build_peer(peer)))
-
-    # -- agreement ----------------------------------------------------------
-    def disagree(report: dict) -> None:
-        result["agreement"]["ok"] = False
-        result["agreement"]["disagreements"].append(report)
-
-    def check_ipallow(f: int) -> Callable[[], None]:
-        def step() -> None:
-            fq = qs.families[f]
-            exp = expected[f] = _expected(allowlist, fq)
-            # ipallow's own input forms must agree with each other
-            forms = {
-                "contains_many(" + _FAMILY_ARRAY[f] + ")": allowlist.contains_many(fq.keys),
-                "contains_many(list of str)": allowlist.contains_many(fq.texts),
-                "str in allowlist": np.fromiter((q in allowlist for q in fq.texts), dtype=bool, count=fq.size),
-            }
-            reg = allowlist.lookup_many(fq.keys)
-            forms["lookup_many(" + _FAMILY_ARRAY[f] + ") >= 0"] = reg >= 0
-            for name, got in forms.items():
-                rep = compare(f"ipallow {name}", f, fq, exp, got, longest_match=False)
-                result["agreement"]["checked"].append({"impl": f"ipallow {name}", "family": f,
-                                                       "queries": fq.size, "agree": rep is None})
-                if rep:
-                    disagree(rep)
-            starts, ends = merged_ranges(table, f)
-            handles[("searchsorted", f)] = (starts, ends)
-            q = fq.keys if f == 4 else rows_to_s16(fq.keys)
-            handles[("searchsorted-q", f)] = q
-            rep = compare("numpy searchsorted", f, fq, exp, searchsorted_contains(starts, ends, q),
-                          longest_match=False)
-            result["agreement"]["checked"].append({"impl": "numpy searchsorted", "family": f,
-                                                   "queries": fq.size, "agree": rep is None})
-            if rep:
-                disagree(rep)
-        return step
-
-    def check_peer(peer: Peer, f: int) -> Callable[[], None]:
-        def step() -> None:
-            fq = qs.families[f]
-            items = fq.texts if peer.form == "str" else fq.ints
-            try:
-                got = peer.answers(handles[(peer.name, f)], items)
-            except Exception as exc:   # a peer that cannot answer is a finding, not a crash
-                rep = {"peer": peer.name, "family": f, "queries": fq.size, "disagreements": fq.size,
-                       "examples": [], "error": f"{type(exc).__name__}: {exc}"}
+    def build_peer(self, peer: Peer) -> None:
+        total = {"impl": peer.name, "what": "insert every prefix", "best_s": 0.0, "median_s": 0.0,
+                 "runs": None, "rss_growth_bytes": 0}
+        for f in peer.families:
+            if f not in self.fams and self.table.count(f) == 0:
+                continue        # nothing to insert and nothing to ask
+            handle, info = _timed_builds(lambda: peer.build(self.table, f), seconds=self.build_budget)
+            self.handles[(peer.name, f)] = handle
+            total["best_s"] += info["best_s"]
+            total["median_s"] += info["median_s"]
+            total["runs"] = info["runs"] if total["runs"] is None else min(total["runs"], info["runs"])
+            if info["rss_growth_bytes"] is None or total["rss_growth_bytes"] is None:
+                total["rss_growth_bytes"] = None
             else:
-                rep = compare(peer.name, f, fq, expected[f], got, longest_match=peer.longest_match)
-            result["agreement"]["checked"].append({"impl": peer.name, "family": f, "queries": fq.size,
-                                                   "agree": rep is None})
-            if rep:
-                disagree(rep)
-        return step
+                total["rss_growth_bytes"] += info["rss_growth_bytes"]
+        self.result["build"].append(total)
 
-    for f in fams:
-        steps.append((f"checking ipallow (IPv{f})", check_ipallow(f)))
-        for peer in peers:
-            if f in peer.families:
-                steps.append((f"checking {peer.name} (IPv{f})", check_peer(peer, f)))
+    # -- agreement -----------------------------------------------------------
 
-    # -- latency ------------------------------------------------------------
-    floors: dict[tuple[str, str, int], float] = {}
+    def checked(self, impl: str, f: int, fq: FamilyQueries, report: dict | None) -> None:
+        """Record one agreement check; a report (a disagreement) fails the run's agreement."""
+        agreement = self.result["agreement"]
+        agreement["checked"].append({"impl": impl, "family": f, "queries": fq.size, "agree": report is None})
+        if report:
+            agreement["ok"] = False
+            agreement["disagreements"].append(report)
 
-    def share() -> float:
-        return max(seconds / max(n_timed, 1), 0.02)
+    def check_ipallow(self, f: int) -> None:
+        allowlist = self.allowlist
+        fq = self.qs.families[f]
+        exp = self.expected[f] = _expected(allowlist, fq)
+        # ipallow's own input forms must agree with each other
+        forms = {
+            "contains_many(" + _FAMILY_ARRAY[f] + ")": allowlist.contains_many(fq.keys),
+            "contains_many(list of str)": allowlist.contains_many(fq.texts),
+            "str in allowlist": np.fromiter((q in allowlist for q in fq.texts), dtype=bool, count=fq.size),
+        }
+        reg = allowlist.lookup_many(fq.keys)
+        forms["lookup_many(" + _FAMILY_ARRAY[f] + ") >= 0"] = reg >= 0
+        for name, got in forms.items():
+            self.checked(f"ipallow {name}", f, fq,
+                         compare(f"ipallow {name}", f, fq, exp, got, longest_match=False))
+        starts, ends = merged_ranges(self.table, f)
+        self.handles[("searchsorted", f)] = (starts, ends)
+        q = fq.keys if f == 4 else rows_to_s16(fq.keys)
+        self.handles[("searchsorted-q", f)] = q
+        self.checked("numpy searchsorted", f, fq,
+                     compare("numpy searchsorted", f, fq, exp, searchsorted_contains(starts, ends, q),
+                             longest_match=False))
 
-    def lat_row(impl: str, op: str, form: str, f: int, kind_target: Callable[[], tuple[str, Any]]):
-        def step() -> None:
-            fq = qs.families[f]
-            items = fq.texts if form == "str" else fq.ints
-            kind, target = kind_target()
-            key = (kind, form, f)
-            if key not in floors:
-                floors[key] = loop_floor(kind, items, seconds=min(share() / 2, 0.5), batch=batch)
-            row = latency(kind, target, items, seconds=share(), floor_ns=floors[key], batch=batch)
-            result["latency"].append({"impl": impl, "operation": op, "input": form, "family": f,
-                                      "floor_ns": round(floors[key], 1), **row})
-        return step
+    def check_peer(self, peer: Peer, f: int) -> None:
+        fq = self.qs.families[f]
+        items = fq.texts if peer.form == "str" else fq.ints
+        try:
+            got = peer.answers(self.handles[(peer.name, f)], items)
+        except Exception as exc:   # a peer that cannot answer is a finding, not a crash
+            rep = {"peer": peer.name, "family": f, "queries": fq.size, "disagreements": fq.size,
+                   "examples": [], "error": f"{type(exc).__name__}: {exc}"}
+        else:
+            rep = compare(peer.name, f, fq, self.expected[f], got, longest_match=peer.longest_match)
+        self.checked(peer.name, f, fq, rep)
 
-    lat_steps = []
-    for f in fams:
-        lat_steps.append(lat_row("ipallow", "q in allowlist", "str", f, lambda: ("in", allowlist)))
-        lat_steps.append(lat_row("ipallow", "allowlist.lookup(q)", "str", f, lambda: ("call", allowlist.lookup)))
-        lat_steps.append(lat_row("ipallow", "q in allowlist", "int", f, lambda: ("in", allowlist)))
-        for peer in peers:
-            if f in peer.families:
-                lat_steps.append(lat_row(peer.name, peer.operation, peer.form, f,
-                                         lambda peer=peer, f=f: peer.member(handles[(peer.name, f)])))
+    # -- latency -------------------------------------------------------------
 
-    # -- throughput ---------------------------------------------------------
-    def tp_row(impl: str, op: str, inp: str, f: int, make: Callable[[], tuple[Callable, Any]]):
-        def step() -> None:
-            fn, items = make()
-            row = throughput(fn, items, seconds=share())
-            result["throughput"].append({"impl": impl, "operation": op, "input": inp, "family": f, **row})
-        return step
+    def share(self) -> float:
+        """Seconds for one timing row."""
+        return max(self.seconds / max(self.n_timed, 1), 0.02)
 
-    def comprehension(peer: Peer, f: int) -> tuple[Callable, Any]:
-        kind, target = peer.member(handles[(peer.name, f)])
-        fq = qs.families[f]
+    def latency_row(self, impl: str, op: str, form: str, f: int,
+                    kind_target: Callable[[], tuple[str, Any]]) -> None:
+        fq = self.qs.families[f]
+        items = fq.texts if form == "str" else fq.ints
+        kind, target = kind_target()
+        key = (kind, form, f)
+        if key not in self.floors:
+            self.floors[key] = loop_floor(kind, items, seconds=min(self.share() / 2, 0.5), batch=self.batch)
+        row = latency(kind, target, items, seconds=self.share(), floor_ns=self.floors[key], batch=self.batch)
+        self.result["latency"].append({"impl": impl, "operation": op, "input": form, "family": f,
+                                       "floor_ns": round(self.floors[key], 1), **row})
+
+    def peer_member(self, peer: Peer, f: int) -> tuple[str, Any]:
+        return peer.member(self.handles[(peer.name, f)])
+
+    # -- throughput ----------------------------------------------------------
+
+    def throughput_row(self, impl: str, op: str, inp: str, f: int,
+                       make: Callable[[], tuple[Callable, Any]]) -> None:
+        fn, items = make()
+        row = throughput(fn, items, seconds=self.share())
+        self.result["throughput"].append({"impl": impl, "operation": op, "input": inp, "family": f, **row})
+
+    def searchsorted_batch(self, f: int) -> tuple[Callable, Any]:
+        starts, ends = self.handles[("searchsorted", f)]
+        return (lambda q: searchsorted_contains(starts, ends, q)), self.handles[("searchsorted-q", f)]
+
+    def comprehension(self, peer: Peer, f: int) -> tuple[Callable, Any]:
+        kind, target = self.peer_member(peer, f)
+        fq = self.qs.families[f]
         items = fq.texts if peer.form == "str" else fq.ints
         if kind == "in":
             return (lambda xs: [q in target for q in xs]), items
         return (lambda xs: [target(q) is not None for q in xs]), items
-
-    tp_steps = []
-    for f in fams:
-        fq = qs.families[f]
-        arr = _FAMILY_ARRAY[f]
-        tp_steps.append(tp_row("ipallow", "contains_many", arr, f,
-                               lambda fq=fq: (allowlist.contains_many, fq.keys)))
-        tp_steps.append(tp_row("ipallow", "lookup_many", arr, f, lambda fq=fq: (allowlist.lookup_many, fq.keys)))
-        tp_steps.append(tp_row("numpy searchsorted", "merged ranges", arr if f == 4 else "S16 array", f,
-                               lambda f=f: ((lambda q, r=handles[("searchsorted", f)]:
-                                             searchsorted_contains(r[0], r[1], q)),
-                                            handles[("searchsorted-q", f)])))
-        tp_steps.append(tp_row("ipallow", "contains_many", "list of str", f,
-                               lambda fq=fq: (allowlist.contains_many, fq.texts)))
-        tp_steps.append(tp_row("ipallow", "lookup_many", "list of str", f,
-                               lambda fq=fq: (allowlist.lookup_many, fq.texts)))
-        for peer in peers:
-            if f in peer.families:
-                tp_steps.append(tp_row(peer.name, f"[{peer.operation} for q in list]",
-                                       "list of str" if peer.form == "str" else "list of int", f,
-                                       lambda peer=peer, f=f: comprehension(peer, f)))
-
-    n_timed = len(lat_steps) + len(tp_steps)
-    steps += [("timing single lookups", s) for s in lat_steps]
-    steps += [("timing batches", s) for s in tp_steps]
-
-    total = len(steps)
-    for done, (what, step) in enumerate(steps):
-        if progress is not None:
-            progress(done, total, what)
-        step()
-    if progress is not None:
-        progress(total, total, "done")
-    _add_ratios(result)
-    return result
 
 
 def _add_ratios(result: dict) -> None:

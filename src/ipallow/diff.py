@@ -27,6 +27,7 @@ import numpy as np
 from pyroaring import BitMap
 
 from ipallow import _parse
+from ipallow._prefixes import Prefixes, ranges_to_ints, split
 from ipallow.allowlist import Allowlist
 from ipallow.registry import Registration, Registry, id_key, to_timestamp
 
@@ -151,15 +152,8 @@ def diff(old: Any, new: Any, *, at: Any = None) -> Diff:
 # sides
 # ---------------------------------------------------------------------------
 
-class _Prefixes(NamedTuple):
-    version: np.ndarray
-    hi: np.ndarray
-    lo: np.ndarray
-    plen: np.ndarray
-
-
-def _side(source: Any, t: float) -> tuple[Registry | None, _Prefixes, bool]:
-    """(registry or None, the prefix table of what the side allows, whether ``t`` decided it)."""
+def _side(source: Any, t: float) -> tuple[Registry | None, dict[int, Prefixes], bool]:
+    """(registry or None, the prefixes of what the side allows per version, whether ``t`` decided it)."""
     if source is None or isinstance(source, (bytes, bool)):
         raise TypeError(f"diff() takes registry files, registries, iterables of Registration "
                         f"or allowlists, not {type(source).__name__}")
@@ -169,14 +163,14 @@ def _side(source: Any, t: float) -> tuple[Registry | None, _Prefixes, bool]:
         source = loaded.registry if loaded.registry is not None else Allowlist._from_loaded(loaded)
     if isinstance(source, Allowlist):
         c = source.compiled
-        return getattr(source, "_registry", None), _Prefixes(c.version, c.hi, c.lo, c.prefixlen), False
+        return getattr(source, "_registry", None), split(c.version, c.hi, c.lo, c.prefixlen), False
     if not isinstance(source, Registry):
         if not isinstance(source, Iterable):
             raise TypeError(f"diff() takes registry files, registries, iterables of Registration "
                             f"or allowlists, not {type(source).__name__}")
         source = Registry(source)
     rows = source._mask_at(t)[source._owner]
-    return source, _Prefixes(source._version[rows], source._hi[rows], source._lo[rows], source._plen[rows]), True
+    return source, split(source._version[rows], source._hi[rows], source._lo[rows], source._plen[rows]), True
 
 
 _FIELDS = ("networks", "owner", "category", "status", "valid_from", "expires_at", "tags")
@@ -202,11 +196,10 @@ def _field_changes(old: Registration, new: Registration) -> tuple:
 # coverage
 # ---------------------------------------------------------------------------
 
-def _bitmap4(p: _Prefixes) -> BitMap:
+def _bitmap4(p: Prefixes) -> BitMap:
     bm = BitMap()
-    is4 = p.version == 4
-    starts = p.lo[is4].astype(np.int64)
-    sizes = np.left_shift(np.int64(1), (32 - p.plen[is4].astype(np.int64)))
+    starts = p.lo.astype(np.int64)
+    sizes = np.left_shift(np.int64(1), (32 - p.prefixlen.astype(np.int64)))
     for start, size in zip(starts.tolist(), sizes.tolist()):
         bm.add_range(start, start + size)
     return bm
@@ -229,32 +222,10 @@ def _runs4(bm: BitMap) -> list[tuple[int, int]]:
         start = bm.next_set_bit(end)
 
 
-def _coverage4(old: _Prefixes, new: _Prefixes) -> Coverage:
-    a, b = _bitmap4(old), _bitmap4(new)
+def _coverage4(old: dict[int, Prefixes], new: dict[int, Prefixes]) -> Coverage:
+    a, b = _bitmap4(old[4]), _bitmap4(new[4])
     gained, lost = b - a, a - b
     return _coverage(4, _runs4(gained), _runs4(lost), len(gained), len(lost), len(a), len(b))
-
-
-def _intervals6(p: _Prefixes) -> list[tuple[int, int]]:
-    """Sorted, merged inclusive intervals of the IPv6 prefixes."""
-    is6 = p.version == 6
-    spans = []
-    for hi, lo, plen in zip(p.hi[is6].tolist(), p.lo[is6].tolist(), p.plen[is6].tolist()):
-        first = (hi << 64) | lo
-        spans.append((first, first + (1 << (128 - plen)) - 1))
-    return _merge(spans)
-
-
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    spans.sort()
-    merged: list[list[int]] = []
-    for first, last in spans:
-        if merged and first <= merged[-1][1] + 1:
-            if last > merged[-1][1]:
-                merged[-1][1] = last
-        else:
-            merged.append([first, last])
-    return [(f, l) for f, l in merged]
 
 
 def _subtract(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -280,8 +251,8 @@ def _size(intervals: list[tuple[int, int]]) -> int:
     return sum(last - first + 1 for first, last in intervals)
 
 
-def _coverage6(old: _Prefixes, new: _Prefixes) -> Coverage:
-    a, b = _intervals6(old), _intervals6(new)
+def _coverage6(old: dict[int, Prefixes], new: dict[int, Prefixes]) -> Coverage:
+    a, b = ranges_to_ints(*old[6].merged_ranges()), ranges_to_ints(*new[6].merged_ranges())
     gained, lost = _subtract(b, a), _subtract(a, b)
     return _coverage(6, gained, lost, _size(gained), _size(lost), _size(a), _size(b))
 

@@ -31,19 +31,17 @@ compares a new export with it before replacing it).
 
 from __future__ import annotations
 
-from typing import IO, Iterable, NamedTuple
+from typing import IO, Iterable
 
 import numpy as np
 
-# The fast CIDR formatters: octet tables for IPv4, inet_ntop for IPv6.
-from ipallow._prefixes import ipv4_strings, ipv6_strings
+# The one prefix type: export's public ``Prefixes`` is it.
+from ipallow._prefixes import Prefixes, split
 
 __all__ = ["Prefixes", "aggregate", "aggregate_allowlist", "address_count", "cidr_texts",
            "write_cidr", "write_nft", "write_ipset", "FAMILIES", "IPSET_MAXELEM",
            "export_entries", "read_export", "lost_addresses"]
 
-BITS = {4: 32, 6: 128}
-_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _ONE = np.uint64(1)
 
 #: --family value -> IP versions it exports.
@@ -57,58 +55,9 @@ FAMILIES = {"inet": (4, 6), "ip": (4,), "ip6": (6,)}
 IPSET_MAXELEM = 1 << 24
 
 
-class Prefixes(NamedTuple):
-    """A list of CIDRs of one IP version as integer arrays, sorted by address."""
-
-    version: int
-    hi: np.ndarray          # uint64: IPv6 high word (zeros for IPv4)
-    lo: np.ndarray          # uint64: IPv6 low word, or the IPv4 address
-    prefixlen: np.ndarray   # uint8
-
-    def __len__(self) -> int:
-        return len(self.prefixlen)
-
-
-def _host_masks(host: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(high, low) words of ``2**host - 1`` for host bit counts 0..128.
-
-    numpy, like C, cannot shift a uint64 by 64 or more: clamp, then fix up.
-    """
-    host = host.astype(np.int64)
-    lo_bits = np.minimum(host, 63).astype(np.uint64)
-    lo_mask = np.where(host >= 64, _ALL, (_ONE << lo_bits) - _ONE)
-    hi_bits = np.clip(host - 64, 0, 63).astype(np.uint64)
-    hi_mask = np.where(host >= 128, _ALL, np.where(host > 64, (_ONE << hi_bits) - _ONE, 0))
-    return hi_mask.astype(np.uint64), lo_mask.astype(np.uint64)
-
-
-def _sort_order(hi: np.ndarray, lo: np.ndarray, *more: np.ndarray) -> np.ndarray:
-    """Order by (hi, lo, *more) ascending; numpy's lexsort takes the last key as primary."""
-    return np.lexsort((*reversed(more), lo, hi))
-
-
-def _drop_covered(hi, lo, plen, bits):
-    """Sorted, de-duplicated prefixes none of which lies inside another."""
-    order = _sort_order(hi, lo, plen)
-    hi, lo, plen = hi[order], lo[order], plen[order]
-    mask_hi, mask_lo = _host_masks(bits - plen.astype(np.int64))
-    end_hi, end_lo = hi | mask_hi, lo | mask_lo
-    # Dense rank of each last address, so a running maximum is one ufunc.
-    by_end = np.lexsort((end_lo, end_hi))
-    sorted_hi, sorted_lo = end_hi[by_end], end_lo[by_end]
-    step = np.empty(len(by_end), dtype=np.int64)
-    step[:1] = 0
-    step[1:] = (sorted_hi[1:] != sorted_hi[:-1]) | (sorted_lo[1:] != sorted_lo[:-1])
-    rank = np.empty(len(by_end), dtype=np.int64)
-    rank[by_end] = np.cumsum(step)
-    before = np.empty(len(rank), dtype=np.int64)
-    before[:1] = -1
-    if len(rank) > 1:
-        np.maximum.accumulate(rank[:-1], out=before[1:])
-    # Starts are ascending, so a prefix whose end is not past the largest end
-    # so far lies inside an earlier prefix (or repeats it).
-    keep = rank > before
-    return hi[keep], lo[keep], plen[keep]
+def _sort_order(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Order by (hi, lo) ascending; numpy's lexsort takes the last key as primary."""
+    return np.lexsort((lo, hi))
 
 
 def _merge_siblings(hi, lo, plen, bits):
@@ -169,17 +118,11 @@ def aggregate(version: np.ndarray, hi: np.ndarray, lo: np.ndarray,
     >>> cidr_texts(agg[4])
     ['10.0.0.0/8']
     """
-    version = np.asarray(version)
-    result = {}
-    for v, bits in BITS.items():
-        rows = version == v
-        h = np.asarray(hi, dtype=np.uint64)[rows]
-        l = np.asarray(lo, dtype=np.uint64)[rows]
-        p = np.asarray(prefixlen, dtype=np.uint8)[rows]
+    result = split(version, hi, lo, prefixlen)
+    for v, p in result.items():
         if len(p):
-            h, l, p = _drop_covered(h, l, p, bits)
-            h, l, p = _merge_siblings(h, l, p, bits)
-        result[v] = Prefixes(v, h, l, p)
+            p = p.outermost()
+            result[v] = Prefixes(v, *_merge_siblings(p.hi, p.lo, p.prefixlen, p.bits))
     return result
 
 
@@ -196,7 +139,7 @@ def aggregate_allowlist(allowlist, registrations: Iterable[int] | None = None) -
 
 def address_count(prefixes: Prefixes) -> int:
     """Number of addresses covered by disjoint prefixes (exact, any size)."""
-    bits = BITS[prefixes.version]
+    bits = prefixes.bits
     per_length = np.bincount(prefixes.prefixlen, minlength=bits + 1)
     return sum(int(n) << (bits - length) for length, n in enumerate(per_length.tolist()) if n)
 
@@ -216,9 +159,7 @@ def cidr_texts(prefixes: Prefixes, *, no_zero_length: bool = False) -> list[str]
             p = Prefixes(4, np.zeros(2, np.uint64), np.array([0, top], np.uint64), np.ones(2, np.uint8))
         else:
             p = Prefixes(6, np.array([0, top], np.uint64), np.zeros(2, np.uint64), np.ones(2, np.uint8))
-    if p.version == 4:
-        return ipv4_strings(p.lo, p.prefixlen)
-    return ipv6_strings(p.hi, p.lo, p.prefixlen)
+    return p.strings()
 
 
 # -- writers ---------------------------------------------------------------------
@@ -381,7 +322,7 @@ def read_export(path: str) -> dict[int, Prefixes]:
 
 def lost_addresses(previous: Prefixes, new: Prefixes) -> int:
     """How many addresses ``previous`` covers that ``new`` does not (both aggregated, one version)."""
-    old_spans, new_spans = _spans(previous), _spans(new)
+    old_spans, new_spans = previous.spans(), new.spans()     # sorted: the prefixes are
     kept = j = 0
     for first, last in old_spans:
         while j < len(new_spans) and new_spans[j][1] < first:
@@ -391,10 +332,3 @@ def lost_addresses(previous: Prefixes, new: Prefixes) -> int:
             kept += min(last, new_spans[k][1]) - max(first, new_spans[k][0]) + 1
             k += 1
     return address_count(previous) - kept
-
-
-def _spans(p: Prefixes) -> list[tuple[int, int]]:
-    """Inclusive (first, last) address of each prefix, as Python ints (sorted: the prefixes are)."""
-    bits = BITS[p.version]
-    return [((hi << 64) | lo, ((hi << 64) | lo) + (1 << (bits - plen)) - 1)
-            for hi, lo, plen in zip(p.hi.tolist(), p.lo.tolist(), p.prefixlen.tolist())]

@@ -23,6 +23,8 @@ import threading
 import time
 from typing import IO
 
+from ipallow.commands._format import BYTES, COUNT, human
+
 __all__ = ["Progress", "enabled_for"]
 
 
@@ -45,19 +47,6 @@ def _default_delay() -> float:
     except ValueError:
         return 1.0
     return delay if delay >= 0 else 1.0
-
-
-def _human(value: float, unit: str) -> str:
-    if unit == "B":
-        for suffix in ("B", "KiB", "MiB", "GiB", "TiB"):
-            if value < 1024 or suffix == "TiB":
-                return f"{value:.0f} {suffix}" if suffix == "B" else f"{value:.1f} {suffix}"
-            value /= 1024
-    for suffix in ("", "k", "M", "G"):
-        if value < 1000 or suffix == "G":
-            return f"{value:.0f}{suffix}" if not suffix else f"{value:.1f}{suffix}"
-        value /= 1000
-    return str(value)  # pragma: no cover
 
 
 class Progress:
@@ -123,16 +112,17 @@ class Progress:
         """The text of the progress line for the current state."""
         elapsed = max(time.monotonic() - self._start, 1e-9)
         done = self.done
-        rate = f"{_human(done / elapsed, self.unit)}{'' if self.unit == 'B' else ' '}/s"
+        units = BYTES if self.unit == "B" else COUNT
+        rate = f"{human(done / elapsed, units)}{'' if self.unit == 'B' else ' '}/s"
         if self.total:
             fraction = min(done / self.total, 1.0)
             filled = int(fraction * self.WIDTH)
             bar = "#" * filled + "-" * (self.WIDTH - filled)
             left = (elapsed / fraction - elapsed) if fraction > 0 else 0.0
             return (f"{self.label} [{bar}] {fraction * 100:5.1f}%  "
-                    f"{_human(done, self.unit)}  {rate}  {elapsed:.0f}s, ~{left:.0f}s left")
+                    f"{human(done, units)}  {rate}  {elapsed:.0f}s, ~{left:.0f}s left")
         if done:
-            return f"{self.label}: {_human(done, self.unit)}  {rate}  {elapsed:.0f}s"
+            return f"{self.label}: {human(done, units)}  {rate}  {elapsed:.0f}s"
         return f"{self.label}... {elapsed:.0f}s"
 
     def _draw(self) -> None:

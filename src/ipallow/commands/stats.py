@@ -16,6 +16,7 @@ from ipallow.commands import EXIT_OK
 from ipallow.commands._common import (AT_HELP, add_list_format_argument, add_parser, load_source,
                                       parse_at_argument, plural, print_json,
                                       stops_quietly_on_closed_output)
+from ipallow.commands._format import BYTES, human
 from ipallow.commands._progress import Progress
 
 EXAMPLES = """\
@@ -62,11 +63,7 @@ def _by(values) -> dict[str, int]:
 
 
 def _human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:,} B" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return str(n)  # pragma: no cover
+    return human(n, BYTES[:4], grouping=True)      # sizes stop at GiB
 
 
 def collect(source) -> dict[str, Any]:

@@ -1,0 +1,42 @@
+"""Numbers for people, shared by the commands (sizes in ``stats``, rates in the progress line).
+
+Not a command: ``register`` is a no-op because ``ipallow.cli`` registers every
+module of this package.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BYTES", "COUNT", "human"]
+
+#: Binary byte units (steps of 1024, a space before the unit).
+BYTES = ("B", "KiB", "MiB", "GiB", "TiB")
+#: Decimal count suffixes (steps of 1000, written right after the number).
+COUNT = ("", "k", "M", "G")
+
+
+def register(subparsers) -> None:  # noqa: ARG001 - see the module docstring
+    """Nothing: this module is a helper, not a command."""
+
+
+def human(value: float, units: tuple[str, ...] = BYTES, *, grouping: bool = False) -> str:
+    """``value`` in the largest of ``units`` it reaches: whole in the first unit, one decimal after.
+
+    ``units`` starting with ``"B"`` step by 1024 and put a space before the unit,
+    others step by 1000 with the suffix right after the number; the last unit
+    takes everything above.  ``grouping`` adds thousands separators.  An int in
+    the first unit is written exactly.
+
+    >>> human(1536), human(1_000, grouping=True), human(2_500_000, COUNT), human(999, COUNT)
+    ('1.5 KiB', '1,000 B', '2.5M', '999')
+    """
+    base, space = (1024, " ") if units[0] == "B" else (1000, "")
+    sep = "," if grouping else ""
+    for unit in units:
+        if value < base or unit == units[-1]:
+            break
+        value /= base
+    if unit == units[0]:
+        number = f"{value:{sep}d}" if isinstance(value, int) else f"{value:{sep}.0f}"
+    else:
+        number = f"{value:{sep}.1f}"
+    return f"{number}{space}{unit}"
