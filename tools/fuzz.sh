@@ -54,11 +54,13 @@ while [ "$rounds" = 0 ] || [ $round -lt "$rounds" ]; do
         mkdir -p "$WORK/corpus/$h" "$WORK/crashes/$h"
         log=$WORK/$h.log
         echo "fuzz.sh: $h for ${seconds}s (log: ${log#"$ROOT"/})" >&2
+        dict=()
+        [ -f "tests/fuzz/$h.dict" ] && dict=(-dict="tests/fuzz/$h.dict")
         status=0
-        IPALLOW_FUZZ=1 tools/sanitize.sh run python "tests/fuzz/fuzz_$h.py" \
+        IPALLOW_FUZZ=1 IPALLOW_FUZZ_ARTIFACTS=$WORK/crashes/$h tools/sanitize.sh run python "tests/fuzz/fuzz_$h.py" \
             "$WORK/corpus/$h" "tests/fuzz/corpus/$h" \
             -max_total_time="$seconds" -max_len="$limit" -timeout=20 -rss_limit_mb=4096 \
-            -artifact_prefix="$WORK/crashes/$h/" -print_final_stats=1 > "$log" 2>&1 || status=$?
+            -artifact_prefix="$WORK/crashes/$h/" -print_final_stats=1 "${dict[@]}" > "$log" 2>&1 || status=$?
         # The last status line ("#N DONE cov: C ft: F corp: ...") and libFuzzer's final stats.
         line=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

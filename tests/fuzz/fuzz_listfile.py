@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 
-from fuzz_support import Zone, ipallow, main, outcome, reference_entry
+from fuzz_support import Zone, ipallow, line_count, main, outcome, reference_entry
 
 _DIRECTORY = tempfile.mkdtemp(prefix="ipallow-fuzz-")
 atexit.register(shutil.rmtree, _DIRECTORY, True)
@@ -53,10 +53,10 @@ def test_one_input(data: bytes) -> None:
         if raw.startswith(b"IPALLOW\0") and isinstance(result, (ipallow.SnapshotError, ipallow.TableError)):
             return
         assert type(result) is ipallow.ParseError, repr(result)
-        line_count = raw.count(b"\n") + 1
+        limit = line_count(raw)
         for problem in result.problems:
             assert problem.path == path, problem
-            assert 1 <= problem.line <= line_count and problem.column >= 1, (problem, line_count)
+            assert 1 <= problem.line <= limit and problem.column >= 1, (problem, limit)
     if csv or raw.startswith(b"IPALLOW\0"):
         return
     lines = text_lines(raw)

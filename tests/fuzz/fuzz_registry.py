@@ -11,7 +11,7 @@ Input layout: byte 0 even = CSV, odd = JSON Lines; the rest is the file.
 
 from __future__ import annotations
 
-from fuzz_support import ipallow, main, outcome
+from fuzz_support import ipallow, line_count, main, outcome
 
 with __import__("fuzz_support").instrumented():
     from ipallow import registry as registry_module
@@ -29,10 +29,10 @@ def test_one_input(data: bytes) -> None:
     kind, result = outcome(registry_module.parse_registry, raw, NAME, format=form)
     if kind == "raised":
         assert type(result) is ipallow.ParseError, repr(result)
-        line_count = raw.count(b"\n") + 1
+        lines = line_count(raw)
         for problem in result.problems:
             assert problem.path == NAME, problem
-            assert 1 <= problem.line <= line_count and problem.column >= 1, (problem, line_count)
+            assert 1 <= problem.line <= lines and problem.column >= 1, (problem, lines)
         return
     registry = result
     for record in registry:

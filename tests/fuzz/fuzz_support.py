@@ -10,6 +10,8 @@ ends; an IPv4-mapped network (``::ffff:0:0/96`` and longer) is the IPv4 network 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import ipaddress
 import os
 import sys
@@ -33,10 +35,33 @@ with instrumented():
 
 
 def main(test_one_input) -> None:
-    """Run ``test_one_input`` under libFuzzer (arguments: libFuzzer's, from the command line)."""
+    """Run ``test_one_input`` under libFuzzer (arguments: libFuzzer's, from the command line).
+
+    A failing input is also saved by us (to $IPALLOW_FUZZ_ARTIFACTS, when set) before the
+    exception reaches libFuzzer: libFuzzer writes its crash file only after printing a symbolized
+    stack, which on a loaded machine can outlast -timeout and lose the input.
+    """
     import atheris
-    atheris.Setup(sys.argv, test_one_input)
+    artifacts = os.environ.get("IPALLOW_FUZZ_ARTIFACTS")
+
+    def guarded(data: bytes) -> None:
+        try:
+            test_one_input(data)
+        except BaseException:
+            if artifacts:
+                name = "failure-" + hashlib.sha1(data).hexdigest()
+                with open(os.path.join(artifacts, name), "wb") as handle:
+                    handle.write(data)
+                print(f"\n=== failing input saved as {os.path.join(artifacts, name)} ===", file=sys.stderr)
+            raise
+
+    atheris.Setup(sys.argv, guarded)
     atheris.Fuzz()
+
+
+def line_count(raw: bytes) -> int:
+    """Lines of a file as its most generous reader counts them ('\\r', '\\n' and '\\r\\n' all end one)."""
+    return len(io.StringIO(raw.decode("utf-8", "replace"), newline="").readlines()) + 1
 
 
 def text_of(data: bytes) -> str:
