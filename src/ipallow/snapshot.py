@@ -129,9 +129,10 @@ def _encode_data(data) -> tuple[np.ndarray, np.ndarray] | None:
 class _LazyData:
     """Registration data decoded one registration at a time, on access."""
 
-    def __init__(self, offsets: np.ndarray, blob: np.ndarray) -> None:
+    def __init__(self, offsets: np.ndarray, blob: np.ndarray, source: str) -> None:
         self._offsets = offsets
         self._blob = blob
+        self._source = source
         self._decoder = json.JSONDecoder(object_hook=_decode_hook)
 
     def __len__(self) -> int:
@@ -139,7 +140,13 @@ class _LazyData:
 
     def __getitem__(self, index: int) -> Any:
         start, end = int(self._offsets[index]), int(self._offsets[index + 1])
-        return self._decoder.decode(self._blob[start:end].tobytes().decode("utf-8"))
+        try:
+            return self._decoder.decode(self._blob[start:end].tobytes().decode("utf-8"))
+        except (ValueError, TypeError, KeyError) as exc:
+            # Not UTF-8, not JSON, an unknown type tag, or a tagged value its decoder refuses:
+            # checksums only say the bytes are as written, not that they were written by us.
+            raise SnapshotError(self._source, f"registration data #{index} cannot be decoded: "
+                                              f"{exc}") from None
 
 
 # -- writing ----------------------------------------------------------------------
@@ -357,7 +364,7 @@ def from_buffer(buffer, source: str = "<buffer>") -> Compiled:
         blob = _section(buffer, sections, "data_blob", source)
         if offsets[0] != 0 or np.any(np.diff(offsets.astype(np.int64)) < 0) or offsets[-1] != len(blob):
             raise SnapshotError(source, "section data_offsets is not a valid index into the data")
-        return _LazyData(offsets, blob)
+        return _LazyData(offsets, blob, source)
 
     def prefix_table() -> None:
         # The prefix-table sections are checked together, once, on first use.
