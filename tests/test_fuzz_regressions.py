@@ -6,9 +6,11 @@ so tests/fuzz/test_fuzz_corpus.py replays them too.
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import ipallow
@@ -53,3 +55,74 @@ def test_snapshot_registration_data_of_an_unknown_saved_type_is_a_snapshot_error
     allowlist = snapshot.loads(bytes(snapshot.to_bytes(tagged._compiled, created=0)))
     with pytest.raises(ipallow.SnapshotError, match="example.Thing"):
         allowlist.lookup("10.1.2.3")
+
+
+# -- misaligned buffers -------------------------------------------------------------------------
+# Found by the UBSan build (tools/sanitize.sh) in test_dataframe's Dask run: buffers that arrive
+# through pickle protocol 5 or Arrow IPC need not be aligned, and the core read them through
+# uint32_t / int64_t pointers ("load of misaligned address"): undefined behaviour, a crash on
+# strict-alignment CPUs. x86 tolerates it, so on a plain build these pass either way; under
+# tools/sanitize.sh they abort without the fix.
+
+ALIGNED = ipallow.Allowlist([("10.0.0.0/8", None), ("2001:db8::/32", None), ("192.0.2.7", None)])
+PROBES = ["10.1.2.3", "2001:db8::1", "192.0.2.7", "8.8.8.8", "::1"]
+
+
+def misaligned(array):
+    """The same values, in an array starting one byte past an aligned address."""
+    raw = bytearray(array.nbytes + 1)
+    raw[1:] = array.tobytes()
+    view = np.frombuffer(raw, dtype=array.dtype, offset=1).reshape(array.shape)
+    assert not view.flags.aligned
+    return view
+
+
+def expected(probes):
+    return [ALIGNED._registration_index(p) for p in probes]
+
+
+def test_misaligned_uint32_batch():
+    values = np.array([int(ipaddress.IPv4Address(p)) for p in ("10.1.2.3", "192.0.2.7", "8.8.8.8")],
+                      dtype=np.uint32)
+    assert ALIGNED.lookup_many(misaligned(values)).tolist() == ALIGNED.lookup_many(values).tolist()
+
+
+def test_misaligned_uint64_pairs_batch():
+    ints = [int(ipaddress.IPv6Address(p)) for p in ("2001:db8::1", "::1", "::ffff:10.1.2.3")]
+    values = np.array([[i >> 64, i & (2**64 - 1)] for i in ints], dtype=np.uint64)
+    assert ALIGNED.lookup_many(misaligned(values)).tolist() == ALIGNED.lookup_many(values).tolist()
+
+
+def test_misaligned_unicode_text_batch():
+    text = np.array(PROBES, dtype="U16")
+    assert ALIGNED.lookup_many(misaligned(text)).tolist() == expected(PROBES)
+
+
+def test_misaligned_arrow_offsets():
+    pa = pytest.importorskip("pyarrow")
+    column = pa.array(PROBES, type=pa.large_string())
+    _, offsets, data = column.buffers()
+    shifted = pa.py_buffer(bytes(misaligned(np.frombuffer(offsets, dtype=np.int64))))
+    raw = bytearray(len(shifted) + 1)
+    raw[1:] = shifted.to_pybytes()
+    odd = pa.py_buffer(memoryview(raw)[1:])
+    assert odd.address % 8 != 0
+    rebuilt = pa.Array.from_buffers(pa.large_string(), len(PROBES), [None, odd, data])
+    assert ALIGNED.lookup_many(rebuilt).tolist() == expected(PROBES)
+
+
+def test_snapshot_in_a_misaligned_buffer():
+    buffer = bytes(snapshot.to_bytes(ALIGNED._compiled, created=0))
+    raw = bytearray(len(buffer) + 1)
+    raw[1:] = buffer
+    served = snapshot.loads(memoryview(raw)[1:])
+    assert [served._registration_index(p) for p in PROBES] == expected(PROBES)
+    assert served.lookup_many(PROBES).tolist() == expected(PROBES)
+
+
+def test_misaligned_out_array_is_refused():
+    raw = np.zeros(4 * len(PROBES) + 1, dtype=np.uint8)
+    out = raw[1:].view(np.int32)
+    assert not out.flags.aligned
+    with pytest.raises(ValueError, match="aligned"):
+        ALIGNED.lookup_many(PROBES, out=out)

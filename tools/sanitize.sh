@@ -151,7 +151,9 @@ sanitized() {
 run_tests() {
     say "running the test suite under ASan + UBSan"
     # -p no:cacheprovider: the sanitized run leaves the checkout's .pytest_cache alone.
-    sanitized "$PY" -m pytest -q -p no:cacheprovider "$@"
+    # --capture=sys: pytest captures at the Python level only, so a sanitizer report (written to
+    # file descriptor 2 just before the abort) reaches the terminal instead of dying in a capture.
+    sanitized "$PY" -m pytest -q -p no:cacheprovider --capture=sys "$@"
 }
 
 run_fuzz() {
