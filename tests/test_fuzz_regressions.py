@@ -126,3 +126,22 @@ def test_misaligned_out_array_is_refused():
     assert not out.flags.aligned
     with pytest.raises(ValueError, match="aligned"):
         ALIGNED.lookup_many(PROBES, out=out)
+
+
+def section(buffer: bytearray, name: str) -> np.ndarray:
+    _, sections = snapshot.read_header(bytes(buffer))
+    offset, nbytes, count, _, dtype = sections[name]
+    return np.frombuffer(buffer, dtype=dtype, count=count, offset=offset)
+
+
+@pytest.mark.parametrize("corrupt", ["host-bit", "ipv4-over-32-bits"])
+def test_snapshot_prefix_row_with_bits_past_its_length_is_a_snapshot_error(corrupt):
+    # Found by fuzz_snapshot (resealed): a prefix row such as 0.10.0.0/8 passed every check, and
+    # lookup() then failed building its network with ipaddress's ValueError("... has host bits set").
+    buffer = bytearray(snapshot.to_bytes(GOOD._compiled, created=0))
+    version, prefixlen, lo = (section(buffer, n) for n in ("version", "prefixlen", "lo"))
+    row = int(np.flatnonzero((version == 4) & (prefixlen < 32))[0])
+    lo[row] |= np.uint64(1) if corrupt == "host-bit" else np.uint64(1 << 40)
+    allowlist = snapshot.loads(reseal(bytes(buffer)))
+    with pytest.raises(ipallow.SnapshotError, match="past its prefix length"):
+        allowlist.lookup("10.1.2.3")
