@@ -332,6 +332,23 @@ def _section(buffer, sections, name, source, verify=True) -> np.ndarray:
     return array
 
 
+def _stray_bits_row(version, hi, lo, prefixlen) -> int | None:
+    """The first prefix row whose value has bits set past its length (for IPv4, any bit above the
+    low 32), or None. No network has such a value: lookup() could not even build its network.
+    Lengths and versions are already known valid (check_prefix_table)."""
+    one, ones = np.uint64(1), np.uint64(0xFFFFFFFFFFFFFFFF)
+    is4 = version == 4
+    host = np.where(is4, 32, 128) - prefixlen.astype(np.int64)       # host bits, 0..128
+    # numpy, like C, cannot shift a uint64 by 64: a word that is all host bits gets all ones.
+    lo_bits, hi_bits = np.minimum(host, 64), np.clip(host - 64, 0, 64)
+    lo_mask = np.where(lo_bits == 64, ones, (one << np.minimum(lo_bits, 63).astype(np.uint64)) - one)
+    hi_mask = np.where(hi_bits == 64, ones, (one << np.minimum(hi_bits, 63).astype(np.uint64)) - one)
+    stray = ((lo & lo_mask) != 0) | ((hi & hi_mask) != 0)
+    stray |= is4 & ((hi != 0) | ((lo >> np.uint64(32)) != 0))
+    rows = np.flatnonzero(stray)
+    return int(rows[0]) if len(rows) else None
+
+
 class _MappedCompiled(Compiled):
     """A Compiled whose prefix table and data are verified and viewed on first use."""
 
@@ -377,6 +394,9 @@ def from_buffer(buffer, source: str = "<buffer>") -> Compiled:
                                            arrays["reg_rows"], prefix_reg, header.n_prefixes)
         if problem:
             raise SnapshotError(source, f"prefix table: {problem}")
+        row = _stray_bits_row(arrays["version"], arrays["hi"], arrays["lo"], arrays["prefixlen"])
+        if row is not None:
+            raise SnapshotError(source, f"prefix table: row {row} has bits set past its prefix length")
         for name, array in arrays.items():
             setattr(compiled, name, array)
 

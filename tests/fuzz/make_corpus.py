@@ -139,6 +139,12 @@ def snapshot_seeds() -> dict[str, bytes]:
     offset = snapshot.read_header(bytes(corrupt))[1]["data_blob"][0]
     corrupt[offset] = ord("@")
     seeds["found-undecodable-data"] = bytes(corrupt)
+    # Found: a prefix row with bits past its length (0.10.0.0/8) escaped lookup() as ipaddress's
+    # ValueError instead of SnapshotError.
+    stray = bytearray(seeds["no-data"])
+    offset = snapshot.read_header(bytes(stray))[1]["lo"][0]
+    stray[offset + 2] ^= 0x0A                 # row 0 (10.0.0.0/8) becomes 10.10.0.0/8
+    seeds["found-stray-host-bits"] = bytes(stray)
     return seeds
 
 
