@@ -1177,6 +1177,21 @@ cdef inline uint64_t load_be64(const uint8_t* p) noexcept nogil:
             | (<uint64_t>p[6] << 8) | <uint64_t>p[7])
 
 
+cdef inline int64_t arrow_offset(const uint8_t* offsets, Py_ssize_t row, bint wide) noexcept nogil:
+    """Offset ``row`` of an Arrow offsets buffer (int64 when ``wide``, else int32).
+
+    Copied out byte-wise: a buffer that came through Arrow IPC or pickle need not be aligned,
+    and a misaligned int32_t / int64_t load is undefined behaviour (UBSan reports it).
+    """
+    cdef int64_t v64
+    cdef int32_t v32
+    if wide:
+        memcpy(&v64, offsets + row * 8, 8)
+        return v64
+    memcpy(&v32, offsets + row * 4, 4)
+    return v32
+
+
 cdef inline uint32_t load_be32(const uint8_t* p) noexcept nogil:
     return ((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16)
             | (<uint32_t>p[2] << 8) | <uint32_t>p[3])
@@ -1600,8 +1615,7 @@ cdef class Index:
             raise ValueError("offsets buffer shorter than the array")
         result = np.empty(length, dtype=np.int32)
         cdef int32_t[::1] out = result
-        cdef const int32_t* o32 = <const int32_t*>&offs_bytes[0] if offs_bytes.shape[0] else NULL
-        cdef const int64_t* o64 = <const int64_t*>&offs_bytes[0] if offs_bytes.shape[0] else NULL
+        cdef const uint8_t* offs = &offs_bytes[0] if offs_bytes.shape[0] else NULL
         # An empty data buffer: every row must then be empty (checked below).
         cdef const char* base = <const char*>&raw[0] if raw.shape[0] else EMPTY_TEXT
         cdef Py_ssize_t n_data = raw.shape[0], i, row, first, last
@@ -1618,10 +1632,7 @@ cdef class Index:
                     if has_validity and not ((valid[row >> 3] >> (row & 7)) & 1):
                         out[chunk_base + i] = MISSING_C
                         continue
-                    if wide:
-                        first, last = o64[row], o64[row + 1]
-                    else:
-                        first, last = o32[row], o32[row + 1]
+                    first, last = arrow_offset(offs, row, wide), arrow_offset(offs, row + 1, wide)
                     if first < 0 or last < first or last > n_data:
                         bad_offsets = True
                         break
@@ -1639,7 +1650,7 @@ cdef class Index:
         read in place."""
         if self._arrays is None:
             raise RuntimeError("the index has no tables")
-        arr = np.ascontiguousarray(array)
+        arr = np.require(array, requirements=["C", "A"])     # U rows are read as uint32_t
         if arr.ndim != 1 or arr.dtype.kind not in "SU":
             raise TypeError("expected a 1-D numpy S or U array")
         if not arr.dtype.isnative:
@@ -2322,7 +2333,9 @@ cdef object checked_cast(arr, dtype, limit):
             raise ValueError(f"address value {flat[pos]} at flat position {pos} "
                              f"is out of range for {np.dtype(dtype).name}")
         arr = arr.astype(dtype)
-    return np.ascontiguousarray(arr)
+    # Aligned too: the loops read uint32_t / uint64_t; a misaligned view (np.frombuffer at an
+    # odd offset) is copied rather than read through a misaligned pointer.
+    return np.require(arr, requirements=["C", "A"])
 
 
 cdef object prepare_out(out, Py_ssize_t n, int mode):
@@ -2334,6 +2347,6 @@ cdef object prepare_out(out, Py_ssize_t n, int mode):
     if out.dtype != dtype or out.ndim != 1 or out.shape[0] != n:
         raise ValueError(f"out must be a 1-D {np.dtype(dtype).name} array of length {n}, "
                          f"got {out.dtype} with shape {out.shape}")
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError("out must be C-contiguous and writeable")
+    if not out.flags.c_contiguous or not out.flags.writeable or not out.flags.aligned:
+        raise ValueError("out must be C-contiguous, aligned and writeable")
     return out

@@ -391,6 +391,10 @@ def _section(buffer, sections, name, source, verify=True) -> np.ndarray:
     if verify and _trie.checksum(raw) != checksum:
         raise SnapshotError(source, f"checksum mismatch in section {name}")
     array = raw.view(dtype)
+    if not array.flags.aligned:
+        # A buffer handed in at an odd address (a slice of a larger one): the core reads the
+        # tables through uint32_t / int32_t pointers, which must be aligned. Copy this section.
+        array = array.copy()
     array.flags.writeable = False
     return array
 
