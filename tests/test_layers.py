@@ -28,7 +28,10 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("prefixes", {"_prefixes"}),
     ("columns", {"_columns"}),
     ("sources", {"_csvrecords", "_formats", "snapshot"}),
-    ("records", {"registry"}),
+    # ipallow.registry: time and id order, the record, the registry, then its file readers
+    ("records", {"registry._time", "registry._ids", "registry._record"}),
+    ("registry", {"registry._registry"}),
+    ("registry files", {"registry._rows", "registry._io", "registry"}),
     ("loader", {"loaders"}),
     ("facade", {"allowlist"}),
     ("features", {"live", "diff", "export", "dataframe", "bench", "synth"}),
