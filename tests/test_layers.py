@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("columns", {"_columns"}),
     ("sources", {"_csvrecords", "_formats", "snapshot"}),
     # ipallow.registry: time and id order, the record, the registry, then its file readers
-    ("records", {"registry._time", "registry._ids", "registry._record"}),
+    ("records", {"registry._time", "registry._ids", "registry._frozenmap", "registry._fields", "registry._record"}),
     ("registry", {"registry._registry"}),
     ("registry files", {"registry._rows", "registry._io", "registry"}),
     ("loader", {"loaders"}),

@@ -26,8 +26,9 @@ POSIX seconds (int or float).
 # from the single ipallow/registry.py is still importable from ipallow.registry.
 from ipallow.registry._time import UTC, format_time, to_timestamp, _parse_time_text
 from ipallow.registry._ids import id_key, natural_order
-from ipallow.registry._record import (CATEGORIES, REGISTRY_NETWORK_COLUMNS, STATUSES, Explanation, FrozenMap,
-                                      Registration, Standing)
+from ipallow.registry._frozenmap import FrozenMap
+from ipallow.registry._fields import CATEGORIES, REGISTRY_NETWORK_COLUMNS, STATUSES
+from ipallow.registry._record import Explanation, Registration, Standing
 from ipallow.registry._registry import (LIFECYCLE_FORMAT, Registry, decode_lifecycle, encode_lifecycle,
                                         explain_matches, lifecycle_head)
 from ipallow.registry._rows import _csv_rows, _jsonl_rows

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
-from datetime import datetime
-from typing import Any
 
-from ipallow import _parse
-from ipallow.errors import AddressError, HostBitsWarning, ParseError, Problem
-from ipallow._formats import decode as _decode, detect_format, problem as _problem
-from ipallow.registry._record import CATEGORIES, STATUSES, _LIST_SEPARATORS, Registration
+from ipallow.errors import HostBitsWarning, ParseError, Problem
+from ipallow._formats import decode as _decode, detect_format
+from ipallow.registry._fields import check_fields
+from ipallow.registry._record import Registration
 from ipallow.registry._registry import Registry, _merge_duplicate
 from ipallow.registry._rows import _Cell, _csv_rows, _json_fields, _jsonl_cells, _jsonl_rows
-from ipallow.registry._time import _parse_time_text, format_time
 
 
 def is_registry_file(name: str, head: bytes | None = None) -> bool:
@@ -136,123 +132,15 @@ def _detect_format(name: str, text: str, format: str | None) -> str:
 
 # -- one record -----------------------------------------------------------------------
 
-def _split_pieces(text: str) -> Iterator[tuple[int, str]]:
-    """(offset of the stripped piece, piece) for each ``,``/``;``-separated piece."""
-    start = 0
-    for part in _LIST_SEPARATORS.split(text):
-        stripped = part.strip()
-        if stripped:
-            yield start + len(part) - len(part.lstrip()), stripped
-        start += len(part) + 1
-
-
 def _build_record(row: dict[str, _Cell], name: str, strict: bool, problems: list[Problem],
                   masked: list[int]) -> Registration | None:
-    before = len(problems)
-
-    def bad(cell: _Cell, message: str, offset: int = 0) -> None:
-        problems.append(Problem(name, cell.line, cell.column + offset, message))
-
-    # id
-    cell = row["id"]
-    rid = cell.value
-    if isinstance(rid, int) and not isinstance(rid, bool):
-        rid = str(rid)
-    if not isinstance(rid, str):
-        bad(cell, f"id must be a string, not {_json_type(cell.value)}")
-        rid = None
-    elif not rid.strip():
-        bad(cell, "missing id")
-        rid = None
-
-    # networks
-    cell = row["networks"]
-    pieces: list[tuple[int, str]] = []
-    if isinstance(cell.value, list):
-        wrong = [v for v in cell.value if not isinstance(v, str)]
-        if wrong:
-            bad(cell, f"networks must be a string or a list of strings, found {_json_type(wrong[0])} "
-                      f"in the list")
-        else:
-            for item in cell.value:
-                pieces.extend((0, piece) for _, piece in _split_pieces(item))
-            if not pieces:
-                bad(cell, "missing network")
-    elif isinstance(cell.value, str):
-        pieces = list(_split_pieces(cell.value))
-        if not pieces:
-            bad(cell, "missing network")
-    else:
-        bad(cell, f"networks must be a string or a list of strings, not {_json_type(cell.value)}")
-    networks: list = []
-    for offset, piece in pieces:
-        try:
-            found, count = _parse.entry_networks(piece, strict)
-        except AddressError as exc:
-            problems.append(_problem(name, cell.line, cell.column + offset, exc))
-            continue
-        masked[0] += count
-        networks.extend(_parse.network_object(*n) for n in found)
-
-    # text fields
-    values: dict[str, Any] = {}
-    cell = row.get("owner")
-    if cell is not None:
-        if cell.value is None or isinstance(cell.value, str):
-            values["owner"] = cell.value or ""
-        else:
-            bad(cell, f"owner must be a string, not {_json_type(cell.value)}")
-    for key, choices in (("category", CATEGORIES), ("status", STATUSES)):
-        cell = row.get(key)
-        if cell is None:
-            continue
-        if not isinstance(cell.value, str):
-            bad(cell, f"{key} must be a string, not {_json_type(cell.value)}")
-        elif not cell.value.strip():
-            bad(cell, f"missing {key} (the column is there but the value is empty)")
-        elif cell.value.strip().lower() not in choices:
-            bad(cell, f"unknown {key} {cell.value.strip()!r}: expected one of {', '.join(choices)}")
-        else:
-            values[key] = cell.value
-
-    # times
-    times: dict[str, datetime | None] = {}
-    for key in ("valid_from", "expires_at"):
-        cell = row.get(key)
-        if cell is None or cell.value is None or (isinstance(cell.value, str) and not cell.value.strip()):
-            times[key] = None
-            continue
-        if not isinstance(cell.value, str):
-            bad(cell, f"{key} must be an ISO 8601 string, not {_json_type(cell.value)}")
-            continue
-        try:
-            times[key] = _parse_time_text(cell.value)
-        except ValueError as exc:
-            bad(cell, f"{key}: {exc}", len(cell.value) - len(cell.value.lstrip()))
-    if times.get("valid_from") and times.get("expires_at") and times["expires_at"] <= times["valid_from"]:
-        bad(row["expires_at"], f"expires_at {format_time(times['expires_at'])} is not after "
-                               f"valid_from {format_time(times['valid_from'])}")
-
-    # tags
-    cell = row.get("tags")
-    if cell is not None:
-        if cell.value is None or isinstance(cell.value, str) or (
-                isinstance(cell.value, list) and all(isinstance(v, str) for v in cell.value)):
-            values["tags"] = cell.value
-        else:
-            bad(cell, f"tags must be a string or a list of strings, not {_json_type(cell.value)}")
-
-    extra = row["extra"].value
-    if len(problems) != before or rid is None or not networks:
+    """The record of one row, or None after reporting its problems at their cells."""
+    values = {key: cell.value for key, cell in row.items()}
+    checked = check_fields(values, from_file=True, strict=strict)
+    for found in checked.problems:
+        cell = row[found.field]
+        problems.append(Problem(name, cell.line, cell.column + found.offset, found.message))
+    if checked.problems:
         return None
-    try:
-        return Registration(rid, tuple(networks), extra=extra, valid_from=times.get("valid_from"),
-                            expires_at=times.get("expires_at"), **values)
-    except (TypeError, ValueError) as exc:   # defensive: every check above should have caught it
-        bad(row["id"], str(exc))
-        return None
-
-
-def _json_type(value: Any) -> str:
-    return {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
-            str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    masked[0] += checked.masked
+    return Registration._from_checked(checked.values)

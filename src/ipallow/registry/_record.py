@@ -1,68 +1,15 @@
-"""The record: :class:`Registration`, its read-only ``extra`` map, and a registration's standing."""
+"""The record: :class:`Registration` (its fields checked by :mod:`._fields`), and a registration's standing."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from types import GeneratorType
 from typing import Any, NamedTuple
 
-from ipallow import _parse
-from ipallow._formats import NETWORK_COLUMNS
-from ipallow.registry._time import _coerce_time, format_time, to_timestamp
-
-STATUSES = ("pending", "active", "suspended", "revoked")
-CATEGORIES = ("company_vpn", "freelancer_vpn", "call_center", "video_conference", "other")
-
-#: Column / key names that hold the networks, in order of preference.
-REGISTRY_NETWORK_COLUMNS = (*NETWORK_COLUMNS[:2], "networks", *NETWORK_COLUMNS[2:])
-_CORE_FIELDS = ("id", "networks", "owner", "category", "status", "valid_from", "expires_at", "tags")
-_LIST_SEPARATORS = re.compile(r"[,;]")
-
-
-class FrozenMap(Mapping):
-    """A read-only, picklable mapping (the ``extra`` columns of a registration).
-
-    Nested JSON values are frozen too: lists become tuples, objects FrozenMaps.
-    """
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: Mapping | Iterable = ()) -> None:
-        self._data = {k: _freeze(v) for k, v in dict(data).items()}
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"FrozenMap({self._data!r})"
-
-    def __reduce__(self):
-        return (FrozenMap, (self._data,))
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, Mapping) and not isinstance(value, FrozenMap):
-        return FrozenMap(value)
-    return value
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_thaw(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    return value
+from ipallow.registry._fields import FIELD_NAMES, REGISTRY_NETWORK_COLUMNS, _CORE_FIELDS, check_fields
+from ipallow.registry._frozenmap import FrozenMap, _thaw
+from ipallow.registry._time import format_time, to_timestamp
 
 
 class Standing(NamedTuple):
@@ -95,72 +42,6 @@ class Explanation(NamedTuple):
     counts: bool
     code: str
     reason: str
-
-
-_NETWORK_OBJECT_TYPES = (_parse._NETWORK_TYPES + _parse._ADDRESS_TYPES + _parse._INTERFACE_TYPES)
-
-
-def _is_single_entry(value: Any) -> bool:
-    if isinstance(value, (str, bytes, int) + _NETWORK_OBJECT_TYPES):
-        return True
-    netaddr = _parse._netaddr()
-    return netaddr is not None and isinstance(
-        value, (netaddr.IPAddress, netaddr.IPNetwork, netaddr.IPRange, netaddr.IPSet))
-
-
-def _coerce_networks(value: Any) -> tuple:
-    if value is None:
-        raise TypeError("networks must be a network or an iterable of networks, not None")
-    if _is_single_entry(value):
-        entries: Iterable[Any] = (value,)
-    elif isinstance(value, (list, tuple, set, frozenset, GeneratorType, Iterator)):
-        entries = value
-    else:
-        raise TypeError(f"networks must be a network or an iterable of networks, "
-                        f"not {type(value).__name__}")
-    out: list = []
-    seen: set = set()
-    for entry in entries:
-        if isinstance(entry, _parse._NETWORK_TYPES) and not (
-                entry.version == 6 and entry.prefixlen >= 96
-                and int(entry.network_address) >> 32 == 0xFFFF):
-            if entry not in seen:          # already a plain network: keep the object
-                seen.add(entry)
-                out.append(entry)
-            continue
-        for version, first, prefixlen in _parse.entry_networks(entry, strict=True)[0]:
-            network = _parse.network_object(version, first, prefixlen)
-            if network not in seen:
-                seen.add(network)
-                out.append(network)
-    if not out:
-        raise ValueError("a registration needs at least one network")
-    return tuple(out)
-
-
-def _coerce_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    normal = value.strip().lower()
-    if normal not in choices:
-        raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(choices)}")
-    return normal
-
-
-def _coerce_tags(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    items = _LIST_SEPARATORS.split(value) if isinstance(value, str) else value
-    if isinstance(items, (bytes, Mapping)) or not isinstance(items, Iterable):
-        raise TypeError(f"tags must be a str or an iterable of str, not {type(value).__name__}")
-    out: list[str] = []
-    for tag in items:
-        if not isinstance(tag, str):
-            raise TypeError(f"each tag must be a str, not {type(tag).__name__}")
-        tag = tag.strip()
-        if tag and tag not in out:
-            out.append(tag)
-    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,37 +84,20 @@ class Registration:
     extra: Mapping = field(default_factory=FrozenMap, hash=False)
 
     def __post_init__(self) -> None:
-        put = object.__setattr__
-        if not isinstance(self.id, str):
-            raise TypeError(f"Registration id must be a str, not {type(self.id).__name__}")
-        rid = self.id.strip()
-        if not rid:
-            raise ValueError("Registration id is empty")
-        put(self, "id", rid)
-        put(self, "networks", _coerce_networks(self.networks))
-        owner = "" if self.owner is None else self.owner
-        if not isinstance(owner, str):
-            raise TypeError(f"owner must be a str, not {type(owner).__name__}")
-        put(self, "owner", owner.strip())
-        put(self, "category", _coerce_choice(self.category, "category", CATEGORIES))
-        put(self, "status", _coerce_choice(self.status, "status", STATUSES))
-        valid_from = _coerce_time(self.valid_from, "valid_from")
-        expires_at = _coerce_time(self.expires_at, "expires_at")
-        if valid_from is not None and expires_at is not None and expires_at <= valid_from:
-            raise ValueError(f"expires_at {format_time(expires_at)} is not after "
-                             f"valid_from {format_time(valid_from)}")
-        put(self, "valid_from", valid_from)
-        put(self, "expires_at", expires_at)
-        put(self, "tags", _coerce_tags(self.tags))
-        extra = FrozenMap() if self.extra is None else self.extra
-        if not isinstance(extra, Mapping):
-            raise TypeError(f"extra must be a mapping, not {type(extra).__name__}")
-        for key in extra:
-            if not isinstance(key, str):
-                raise TypeError(f"extra keys must be str, not {type(key).__name__}")
-            if key in _CORE_FIELDS or key in REGISTRY_NETWORK_COLUMNS:
-                raise ValueError(f"extra key {key!r} clashes with a Registration field")
-        put(self, "extra", extra if isinstance(extra, FrozenMap) else FrozenMap(extra))
+        checked = check_fields({name: getattr(self, name) for name in FIELD_NAMES}, from_file=False)
+        if checked.problems:
+            raise checked.problems[0].error
+        for name, value in checked.values.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def _from_checked(cls, values: Mapping[str, Any]) -> "Registration":
+        """The record of values :func:`check_fields` has checked and normalised (every
+        field given): a loader's, which are not checked a second time."""
+        record = object.__new__(cls)
+        for name in FIELD_NAMES:
+            object.__setattr__(record, name, values[name])
+        return record
 
     @property
     def network(self):

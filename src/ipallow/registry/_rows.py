@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from ipallow import _csvrecords
 from ipallow.errors import Problem
-from ipallow.registry._record import _CORE_FIELDS, REGISTRY_NETWORK_COLUMNS
+from ipallow.registry._fields import _CORE_FIELDS, REGISTRY_NETWORK_COLUMNS
 
 
 class _Cell(NamedTuple):

@@ -60,27 +60,6 @@ def _parse_time_text(text: str) -> datetime:
         raise ValueError(f"timestamp {text!r} is out of range in UTC") from None
 
 
-def _coerce_time(value: Any, name: str) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"{name}: naive datetime {value.isoformat()!r}; give a timezone "
-                             f"(registry times are UTC)")
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError(f"{name}: {value.isoformat()!r} is out of range in UTC") from None
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, str):
-        if not value.strip():
-            return None
-        return _parse_time_text(value)
-    raise TypeError(f"{name} must be a datetime, a date, ISO 8601 text or None, "
-                    f"not {type(value).__name__}")
-
-
 def format_time(value: datetime) -> str:
     """``2025-01-31T12:00:00Z`` (microseconds only when there are some)."""
     value = value.astimezone(UTC)
