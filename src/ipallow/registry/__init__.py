@@ -36,6 +36,6 @@ from ipallow.registry._io import is_registry_file, load_registry, parse_registry
 
 __all__ = [
     "Registration", "Registry", "Standing", "Explanation", "FrozenMap",
-    "load_registry", "parse_registry", "explain", "to_timestamp", "id_key",
+    "load_registry", "parse_registry", "to_timestamp", "id_key",
     "STATUSES", "CATEGORIES",
 ]
