@@ -71,7 +71,7 @@ def check_fields(values: Mapping[str, Any], *, from_file: bool, strict: bool = T
             ``networks`` are always there.
         from_file: the values are a file's (CSV text, JSON values): every problem is
             collected, worded for a file.  Otherwise the constructor's: the check
-            stops at the first field with a problem, whose ``error`` it raises.
+            stops at the first field with a problem (``Registration`` raises its ``error``).
         strict: host bits set in a network is a problem (else they are cleared and
             counted in ``masked``); the constructor is always strict.
     """
