@@ -1,0 +1,221 @@
+"""Reading a registry export's text into rows of cells (value, line, column): CSV and JSON Lines."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, NamedTuple
+
+from ipallow import _csvrecords
+from ipallow.errors import Problem
+from ipallow.registry._fields import _CORE_FIELDS, REGISTRY_NETWORK_COLUMNS
+
+
+class _Cell(NamedTuple):
+    value: Any
+    line: int
+    column: int
+
+
+# -- CSV ----------------------------------------------------------------------------
+
+def _canonical_columns(keys: list[str]) -> dict[str, int]:
+    """Header position of each core field; the first network column found wins."""
+    lowered = [k.strip().lower() for k in keys]
+    positions: dict[str, int] = {}
+    for name in ("id", "owner", "category", "status", "valid_from", "expires_at", "tags"):
+        if name in lowered:
+            positions[name] = lowered.index(name)
+    for name in REGISTRY_NETWORK_COLUMNS:
+        if name in lowered:
+            positions["networks"] = lowered.index(name)
+            break
+    return positions
+
+
+def _csv_rows(text: str, name: str, problems: list[Problem]) -> list[dict[str, _Cell]]:
+    reader = _csvrecords.records(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        problems.append(Problem(name, 1, 1, "empty CSV file: expected a header row"))
+        return []
+    except _csvrecords.CsvError as exc:
+        problems.append(Problem(name, 1, 1, f"unreadable CSV header: {exc}"))
+        return []
+    keys = [h.strip() for h in header.fields]
+    header_starts = header.starts
+    seen: dict[str, int] = {}
+    for position, key in enumerate(keys):
+        line, column = header_starts[position] if position < len(header_starts) else (1, 1)
+        if not key:
+            problems.append(Problem(name, line, column, "empty column name in header"))
+        elif key.lower() in seen:
+            problems.append(Problem(name, line, column, f"duplicate column {key!r} in header"))
+        seen.setdefault(key.lower(), position)
+    columns = _canonical_columns(keys)
+    network_columns = [k for k in keys if k.lower() in REGISTRY_NETWORK_COLUMNS]
+    if len(network_columns) > 1:
+        problems.append(Problem(name, 1, 1, f"several network columns ({', '.join(network_columns)}): "
+                                            f"keep one"))
+    for required, label in (("id", "no id column in header"),
+                            ("networks", "no network column in header (expected one of "
+                                         + ", ".join(REGISTRY_NETWORK_COLUMNS) + ")")):
+        if required not in columns:
+            problems.append(Problem(name, 1, 1, label))
+    if problems:
+        return []
+    by_position = {position: canonical for canonical, position in columns.items()}
+    rows: list[dict[str, _Cell]] = []
+    for first_line, row, starts in _csvrecords.data_records(reader, len(keys), name, problems):
+        cells: dict[str, _Cell] = {}
+        extra: dict[str, Any] = {}
+        for position, value in enumerate(row):
+            line, column = starts[position] if position < len(starts) else (first_line, 1)
+            canonical = by_position.get(position)
+            if canonical is None:
+                extra[keys[position]] = value
+            else:
+                cells[canonical] = _Cell(value, line, column)
+        cells["extra"] = _Cell(extra, first_line, 1)
+        rows.append(cells)
+    return rows
+
+
+# -- JSON Lines -------------------------------------------------------------------
+
+_DECODER = json.JSONDecoder()
+_JSON_SPACE = re.compile(r"[ \t\r\n]*")
+
+
+class _JsonProblem(Exception):
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+        self.message = message
+
+
+def _json_fields(line: str) -> dict[str, tuple[Any, int]]:
+    """Top-level fields of a one-line JSON object -> {key: (value, 0-based index of the value)}."""
+    def space(i: int) -> int:
+        return _JSON_SPACE.match(line, i).end()
+
+    def decode(i: int) -> tuple[Any, int]:
+        try:
+            return _DECODER.raw_decode(line, i)
+        except json.JSONDecodeError as exc:
+            raise _JsonProblem(exc.pos, f"invalid JSON: {exc.msg}") from None
+
+    i = space(0)
+    if line[i:i + 1] != "{":
+        raise _JsonProblem(i, "expected a JSON object ({...}) on each line")
+    i = space(i + 1)
+    out: dict[str, tuple[Any, int]] = {}
+    if line[i:i + 1] == "}":
+        i += 1
+    else:
+        while True:
+            if line[i:i + 1] != '"':
+                raise _JsonProblem(i, "invalid JSON: expected a field name in double quotes")
+            key_at = i
+            key, i = decode(i)
+            i = space(i)
+            if line[i:i + 1] != ":":
+                raise _JsonProblem(i, "invalid JSON: expected ':'")
+            i = space(i + 1)
+            value_at = i
+            value, i = decode(i)
+            if key in out:
+                raise _JsonProblem(key_at, f"duplicate field {key!r}")
+            out[key] = (value, value_at)
+            i = space(i)
+            if line[i:i + 1] == ",":
+                i = space(i + 1)
+                continue
+            if line[i:i + 1] == "}":
+                i += 1
+                break
+            raise _JsonProblem(i, "invalid JSON: expected ',' or '}'")
+    i = space(i)
+    if i != len(line):
+        raise _JsonProblem(i, "extra data after the JSON object")
+    return out
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _Duplicate()
+    return out
+
+
+def _json_fields_fast(line: str) -> dict[str, tuple[Any, int]] | None:
+    """Fields of a valid one-object line via the C decoder, columns unknown (-1); None if not that."""
+    try:
+        value = json.loads(line, object_pairs_hook=_no_duplicates)
+    except (ValueError, _Duplicate):
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {key: (item, -1) for key, item in value.items()}
+
+
+def _jsonl_rows(text: str, name: str, problems: list[Problem]) -> list[dict[str, _Cell]]:
+    rows: list[dict[str, _Cell]] = []
+    # Only "\n" ends a JSON Lines record ("\r\n" too); str.splitlines would also
+    # split at U+2028 and friends, which are legal raw inside JSON strings.
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line.strip():
+            continue
+        fields_ = _json_fields_fast(line)
+        if fields_ is None or sum(k in fields_ for k in REGISTRY_NETWORK_COLUMNS) > 1:
+            # not plain valid JSON (or a problem already): walk it for the exact column
+            try:
+                fields_ = _json_fields(line)
+            except _JsonProblem as exc:
+                problems.append(Problem(name, number, exc.index + 1, exc.message))
+                continue
+        cells = _jsonl_cells(fields_, number, name, problems)
+        if cells is not None:
+            rows.append(cells)
+    return rows
+
+
+def _jsonl_cells(fields_: dict[str, tuple[Any, int]], number: int, name: str,
+                 problems: list[Problem]) -> dict[str, _Cell] | None:
+    """The cells of one JSON record (column -1: not known), or None after reporting a problem."""
+    network_keys = [k for k in REGISTRY_NETWORK_COLUMNS if k in fields_]
+    if len(network_keys) > 1:
+        index = fields_[network_keys[1]][1]
+        problems.append(Problem(name, number, index + 1 if index >= 0 else 1,
+                                f"several network fields ({', '.join(network_keys)}): keep one"))
+        return None
+    network_key = network_keys[0] if network_keys else None
+    cells: dict[str, _Cell] = {}
+    extra: dict[str, Any] = {}
+    for key, (value, index) in fields_.items():
+        column = index + 1 if index >= 0 else -1
+        if key == network_key:
+            cells["networks"] = _Cell(value, number, column)
+        elif key in _CORE_FIELDS and key != "networks":
+            cells[key] = _Cell(value, number, column)
+        else:
+            extra[key] = value
+    missing = False
+    for required, label in (("id", "no id field"),
+                            ("networks", "no network field (expected one of "
+                                         + ", ".join(REGISTRY_NETWORK_COLUMNS) + ")")):
+        if required not in cells:
+            problems.append(Problem(name, number, 1, label))
+            missing = True
+    if missing:
+        return None
+    cells["extra"] = _Cell(extra, number, 1)
+    return cells
+

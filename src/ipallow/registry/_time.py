@@ -1,0 +1,70 @@
+"""Registry time: instants as POSIX seconds, ISO 8601 text in and out (all UTC)."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import date, datetime, timezone
+from typing import Any
+
+UTC = timezone.utc
+
+
+def to_timestamp(at: Any = None) -> float:
+    """An instant -> POSIX seconds (float).  ``None`` is now.
+
+    Arguments:
+        at: None (now), an aware :class:`datetime.datetime`, a
+            :class:`datetime.date` (midnight UTC), or POSIX seconds.
+
+    Raises:
+        TypeError: ``at`` is of another type (``bool`` included).
+        ValueError: a naive datetime, or a non-finite number.
+
+    >>> to_timestamp(datetime(2025, 1, 1, tzinfo=UTC))
+    1735689600.0
+    """
+    if at is None:
+        return time.time()
+    if isinstance(at, bool):
+        raise TypeError("an instant must be a datetime, a date or POSIX seconds, not bool")
+    if isinstance(at, (int, float)):
+        value = float(at)
+        if not math.isfinite(value):
+            raise ValueError(f"instant must be finite, got {at!r}")
+        return value
+    if isinstance(at, datetime):
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"naive datetime {at.isoformat()!r}: give a timezone "
+                             f"(e.g. datetime.now(timezone.utc)) or POSIX seconds")
+        return at.timestamp()
+    if isinstance(at, date):
+        return datetime(at.year, at.month, at.day, tzinfo=UTC).timestamp()
+    raise TypeError(f"an instant must be a datetime, a date or POSIX seconds, "
+                    f"not {type(at).__name__}")
+
+
+def _parse_time_text(text: str) -> datetime:
+    """ISO 8601 text -> aware UTC datetime; text without an offset is UTC."""
+    stripped = text.strip()
+    try:
+        value = datetime.fromisoformat(stripped)
+    except ValueError:
+        raise ValueError(f"unparseable timestamp {text!r}: expected ISO 8601 such as "
+                         f"2025-01-31T12:00:00Z") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp {text!r} is out of range in UTC") from None
+
+
+def format_time(value: datetime) -> str:
+    """``2025-01-31T12:00:00Z`` (microseconds only when there are some)."""
+    value = value.astimezone(UTC)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}"
+    return text + "Z"
+

@@ -1,0 +1,34 @@
+"""The public names of the modules issue #14 turned into packages stay importable from them."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+#: Names other modules, tests, examples and docs import from these packages (public or not).
+IMPORTED = {
+    "ipallow.registry": ["Registration", "Registry", "Standing", "Explanation", "FrozenMap", "load_registry",
+                         "parse_registry", "to_timestamp", "id_key", "natural_order", "format_time",
+                         "STATUSES", "CATEGORIES", "REGISTRY_NETWORK_COLUMNS", "UTC", "LIFECYCLE_FORMAT",
+                         "encode_lifecycle", "decode_lifecycle", "lifecycle_head", "explain_matches",
+                         "is_registry_file", "_parse_time_text", "_csv_rows", "_jsonl_rows"],
+    "ipallow.dataframe": ["contains_many", "lookup_many", "match_codes", "classify", "ship", "Shipment",
+                          "installed", "registration_labels", "worker_stats", "ColumnMatch", "BadRowError",
+                          "NO_MATCH", "UNPARSEABLE", "NULL"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(IMPORTED))
+def test_every_name_in_all_exists(module):
+    names = importlib.import_module(module).__all__
+    namespace: dict = {}
+    exec(f"from {module} import *", namespace)       # fails on a name __all__ lists but nobody defines
+    assert set(names) <= set(namespace)
+
+
+@pytest.mark.parametrize("module", sorted(IMPORTED))
+def test_the_names_others_import_are_there(module):
+    imported = importlib.import_module(module)
+    assert [name for name in IMPORTED[module] if not hasattr(imported, name)] == []
+    assert set(imported.__all__) <= set(IMPORTED[module])
