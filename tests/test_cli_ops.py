@@ -308,7 +308,10 @@ def test_stats_registry_counts_and_addresses(tmp_path):
     text = run("stats", str(path))
     assert text.returncode == 0
     assert "16,777,216 (0.3906% of the IPv4 space)" in text.stdout
-    assert "2^96 + 2^64" in text.stdout and "by status" in text.stdout
+    # IPv6 sizes read as in `ipallow diff`: /64 networks and three significant digits (issue #12)
+    v6 = 2**96 + 2**64
+    assert f"addresses IPv6        {v6 >> 64:,} /64s = {v6:.3e}\n" in text.stdout, text.stdout
+    assert "2^" not in text.stdout and "by status" in text.stdout
 
 
 def test_stats_plain_list_matches_netaddr(tmp_path):

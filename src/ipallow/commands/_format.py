@@ -6,7 +6,7 @@ module of this package.
 
 from __future__ import annotations
 
-__all__ = ["BYTES", "COUNT", "human"]
+__all__ = ["BYTES", "COUNT", "human", "address_count"]
 
 #: Binary byte units (steps of 1024, a space before the unit).
 BYTES = ("B", "KiB", "MiB", "GiB", "TiB")
@@ -40,3 +40,16 @@ def human(value: float, units: tuple[str, ...] = BYTES, *, grouping: bool = Fals
     else:
         number = f"{value:{sep}.1f}"
     return f"{number}{space}{unit}"
+
+
+def address_count(n: int) -> str:
+    """A count of addresses: exact with separators below 2**64; beyond (IPv6 sizes), the size
+    in /64 networks, the unit IPv6 is handed out in, and three significant digits.
+
+    >>> address_count(16_777_216), address_count(2**96 + 2**64), address_count(2**64 + 2**63)
+    ('16,777,216', '4,294,967,297 /64s = 7.923e+28', 'about 1.5 /64s = 2.767e+19')
+    """
+    if n < 1 << 64:
+        return f"{n:,}"
+    subnets = f"{n >> 64:,} /64s" if n % (1 << 64) == 0 else f"about {n / (1 << 64):,.1f} /64s"
+    return f"{subnets} = {n:.3e}"

@@ -11,6 +11,7 @@ from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
 from ipallow.commands._common import (AT_HELP, add_list_format_argument, add_parser, load_source,
                                       parse_at_argument, plural, print_json,
                                       stops_quietly_on_closed_output)
+from ipallow.commands._format import address_count
 from ipallow.commands._progress import Progress
 
 EXAMPLES = """\
@@ -67,15 +68,6 @@ def _change_text(change) -> str:
     return f"{change.field}: {_text_value(change.old)} -> {_text_value(change.new)}"
 
 
-def _human_count(n: int) -> str:
-    """Exact with separators below 2**64; beyond (IPv6 sizes), three significant digits
-    and the size in /64 networks, the unit IPv6 is handed out in (--json keeps it exact)."""
-    if n < 1 << 64:
-        return f"{n:,}"
-    subnets = f"{n >> 64:,} /64s" if n % (1 << 64) == 0 else f"about {n / (1 << 64):,.1f} /64s"
-    return f"{subnets} = {n:.3e}"
-
-
 def _count(n: int, version: int) -> Any:
     return n if version == 4 else str(n)    # IPv6 counts exceed what JSON readers keep exact
 
@@ -123,12 +115,12 @@ def render(result, old_name: str, new_name: str, *, summary: bool, limit: int,
     for v in (4, 6):
         c = result.coverage[v]
         if not (c.gained_addresses or c.lost_addresses):
-            out.append(f"coverage IPv{v}: no change ({_human_count(c.new_addresses)} addresses)")
+            out.append(f"coverage IPv{v}: no change ({address_count(c.new_addresses)} addresses)")
             continue
-        out.append(f"coverage IPv{v}: +{_human_count(c.gained_addresses)} addresses "
-                   f"({plural(len(c.gained), 'CIDR')}), -{_human_count(c.lost_addresses)} addresses "
-                   f"({plural(len(c.lost), 'CIDR')}); {_human_count(c.old_addresses)} -> "
-                   f"{_human_count(c.new_addresses)}")
+        out.append(f"coverage IPv{v}: +{address_count(c.gained_addresses)} addresses "
+                   f"({plural(len(c.gained), 'CIDR')}), -{address_count(c.lost_addresses)} addresses "
+                   f"({plural(len(c.lost), 'CIDR')}); {address_count(c.old_addresses)} -> "
+                   f"{address_count(c.new_addresses)}")
         if summary:
             continue
         for sign, nets in (("+", c.gained), ("-", c.lost)):

@@ -16,7 +16,7 @@ from ipallow.commands import EXIT_OK
 from ipallow.commands._common import (AT_HELP, add_list_format_argument, add_parser, load_source,
                                       parse_at_argument, plural, print_json,
                                       stops_quietly_on_closed_output)
-from ipallow.commands._format import BYTES, human
+from ipallow.commands._format import BYTES, address_count, human
 from ipallow.commands._progress import Progress
 
 EXAMPLES = """\
@@ -49,13 +49,6 @@ def power_sum(prefixes: export.Prefixes) -> list[tuple[int, int]]:
     """
     total = export.address_count(prefixes)
     return [(1, e) for e in range(total.bit_length() - 1, -1, -1) if total >> e & 1]
-
-
-def power_text(terms: list[tuple[int, int]], limit: int = 4) -> str:
-    if not terms:
-        return "0"
-    shown = " + ".join(f"2^{e}" for _, e in terms[:limit])
-    return shown + (f" + ... ({len(terms) - limit} more terms)" if len(terms) > limit else "")
 
 
 def _by(values) -> dict[str, int]:
@@ -139,12 +132,8 @@ def render(s: dict[str, Any]) -> str:
             row(f"  {v} by length", ", ".join(f"{k} {n:,}" for k, n in lengths.items()))
     a = s["addresses"]
     row("addresses IPv4", f"{a['ipv4']:,} ({a['ipv4_share_of_space'] * 100:.4g}% of the IPv4 space)")
-    if a["ipv6_powers_of_two"]:
-        terms = [(1, e) for e in a["ipv6_powers_of_two"]]
-        row("addresses IPv6", f"{power_text(terms)}  (about 2^{a['ipv6_log2']:.2f} = {int(a['ipv6']):.3e}; "
-                              f"{int(a['ipv6']) >> 64:,} /64s)")
-    else:
-        row("addresses IPv6", "0")
+    # The same words as `ipallow diff` (JSON keeps the exact count and its powers of two).
+    row("addresses IPv6", address_count(int(a["ipv6"])))
     g = s["aggregated"]
     row("aggregated CIDRs", f"IPv4 {g['ipv4']:,}, IPv6 {g['ipv6']:,}")
     comp = s["compiled"]
