@@ -83,3 +83,21 @@ def test_every_command_is_still_listed_and_a_typo_still_lists_them():
     result = subprocess.run([sys.executable, "-m", "ipallow.cli", "chekc"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2 and all(name in result.stderr for name in names), result.stderr
+
+
+def test_check_on_a_registry_snapshot_does_not_decode_its_whole_registry(tmp_path, monkeypatch, capsys):
+    # A registry's snapshot carries every record; `check` answers from the compiled tables and
+    # must not decode (and re-check) all of them first: that once doubled a check's run time.
+    import ipallow.cli
+    import ipallow.registry
+    path = tmp_path / "registry.ipallow"
+    ipallow.Allowlist.from_registry(ipallow.SAMPLE_LIST).save(path)
+    calls = []
+    real = ipallow.registry.decode_lifecycle
+    monkeypatch.setattr(ipallow.registry, "decode_lifecycle", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert ipallow.cli.main(["check", "--list", str(path), "203.0.113.9"]) == 0
+    assert "PTA-0003" in capsys.readouterr().out
+    assert calls == []
+    # --explain needs the registrations, and decodes them then.
+    assert ipallow.cli.main(["check", "--list", str(path), "--explain", "203.0.113.9"]) == 0
+    assert calls

@@ -134,11 +134,22 @@ class Source:
     def __init__(self, allowlist: Allowlist, registry: Any, name: str, at: float | None,
                  format: str = "txt", raw: bytes | None = None) -> None:
         self.allowlist = allowlist
-        self.registry = registry
+        self._registry = registry
         self.name = name
         self.at = at
         self.format = format
         self.raw = raw
+
+    @property
+    def registry(self) -> Any:
+        # A registry's snapshot carries its whole registry; decoding it (every record,
+        # checked again) costs far more than answering a lookup, so only on demand.
+        if self._registry is _IN_SNAPSHOT:
+            self._registry = getattr(self.allowlist, "_registry", None)
+        return self._registry
+
+
+_IN_SNAPSHOT = object()      # Source's registry: the snapshot's own, decoded when first asked for
 
 
 def load_source(path: str, *, list_format: str | None = None, at: float | None = None,
@@ -162,7 +173,7 @@ def load_source(path: str, *, list_format: str | None = None, at: float | None =
             # A registry's snapshot answers for `at` (or now), re-evaluated if need be.
             from ipallow.commands._lifecycle import at_instant
             allowlist = at_instant(allowlist, at, display_name(path))
-            registry = getattr(allowlist, "_registry", None)
+            registry = _IN_SNAPSHOT
     return Source(allowlist, registry, display_name(path), at, loaded.format, raw)
 
 
