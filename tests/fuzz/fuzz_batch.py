@@ -15,7 +15,6 @@ import numpy as np
 
 from fuzz_support import ALLOWLIST, main, outcome, text_of
 
-TEXT_BYTES = set(b"0123456789abcdefABCDEF.:\0")
 
 
 def words(payload: bytes, dtype: str, width: int) -> np.ndarray:
@@ -58,10 +57,28 @@ def form_packed_sv(payload):
     return arr, packed_rows(arr, width)
 
 
+ADDRESS_CHARS = frozenset(b"0123456789abcdefABCDEF.:")
+
+
 def refused_as_text(arr, items) -> bool:
-    """Documented: an S4 / S16 array every row of which is address text is refused (ValueError)."""
-    return (isinstance(arr, np.ndarray) and arr.dtype.kind == "S" and arr.dtype.itemsize in (4, 16)
-            and len(items) > 0 and all(set(r) <= TEXT_BYTES and r[0] != 0 for r in items))
+    """Documented (README, docs/batches.md): an S4 / S16 array is refused (ValueError) when any row,
+    without its trailing NULs, is address text, or when every row is printable ASCII or empty --
+    numpy gives text and packed bytes the same dtype, so an array that can be text is never guessed."""
+    if not (isinstance(arr, np.ndarray) and arr.dtype.kind == "S" and arr.dtype.itemsize in (4, 16)
+            and len(items) > 0):
+        return False
+    rows = [bytes(r).rstrip(b"\0") for r in items]
+
+    def address_text(row: bytes) -> bool:
+        if not row or not set(row) <= ADDRESS_CHARS:
+            return False
+        try:
+            ipaddress.ip_address(row.decode("ascii"))
+        except ValueError:
+            return False
+        return True
+
+    return any(map(address_text, rows)) or all(all(0x20 <= b <= 0x7E for b in row) for row in rows)
 
 
 def form_other_ints(payload):

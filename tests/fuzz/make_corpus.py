@@ -38,7 +38,11 @@ FOUND = {
     # ipaddress's strict=False network drops the scope id: the zone must be told from the text.
     "network": {"found-zone-non-strict": b"fe80::1%eth0\xce\xce\xce/127"},
     # Striding can leave only text-like rows of an S4 array: the refusal is judged after it.
-    "batch": {"found-strided-s4-text": bytes.fromhex("0301") + b":d\0\0" + b"\x80" * 4},
+    "batch": {"found-strided-s4-text": bytes.fromhex("0301") + b":d\0\0" + b"\x80" * 4,
+              # S16 rows that are all NULs read as empty: every row empty is refused as text.
+              "found-s16-all-empty": bytes.fromhex('030000000000000000000000000000000000000000000000000000000000000000000000000a010203c00002c808080808')},
+    # A .txt list whose first line names a cidr column: the harness names the format it checks.
+    "listfile": {"found-txt-with-csv-header": bytes.fromhex('00efbbbf3139322e302e322e302f32353a3a666666663a3531302e302e302e302f016f776e65722c636964720a780a792c31302e302e302e312f016f776e65722c636964720a780a792c31302e302e30783130340a7472610a382c65787472610a')},
 }
 
 
