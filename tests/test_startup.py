@@ -63,6 +63,15 @@ def test_the_lazy_names_are_the_public_ones():
         ipallow.no_such_name
 
 
+def test_submodules_are_reachable_from_the_package_as_before():
+    # The package used to import its submodules up front; code reaching them as attributes works.
+    out = subprocess.run([sys.executable, "-c",
+                          "import ipallow; print(ipallow.snapshot.register_json_type.__name__, "
+                          "ipallow.registry.load_registry.__name__, ipallow.live.LiveAllowlist.__name__)"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.split() == ["register_json_type", "load_registry", "LiveAllowlist"]
+
+
 def test_a_check_imports_only_the_check_command(tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text("10.0.0.0/8\n")

@@ -37,9 +37,19 @@ _WHERE = {
 
 def __getattr__(name: str):
     module = _WHERE.get(name)
-    if module is None:
+    if module is not None:
+        value = getattr(_import_module(module), name)
+    elif not name.startswith("__"):
+        # A submodule (`ipallow.snapshot.register_json_type`, `ipallow.registry...`), as when
+        # the package imported them all up front.
+        try:
+            value = _import_module(f"ipallow.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"ipallow.{name}":
+                raise
+            raise AttributeError(f"module 'ipallow' has no attribute {name!r}") from None
+    else:
         raise AttributeError(f"module 'ipallow' has no attribute {name!r}")
-    value = getattr(_import_module(module), name)
     globals()[name] = value          # once found, an ordinary attribute
     return value
 
