@@ -13,6 +13,8 @@ import netaddr
 import numpy as np
 import pytest
 
+from terminal import drain
+
 import ipallow
 
 IPALLOW = shutil.which("ipallow")
@@ -473,16 +475,7 @@ def test_filter_shows_progress_on_a_terminal_only(tmp_path):
         assert proc.wait(timeout=60) == 0
         os.close(slave)
         slave = -1
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        err = b"".join(chunks).decode()
+        err = drain(master).decode()
     finally:
         if slave >= 0:
             os.close(slave)

@@ -17,6 +17,8 @@ import sys
 import numpy as np
 import pytest
 
+from terminal import drain
+
 import ipallow
 from ipallow.registry import id_key, natural_order
 
@@ -462,22 +464,14 @@ def _run_on_a_terminal(args, env):
                                 stdout=subprocess.PIPE, stderr=slave, env=env)
         os.close(slave)
         slave = -1
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:          # EIO: the child closed its end
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
+        terminal = drain(master)
         out = proc.stdout.read()
         status = proc.wait(timeout=120)
     finally:
         if slave >= 0:
             os.close(slave)
         os.close(master)
-    return status, out.decode(), b"".join(chunks).decode("utf-8", "replace")
+    return status, out.decode(), terminal.decode("utf-8", "replace")
 
 
 def _progress_commands(tmp_path):
