@@ -76,10 +76,13 @@ def field_starts(record: str, first_line: int) -> list[tuple[int, int]]:
     i, n = 0, len(record)
     while i < n:
         ch = record[i]
+        if ch in "\r\n" and not quoted:
+            break                        # the record ends (a blank record has no fields)
         if at_start:
-            at_start = False
             quoted = ch == '"'
             starts.append((line, column + quoted))
+            # A comma right at a field's start ends an empty field and starts the next one.
+            at_start = ch == ","
         elif quoted:
             if ch == '"':
                 if i + 1 < n and record[i + 1] == '"':
@@ -89,13 +92,11 @@ def field_starts(record: str, first_line: int) -> list[tuple[int, int]]:
                     quoted = False
         elif ch == ",":
             at_start = True
-        elif ch in "\r\n":
-            break
         if ch == "\n" or (ch == "\r" and record[i + 1:i + 2] != "\n"):
             line, column = line + 1, 1
         else:
             column += 1
         i += 1
-    if at_start:
+    if at_start and starts:
         starts.append((line, column))   # an empty last field
     return starts
