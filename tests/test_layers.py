@@ -26,8 +26,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("errors", {"errors", "_version"}),
     ("core", {"_parse", "_compile", "_output"}),          # and the compiled _trie
     ("prefixes", {"_prefixes"}),
-    ("columns", {"_columns"}),
-    ("sources", {"_csvrecords", "_formats", "snapshot"}),
+    ("columns", {"_columns", "_delimited"}),
+    ("sources", {"_csvrecords", "_formats", "_lineblocks", "snapshot"}),
     # ipallow.registry: time and id order, the record, the registry, then its file readers
     ("records", {"registry._time", "registry._ids", "registry._frozenmap", "registry._fields", "registry._record"}),
     ("registry", {"registry._registry"}),
@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                   "bench._defaults", "bench._table", "bench._queries", "bench._peers", "bench._compare",
                   "bench._timing", "bench._run", "bench._plot", "bench"}),
     ("commands", {"commands", "commands._common", "commands._format", "commands._progress",
-                  "commands._lifecycle",
+                  "commands._lifecycle", "commands._filterblock",
                   "commands.bench", "commands.check", "commands.compile", "commands.diff",
                   "commands.export", "commands.filter", "commands.info", "commands.stats",
                   "commands.validate"}),
