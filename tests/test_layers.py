@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                   "bench._defaults", "bench._table", "bench._queries", "bench._peers", "bench._compare",
                   "bench._timing", "bench._run", "bench._plot", "bench"}),
     ("commands", {"commands", "commands._common", "commands._format", "commands._progress",
-                  "commands._lifecycle", "commands._filterblock",
+                  "commands._lifecycle", "commands._filterblock", "commands._overlaps",
                   "commands.bench", "commands.check", "commands.compile", "commands.diff",
                   "commands.export", "commands.filter", "commands.info", "commands.stats",
                   "commands.validate"}),

@@ -40,10 +40,14 @@ def test_using_the_allowlist_does_not_load_registry_live_diff_or_pyroaring():
         assert heavy not in loaded, heavy
 
 
-@pytest.mark.parametrize("argv", [["--version"], ["check", "--help"]])
-def test_version_and_check_help_do_not_import_numpy(argv):
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["-h"], [], ["chekc"], ["check", "--help"],
+                                  ["filter", "--help"], ["stats", "--help"], ["validate", "--help"],
+                                  ["export", "--help"], ["bench", "--help"], ["info", "--help"],
+                                  ["compile", "--help"], ["diff", "--help"]])
+def test_version_and_help_do_not_import_numpy(argv):
+    # --help lists every command, so every command module must import its work lazily.
     setup = ("import contextlib, io, ipallow.cli\n"
-             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
              "    try:\n"
              f"        ipallow.cli.main({argv!r})\n"
              "    except SystemExit:\n"
@@ -110,3 +114,20 @@ def test_check_on_a_registry_snapshot_does_not_decode_its_whole_registry(tmp_pat
     # --explain needs the registrations, and decodes them then.
     assert ipallow.cli.main(["check", "--list", str(path), "--explain", "203.0.113.9"]) == 0
     assert calls
+
+
+def test_the_names_spelled_out_for_help_are_the_real_ones():
+    # export's --family choices are written out in the command so --help needs no numpy.
+    import ipallow.commands.export
+    import ipallow.export
+    assert set(ipallow.commands.export.FAMILY_CHOICES) == set(ipallow.export.FAMILIES)
+
+
+def test_the_bench_package_serves_its_names_on_first_use():
+    import ipallow.bench
+    for name in ipallow.bench.__all__:
+        assert getattr(ipallow.bench, name) is not None, name
+    assert ipallow.bench.run.__module__ == "ipallow.bench._run"
+    assert set(ipallow.bench.__all__) <= set(dir(ipallow.bench))
+    with pytest.raises(AttributeError):
+        ipallow.bench.no_such_name
