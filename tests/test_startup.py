@@ -89,6 +89,26 @@ def test_a_check_imports_only_the_check_command(tmp_path):
         assert heavy not in loaded, heavy
 
 
+
+def test_a_check_on_a_plain_snapshot_loads_what_it_uses_only(tmp_path):
+    # The per-address path of a shell script: no registry code for a list without a lifecycle,
+    # and none of the standard modules only other paths use (writing files, IPv6 text, listing
+    # the commands through pkgutil and inspect).
+    import ipallow
+    path = tmp_path / "plain.ipallow"
+    ipallow.Allowlist(["10.0.0.0/8"]).save(path)
+    setup = ("import contextlib, io, ipallow.cli\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             f"    assert ipallow.cli.main(['check', '10.1.2.3', '--list', {str(path)!r}]) == 0\n"
+             "import sys\n"
+             "print(json.dumps(sorted(m for m in ('tempfile', 'socket', 'pkgutil') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.splitlines()
+    stdlib, loaded = json.loads(out[-2]), set(json.loads(out[-1]))
+    assert "ipallow._trie" in loaded
+    assert not {m for m in loaded if m.startswith("ipallow.registry")}, sorted(loaded)
+    assert stdlib == [], stdlib
+
 def test_every_command_is_still_listed_and_a_typo_still_lists_them():
     import ipallow.cli
     names = ipallow.cli.command_names()
