@@ -419,6 +419,22 @@ def test_filter_count_by_needs_nothing_else_and_bytes_needs_count_by(tmp_path):
                "--bytes", "nope", data).returncode == 2
 
 
+def test_filter_count_by_bytes_strict_stop_before_a_quoted_line(tmp_path):
+    # --strict stops at line 2; a quoted field after it (line 3) once sent the --bytes column's
+    # quote handling past the lines it had: IndexError and a traceback instead of exit 2.
+    listing = tmp_path / "list.txt"
+    listing.write_text("10.0.0.0/8\n")
+    data = tmp_path / "flows.csv"
+    data.write_text('10.0.0.1,5\nbad,3\n"10.0.0.2",4\n')
+    result = run("filter", "--list", listing, "--column", "1", "--bytes", "2", "--count-by", "registration",
+                 "--strict", "--json", data)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    summary = json.loads(result.stderr)
+    assert summary["stopped"] and [r["line"] for r in summary["unparseable_lines"]] == [2]
+    assert (summary["lines"], summary["allowed"]) == (2, 1)
+
+
 # ---------------------------------------------------------------------------
 # diff: listed by id; IPv6 sizes people can read
 # ---------------------------------------------------------------------------

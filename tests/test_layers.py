@@ -26,18 +26,20 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("errors", {"errors", "_version"}),
     ("core", {"_parse", "_compile", "_output"}),          # and the compiled _trie
     ("prefixes", {"_prefixes"}),
-    ("columns", {"_columns"}),
-    ("sources", {"_csvrecords", "_formats", "snapshot"}),
+    ("columns", {"_columns", "_delimited"}),
+    ("sources", {"_csvrecords", "_formats", "_lineblocks", "snapshot"}),
     # ipallow.registry: time and id order, the record, the registry, then its file readers
     ("records", {"registry._time", "registry._ids", "registry._frozenmap", "registry._fields", "registry._record"}),
     ("registry", {"registry._registry"}),
     ("registry files", {"registry._rows", "registry._io", "registry"}),
     ("loader", {"loaders"}),
     ("facade", {"allowlist"}),
-    ("features", {"live", "diff", "export", "dataframe._dask", "dataframe._public", "dataframe", "bench",
-                  "synth"}),
+    ("features", {"live", "diff", "export", "dataframe._dask", "dataframe._public", "dataframe", "synth",
+                  # ipallow.bench: its defaults, the prefix table, queries, peers, agreement, timing, the run, the plot
+                  "bench._defaults", "bench._table", "bench._queries", "bench._peers", "bench._compare",
+                  "bench._timing", "bench._run", "bench._plot", "bench"}),
     ("commands", {"commands", "commands._common", "commands._format", "commands._progress",
-                  "commands._lifecycle",
+                  "commands._lifecycle", "commands._filterblock", "commands._overlaps",
                   "commands.bench", "commands.check", "commands.compile", "commands.diff",
                   "commands.export", "commands.filter", "commands.info", "commands.stats",
                   "commands.validate"}),
@@ -45,8 +47,8 @@ LAYERS: list[tuple[str, set[str]]] = [
 ]
 TOP = PACKAGE                 # ipallow/__init__.py: imports anything, imported as a whole by nobody below
 TEST_DATA = PACKAGE + ".synth"
-#: The benchmark runner generates its seeded tables with synth; it is benchmark code itself.
-TEST_DATA_USERS = {PACKAGE + ".bench"}
+#: The benchmark runner generates its seeded queries with synth; it is benchmark code itself.
+TEST_DATA_USERS = {PACKAGE + ".bench._queries"}
 
 
 def module_name(path: Path) -> str:

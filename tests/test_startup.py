@@ -40,10 +40,14 @@ def test_using_the_allowlist_does_not_load_registry_live_diff_or_pyroaring():
         assert heavy not in loaded, heavy
 
 
-@pytest.mark.parametrize("argv", [["--version"], ["check", "--help"]])
-def test_version_and_check_help_do_not_import_numpy(argv):
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["-h"], [], ["chekc"], ["check", "--help"],
+                                  ["filter", "--help"], ["stats", "--help"], ["validate", "--help"],
+                                  ["export", "--help"], ["bench", "--help"], ["info", "--help"],
+                                  ["compile", "--help"], ["diff", "--help"]])
+def test_version_and_help_do_not_import_numpy(argv):
+    # --help lists every command, so every command module must import its work lazily.
     setup = ("import contextlib, io, ipallow.cli\n"
-             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
              "    try:\n"
              f"        ipallow.cli.main({argv!r})\n"
              "    except SystemExit:\n"
@@ -85,6 +89,26 @@ def test_a_check_imports_only_the_check_command(tmp_path):
         assert heavy not in loaded, heavy
 
 
+
+def test_a_check_on_a_plain_snapshot_loads_what_it_uses_only(tmp_path):
+    # The per-address path of a shell script: no registry code for a list without a lifecycle,
+    # and none of the standard modules only other paths use (writing files, IPv6 text, listing
+    # the commands through pkgutil and inspect).
+    import ipallow
+    path = tmp_path / "plain.ipallow"
+    ipallow.Allowlist(["10.0.0.0/8"]).save(path)
+    setup = ("import contextlib, io, ipallow.cli\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             f"    assert ipallow.cli.main(['check', '10.1.2.3', '--list', {str(path)!r}]) == 0\n"
+             "import sys\n"
+             "print(json.dumps(sorted(m for m in ('tempfile', 'socket', 'pkgutil') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.splitlines()
+    stdlib, loaded = json.loads(out[-2]), set(json.loads(out[-1]))
+    assert "ipallow._trie" in loaded
+    assert not {m for m in loaded if m.startswith("ipallow.registry")}, sorted(loaded)
+    assert stdlib == [], stdlib
+
 def test_every_command_is_still_listed_and_a_typo_still_lists_them():
     import ipallow.cli
     names = ipallow.cli.command_names()
@@ -110,3 +134,20 @@ def test_check_on_a_registry_snapshot_does_not_decode_its_whole_registry(tmp_pat
     # --explain needs the registrations, and decodes them then.
     assert ipallow.cli.main(["check", "--list", str(path), "--explain", "203.0.113.9"]) == 0
     assert calls
+
+
+def test_the_names_spelled_out_for_help_are_the_real_ones():
+    # export's --family choices are written out in the command so --help needs no numpy.
+    import ipallow.commands.export
+    import ipallow.export
+    assert set(ipallow.commands.export.FAMILY_CHOICES) == set(ipallow.export.FAMILIES)
+
+
+def test_the_bench_package_serves_its_names_on_first_use():
+    import ipallow.bench
+    for name in ipallow.bench.__all__:
+        assert getattr(ipallow.bench, name) is not None, name
+    assert ipallow.bench.run.__module__ == "ipallow.bench._run"
+    assert set(ipallow.bench.__all__) <= set(dir(ipallow.bench))
+    with pytest.raises(AttributeError):
+        ipallow.bench.no_such_name

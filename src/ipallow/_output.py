@@ -25,7 +25,6 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 from typing import IO, Iterator
 
 NEW_FILE_MODE = 0o644
@@ -94,6 +93,7 @@ def open_output(path: str | os.PathLike, *, binary: bool = False) -> Iterator[IO
         with open(target, "ab" if binary else "a", encoding=encoding) as handle:
             yield handle
         return
+    import tempfile         # here: `ipallow check` reads a snapshot and writes nothing
     directory = os.path.dirname(os.path.abspath(target))
     fd, temporary = tempfile.mkstemp(prefix=".ipallow-", suffix=".tmp", dir=directory)
     try:

@@ -11,7 +11,6 @@ of a uint64 by 64 undefined, so every mask here goes through :func:`low_mask64`.
 from __future__ import annotations
 
 import ipaddress
-import socket
 from typing import NamedTuple
 
 import numpy as np
@@ -101,6 +100,7 @@ def ipv6_strings(hi, lo, plens) -> list[str]:
     packed[:, 0] = h
     packed[:, 1] = l_
     raw = packed.tobytes()
+    import socket           # here: a lookup loads this module, and socket costs start-up time
     ntop = socket.inet_ntop
     af = socket.AF_INET6
     out = [ntop(af, raw[i : i + 16]) for i in range(0, len(raw), 16)]

@@ -6,3 +6,7 @@ Each module defines ``register(subparsers)``, which adds its parser and sets
 """
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_ERROR = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit 2; the message says what to pass)."""

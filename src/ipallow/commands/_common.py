@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import ipallow
 from ipallow import _output
 from ipallow.errors import Problem
-from ipallow.commands import EXIT_OK
+from ipallow.commands import EXIT_OK, UsageError
 from ipallow.commands._progress import Progress
 
 if TYPE_CHECKING:
@@ -80,10 +80,6 @@ LIST_FORMAT_HELP = ("read the list as this format instead of recognising it: txt
                     "csv (a plain CSV list: every row counts), jsonl or registry-csv (a registry), "
                     "snapshot. Default: recognised by content (snapshot magic, a first '{', a CSV "
                     "header with an id or a cidr/network/ip column), then by name")
-
-
-class UsageError(Exception):
-    """A command line that cannot be run as given (exit 2; the message says what to pass)."""
 
 
 def add_list_format_argument(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
-"""Numbers for people, shared by the commands (sizes in ``stats``, rates in the progress line).
+"""Numbers and text for people, shared by the commands (sizes in ``stats``, rates in the progress
+line, an offending input line in a message).
 
 Not a command: ``register`` is a no-op because ``ipallow.cli`` registers every
 module of this package.
@@ -6,7 +7,7 @@ module of this package.
 
 from __future__ import annotations
 
-__all__ = ["BYTES", "COUNT", "human", "address_count"]
+__all__ = ["BYTES", "COUNT", "human", "address_count", "SHOWN_TEXT", "printable", "quoted"]
 
 #: Binary byte units (steps of 1024, a space before the unit).
 BYTES = ("B", "KiB", "MiB", "GiB", "TiB")
@@ -53,3 +54,28 @@ def address_count(n: int) -> str:
         return f"{n:,}"
     subnets = f"{n >> 64:,} /64s" if n % (1 << 64) == 0 else f"about {n / (1 << 64):,.1f} /64s"
     return f"{subnets} = {n:.3e}"
+
+
+SHOWN_TEXT = 200     # characters of an offending line or field shown in a message
+
+
+def printable(text: str, limit: int = SHOWN_TEXT) -> str:
+    """``text`` fit for a one-line message: control characters escaped, cut to ``limit``
+    characters with its full length said (a 20 MB line is never echoed whole).
+
+    >>> printable("a\\tb"), printable("x" * 5, 3)
+    ('a\\\\tb', 'xxx... (5 characters)')
+    """
+    cut = text[:limit]
+    if not cut.isprintable():
+        cut = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in cut)
+    if len(text) > limit:
+        cut += f"... ({len(text):,} characters)"
+    return cut
+
+
+def quoted(text: str) -> str:
+    """``repr(text)``, cut to SHOWN_TEXT characters with the full length said."""
+    if len(text) <= SHOWN_TEXT:
+        return repr(text)
+    return f"{text[:SHOWN_TEXT]!r}... ({len(text):,} characters)"

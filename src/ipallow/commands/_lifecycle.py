@@ -43,6 +43,10 @@ def at_instant(allowlist: Allowlist, at: float | None, name: str) -> Allowlist:
         SnapshotError: ``at`` was asked for and the snapshot cannot answer for it.
     """
     evaluated = getattr(allowlist, "_registry_at", None)
+    if evaluated is None and at is None:
+        # A plain list: the answer for now is the list itself, and the registry code stays unloaded
+        # (a script calling `ipallow check` per address pays for every import).
+        return allowlist
     try:
         current = allowlist.reevaluated(at)
     except ValueError as exc:

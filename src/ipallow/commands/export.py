@@ -7,12 +7,17 @@ import re
 import sys
 
 import ipallow
-from ipallow import ParseError, _output, export
+from ipallow import ParseError, _output
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
 from ipallow.commands._progress import Progress
 from ipallow.commands._common import (AT_HELP, add_list_format_argument, add_parser, counting_text,
                                       display_name, load_source, output_file, parse_at_argument, plural,
                                       print_json, stops_quietly_on_closed_output)
+
+# ipallow.export (numpy) is imported by the functions that use it: `ipallow --help` imports this module.
+
+#: --family: ipallow.export.FAMILIES' names, spelled out here so that --help needs no numpy.
+FAMILY_CHOICES = ("inet", "ip", "ip6")
 
 EXAMPLES = """\
 examples:
@@ -60,6 +65,7 @@ IPSET_NAME_MAX = 31          # IPSET_MAXNAMELEN - 1
 
 
 def _check_names(args: argparse.Namespace) -> str | None:
+    from ipallow import export
     names = export.set_names(args.name, export.FAMILIES[args.family])
     if args.format == "nft":
         for name in (args.table, args.name):
@@ -92,6 +98,7 @@ def _previous_export(args: argparse.Namespace) -> tuple[str | None, dict | None]
     An -o FILE that does not read as an export (another kind of file, or one
     written by hand) is not compared with; that is said on stderr.
     """
+    from ipallow import export
     if args.previous is not None:
         return args.previous, export.read_export(args.previous)     # unreadable: an error (exit 2)
     if args.force or args.output in (None, "-"):
@@ -116,6 +123,7 @@ def _refusal(args, loaded, agg, versions, previous_name, previous) -> str | None
     registered user at once, and one much smaller than the last is more
     often a truncated or half-written registry than a real change.
     """
+    from ipallow import export
     if args.force:
         return None
     counts = counting_text(loaded)
@@ -138,6 +146,7 @@ def _refusal(args, loaded, agg, versions, previous_name, previous) -> str | None
 
 
 def _previous_summary(name, previous, agg, versions) -> dict | None:
+    from ipallow import export
     if previous is None:
         return None
     return {"file": name,
@@ -147,6 +156,7 @@ def _previous_summary(name, previous, agg, versions) -> dict | None:
 
 @stops_quietly_on_closed_output
 def cmd_export(args: argparse.Namespace) -> int:
+    from ipallow import export
     problem = _check_names(args)
     if problem:
         print(f"ipallow export: {problem}", file=sys.stderr)
@@ -221,7 +231,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("file", metavar="FILE", help="list, registry or snapshot; - for stdin")
     parser.add_argument("--format", required=True, choices=("nft", "ipset", "cidr"),
                         help="nft: 'nft -f' file; ipset: 'ipset restore' script; cidr: plain list")
-    parser.add_argument("--family", choices=tuple(export.FAMILIES), default="inet",
+    parser.add_argument("--family", choices=FAMILY_CHOICES, default="inet",
                         help="inet: IPv4 and IPv6 (default); ip: IPv4 only; ip6: IPv6 only. "
                              "For nft also the table family")
     parser.add_argument("--name", default="allowed",

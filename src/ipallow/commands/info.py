@@ -9,7 +9,6 @@ import math
 import time
 
 import ipallow
-from ipallow import snapshot
 from ipallow.commands import EXIT_OK
 
 EXAMPLES = """\
@@ -34,6 +33,7 @@ def _lifecycle(allowlist, facts: dict) -> dict | None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from ipallow import snapshot                 # here: numpy, which --help does without
     facts = snapshot.info(args.file)
     allowlist = ipallow.load(args.file)       # full validation, as a server would do
     facts["prefixes"] = allowlist.prefix_count

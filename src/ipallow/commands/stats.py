@@ -6,18 +6,20 @@ import argparse
 import math
 import sys
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ipallow import export
-from ipallow._prefixes import DUPLICATE, find_overlaps
 from ipallow.commands import EXIT_OK
 from ipallow.commands._common import (AT_HELP, add_list_format_argument, add_parser, load_source,
                                       parse_at_argument, plural, print_json,
                                       stops_quietly_on_closed_output)
 from ipallow.commands._format import BYTES, address_count, human
 from ipallow.commands._progress import Progress
+
+if TYPE_CHECKING:
+    from ipallow import export
+
+# numpy and ipallow.export are imported by the functions that use them: `ipallow --help` imports
+# every command module.
 
 EXAMPLES = """\
 examples:
@@ -47,6 +49,7 @@ def power_sum(prefixes: export.Prefixes) -> list[tuple[int, int]]:
     The count is summed exactly (each aggregated CIDR of length L is 2**(bits - L)),
     then written as distinct powers of two, which is how IPv6 sizes read best.
     """
+    from ipallow import export
     total = export.address_count(prefixes)
     return [(1, e) for e in range(total.bit_length() - 1, -1, -1) if total >> e & 1]
 
@@ -60,6 +63,10 @@ def _human_bytes(n: int) -> str:
 
 
 def collect(source) -> dict[str, Any]:
+    import numpy as np
+
+    from ipallow import export
+    from ipallow._prefixes import DUPLICATE, find_overlaps
     al = source.allowlist
     c = al.compiled
     stats: dict[str, Any] = {"file": source.name}
