@@ -20,9 +20,14 @@ from ipallow.commands import EXIT_ERROR
 from ipallow.commands._common import UsageError
 
 
+#: Commands of a module named otherwise (the rest: one module each, named as the command).
+MODULE_OF = {"merge": "setops", "common": "setops", "except": "setops"}
+
+
 def command_names() -> list[str]:
     """Every subcommand: one module each in ipallow/commands (helpers start with '_')."""
-    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    modules = {m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")}
+    return sorted((modules - set(MODULE_OF.values())) | set(MODULE_OF))
 
 
 def build_parser(only: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -35,7 +40,7 @@ def build_parser(only: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ipallow {ipallow.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in command_names() if only is None else only:
+    for module in dict.fromkeys(MODULE_OF.get(name, name) for name in (command_names() if only is None else only)):
         importlib.import_module(f"ipallow.commands.{module}").register(subparsers)
     return parser
 
