@@ -198,10 +198,18 @@ METHOD_NONE_CALLS = {
     "close": lambda al: al.close(None),          # takes no argument
     # None is "now" here (the default); a value of no instant type is the wrong type
     "reevaluated": lambda al: al.reevaluated(b"2028-01-01"),
+    "covers": lambda al: al.covers(None),
+    "overlaps": lambda al: al.overlaps(None),
+    "union": lambda al: al.union(None),
+    "intersection": lambda al: al.intersection(None),
+    "difference": lambda al: al.difference(None),
 }
 DUNDER_NONE_CALLS = {
     "__contains__": lambda al: None in al,
     "__getitem__": lambda al: al[None],
+    "__or__": lambda al: al | None,
+    "__and__": lambda al: al & None,
+    "__sub__": lambda al: al - None,
 }
 
 

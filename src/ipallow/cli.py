@@ -19,18 +19,23 @@ from ipallow.errors import ParseError, SnapshotError
 from ipallow.commands import EXIT_ERROR, UsageError
 
 
+#: Commands of a module named otherwise (the rest: one module each, named as the command).
+MODULE_OF = {"merge": "setops", "common": "setops", "except": "setops"}
+
+
 def command_names() -> list[str]:
-    """Every subcommand: one module each in ipallow/commands (helpers start with '_').
+    """Every subcommand: one module each in ipallow/commands (helpers start with '_'), except the
+    commands of MODULE_OF, which share a module.
 
     Read from the directory: pkgutil.iter_modules would cost a start-up its import of inspect.
     """
-    names = set()
+    modules = set()
     for folder in commands.__path__:
         for entry in os.scandir(folder):
             stem, dot, suffix = entry.name.partition(".")
             if dot and suffix == "py" and stem.isidentifier() and not stem.startswith("_"):
-                names.add(stem)
-    return sorted(names)
+                modules.add(stem)
+    return sorted((modules - set(MODULE_OF.values())) | set(MODULE_OF))
 
 
 def build_parser(only: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -43,7 +48,7 @@ def build_parser(only: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ipallow {ipallow.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for module in command_names() if only is None else only:
+    for module in dict.fromkeys(MODULE_OF.get(name, name) for name in (command_names() if only is None else only)):
         importlib.import_module(f"ipallow.commands.{module}").register(subparsers)
     return parser
 
