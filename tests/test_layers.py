@@ -27,6 +27,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("core", {"_parse", "_compile", "_output"}),          # and the compiled _trie
     ("prefixes", {"_prefixes"}),
     ("columns", {"_columns"}),
+    # ipallow.snapshot: the layout, the data encoding and the lease, then validating, writing, reading
+    ("snapshot parts", {"snapshot._layout", "snapshot._registration_data", "snapshot._lease"}),
+    ("snapshot files", {"snapshot._header", "snapshot._write", "snapshot._read"}),
     ("sources", {"_csvrecords", "_formats", "snapshot"}),
     # ipallow.registry: time and id order, the record, the registry, then its file readers
     ("records", {"registry._time", "registry._ids", "registry._frozenmap", "registry._fields", "registry._record"}),
