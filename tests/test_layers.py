@@ -37,7 +37,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("registry files", {"registry._rows", "registry._io", "registry"}),
     ("loader", {"loaders"}),
     ("facade", {"allowlist"}),
-    ("features", {"live", "diff", "export", "dataframe._dask", "dataframe._public", "dataframe", "bench",
+    # ipallow.live: the timed list, the watched file, the thread, then the serving object
+    ("live parts", {"live._timed", "live._watch", "live._poller"}),
+    ("features", {"live._live", "live", "diff", "export", "dataframe._dask", "dataframe._public", "dataframe", "bench",
                   "synth"}),
     ("commands", {"commands", "commands._common", "commands._format", "commands._progress",
                   "commands._lifecycle",

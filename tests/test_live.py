@@ -24,7 +24,7 @@ import pytest
 
 import ipallow
 from ipallow import Allowlist, LiveAllowlist, ParseError, Registration, ReloadRefused, SnapshotError
-from ipallow import live as live_module
+from ipallow.live import _watch as file_watch   # the settle clock and the file reads live there
 
 UTC = timezone.utc
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -60,8 +60,8 @@ class Ticks:
 @pytest.fixture
 def ticks(monkeypatch):
     t = Ticks()
-    monkeypatch.setattr(live_module, "_monotonic", t)
-    monkeypatch.setattr(live_module, "_sleep", t.sleep)
+    monkeypatch.setattr(file_watch, "_monotonic", t)
+    monkeypatch.setattr(file_watch, "_sleep", t.sleep)
     return t
 
 
@@ -606,16 +606,16 @@ def test_a_file_changing_while_read_is_left_for_the_next_poll(tmp_path, monkeypa
     publish(path, GOOD)
     live = LiveAllowlist(path, poll=None, clock=FakeClock(), settle=0)
     publish(path, csv_text(GOOD_ROWS + [("NEW", "192.0.2.0/24", "active")]))
-    real_read = LiveAllowlist._read
+    real_read = file_watch.WatchedFile._read
     calls = []
 
     def unsettled_once(self, key):
         calls.append(1)
         if len(calls) == 1:
-            raise live_module._Unsettled()
+            raise file_watch._Unsettled()
         return real_read(self, key)
 
-    monkeypatch.setattr(LiveAllowlist, "_read", unsettled_once)
+    monkeypatch.setattr(file_watch.WatchedFile, "_read", unsettled_once)
     assert live.check() is False                        # mid-write: not a failure, nothing swapped
     assert live.failures == 0 and live.last_error is None and live.generation == 1
     assert live.check() is True and "192.0.2.1" in live   # tried again on the next poll
