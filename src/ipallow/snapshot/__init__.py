@@ -26,9 +26,11 @@ The package's modules, lowest first, each owning one part::
 
     _layout             where every byte is: magic, version, header and section structures
     _registration_data  each registration's data as JSON, decoded on access
-    _lease              sharing a file's pages under a Linux read lease (signals, mremap, fork)
+    _lease              sharing a file's pages under a Linux read lease (signals, mremap, fork);
+                        imported on first use (share=True)
     _header             validating the header and section table (read_header, info)
-    _write              Compiled -> bytes, and to a file atomically (to_bytes, save)
+    _write              Compiled -> bytes, and to a file atomically (to_bytes, save);
+                        imported on first use
     _read               bytes or a file -> Compiled, verified (from_buffer, read_file, map_file)
 """
 
@@ -38,10 +40,30 @@ from ipallow.snapshot._layout import (ALIGN, BYTE_ORDER_MARK, DATA, EAGER, FLAG_
                                       HEADER, LAZY, MAGIC, MAX_SECTIONS, PER_PREFIX, SECTION, SECTION_ID,
                                       SECTIONS)
 from ipallow.snapshot._registration_data import register_json_type
-from ipallow.snapshot._lease import LEASE_SIGNAL, NotSharedWarning
 from ipallow.snapshot._header import file_header, info, read_header
-from ipallow.snapshot._write import MAX_CREATED, save, to_bytes
 from ipallow.snapshot._read import from_buffer, map_file, read_file
 
 __all__ = ["save", "map_file", "to_bytes", "from_buffer", "SnapshotError", "NotSharedWarning",
            "register_json_type", "FORMAT_VERSION"]
+
+_WRITING = ("save", "to_bytes", "MAX_CREATED")
+_SHARING = ("NotSharedWarning", "LEASE_SIGNAL")
+
+
+def __getattr__(name: str):
+    # Writing and page sharing are imported on first use: a process that only opens
+    # snapshots (privately) loads neither the atomic-write machinery (tempfile,
+    # shutil) nor the lease's signal handling.
+    if name in _WRITING:
+        from ipallow.snapshot import _write as module
+    elif name in _SHARING:
+        from ipallow.snapshot import _lease as module
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(module, name)
+    globals()[name] = value          # once found, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WRITING) | set(_SHARING))

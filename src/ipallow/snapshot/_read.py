@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -23,8 +23,10 @@ from ipallow._compile import Compiled
 from ipallow.errors import SnapshotError
 from ipallow.snapshot._header import read_header
 from ipallow.snapshot._layout import EAGER, FLAG_HAS_DATA, LAZY, Header, file_size
-from ipallow.snapshot._lease import SharedFile
 from ipallow.snapshot._registration_data import LazyData
+
+if TYPE_CHECKING:
+    from ipallow.snapshot._lease import SharedFile
 
 
 def _section(buffer, sections, name, source, verify=True) -> np.ndarray:
@@ -163,6 +165,7 @@ def map_file(path: str | os.PathLike, *, share: bool = False) -> Compiled:
     if not isinstance(share, bool):
         raise TypeError(f"share must be a bool, not {type(share).__name__}")
     if share:
+        from ipallow.snapshot._lease import SharedFile   # signals and mappings: only for share=True
         shared = SharedFile.open(path)
         if shared is not None:
             try:
