@@ -27,6 +27,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("core", {"_parse", "_compile", "_output"}),          # and the compiled _trie
     ("prefixes", {"_prefixes"}),
     ("columns", {"_columns", "_delimited"}),
+    # ipallow.snapshot: the layout, the data encoding and the lease, then validating, writing, reading
+    ("snapshot parts", {"snapshot._layout", "snapshot._registration_data", "snapshot._lease"}),
+    ("snapshot files", {"snapshot._header", "snapshot._write", "snapshot._read"}),
     ("sources", {"_csvrecords", "_formats", "_lineblocks", "snapshot"}),
     # ipallow.registry: time and id order, the record, the registry, then its file readers
     ("records", {"registry._time", "registry._ids", "registry._frozenmap", "registry._fields", "registry._record"}),
@@ -35,7 +38,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("loader", {"loaders"}),
     ("algebra", {"setops"}),              # below the facade: Allowlist's operators call it
     ("facade", {"allowlist"}),
-    ("features", {"live", "diff", "export", "dataframe._dask", "dataframe._public", "dataframe", "synth",
+    # ipallow.live: the timed list, the watched file, the thread, then the serving object
+    ("live parts", {"live._timed", "live._watch", "live._poller"}),
+    ("features", {"live._live", "live", "diff", "export", "dataframe._dask", "dataframe._public", "dataframe", "synth",
                   # ipallow.bench: its defaults, the prefix table, queries, peers, agreement, timing, the run, the plot
                   "bench._defaults", "bench._table", "bench._queries", "bench._peers", "bench._compare",
                   "bench._timing", "bench._run", "bench._plot", "bench"}),

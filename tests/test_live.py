@@ -24,7 +24,8 @@ import pytest
 
 import ipallow
 from ipallow import Allowlist, LiveAllowlist, ParseError, Registration, ReloadRefused, SnapshotError
-from ipallow import live as live_module
+from ipallow.live import _watch as file_watch   # the settle clock and the file reads live there
+from lifecycle_reference import Reference
 
 UTC = timezone.utc
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -60,8 +61,8 @@ class Ticks:
 @pytest.fixture
 def ticks(monkeypatch):
     t = Ticks()
-    monkeypatch.setattr(live_module, "_monotonic", t)
-    monkeypatch.setattr(live_module, "_sleep", t.sleep)
+    monkeypatch.setattr(file_watch, "_monotonic", t)
+    monkeypatch.setattr(file_watch, "_sleep", t.sleep)
     return t
 
 
@@ -88,62 +89,6 @@ def publish(path, text: str | bytes) -> None:
     with open(tmp, "wb") as handle:
         handle.write(text.encode() if isinstance(text, str) else text)
     os.replace(tmp, path)
-
-
-# ---------------------------------------------------------------------------------------------
-# an independent reference (plain integer ranges; no ipallow code)
-
-
-class Reference:
-    """Record position of the longest match among records counting at t (ties: registry order)."""
-
-    def __init__(self, records: list[Registration], probes: list):
-        self.records = records
-
-        def words(values):
-            return (np.array([v >> 64 for v in values], dtype=np.uint64),
-                    np.array([v & (2**64 - 1) for v in values], dtype=np.uint64))
-
-        def le(a_hi, a_lo, b_hi, b_lo):
-            return (a_hi < b_hi) | ((a_hi == b_hi) & (a_lo <= b_lo))
-
-        owner = np.array([i for i, r in enumerate(records) for _ in r.networks])
-        nets = [n for r in records for n in r.networks]
-        fam = np.array([n.version for n in nets])
-        f_hi, f_lo = words([int(n.network_address) for n in nets])
-        l_hi, l_lo = words([int(n.broadcast_address) for n in nets])
-        p_fam = np.array([p.version for p in probes])[:, None]
-        p_hi, p_lo = (w[:, None] for w in words([int(p) for p in probes]))
-        covered = (p_fam == fam) & le(f_hi, f_lo, p_hi, p_lo) & le(p_hi, p_lo, l_hi, l_lo)
-        order = np.lexsort((owner, -np.array([n.prefixlen for n in nets])))
-        rows, cols = np.nonzero(covered[:, order])
-        counts = np.bincount(rows, minlength=len(probes))
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        self.matrix = np.full((len(probes), max(int(counts.max(initial=0)), 1)), -1, dtype=np.int64)
-        self.matrix[rows, np.arange(len(rows)) - starts[rows]] = owner[order[cols]]
-
-        self._cache: dict[bytes, np.ndarray] = {}
-        self.active = np.array([r.status == "active" for r in records] + [False])
-        self.starts = np.array([r.valid_from.timestamp() if r.valid_from else -np.inf for r in records] + [0])
-        self.ends = np.array([r.expires_at.timestamp() if r.expires_at else np.inf for r in records] + [0])
-
-    def counting(self, t: float) -> np.ndarray:
-        """active and valid_from <= t < expires_at (the last slot is the padding: never)."""
-        return self.active & (self.starts <= t) & (t < self.ends)
-
-    def answers(self, t: float) -> np.ndarray:
-        counting = self.counting(t)
-        key = counting.tobytes()
-        if key not in self._cache:
-            self._cache.clear()
-            self._cache[key] = self._answers(counting)
-        return self._cache[key]
-
-    def _answers(self, counting: np.ndarray) -> np.ndarray:
-        valid = counting[self.matrix]
-        first = valid.argmax(axis=1)
-        rows = np.arange(len(first))
-        return np.where(valid[rows, first], self.matrix[rows, first], -1)
 
 
 def random_records(rng: random.Random, count: int, instants=(), prefix="R") -> list[Registration]:
@@ -606,16 +551,16 @@ def test_a_file_changing_while_read_is_left_for_the_next_poll(tmp_path, monkeypa
     publish(path, GOOD)
     live = LiveAllowlist(path, poll=None, clock=FakeClock(), settle=0)
     publish(path, csv_text(GOOD_ROWS + [("NEW", "192.0.2.0/24", "active")]))
-    real_read = LiveAllowlist._read
+    real_read = file_watch.WatchedFile._read
     calls = []
 
     def unsettled_once(self, key):
         calls.append(1)
         if len(calls) == 1:
-            raise live_module._Unsettled()
+            raise file_watch._Unsettled()
         return real_read(self, key)
 
-    monkeypatch.setattr(LiveAllowlist, "_read", unsettled_once)
+    monkeypatch.setattr(file_watch.WatchedFile, "_read", unsettled_once)
     assert live.check() is False                        # mid-write: not a failure, nothing swapped
     assert live.failures == 0 and live.last_error is None and live.generation == 1
     assert live.check() is True and "192.0.2.1" in live   # tried again on the next poll

@@ -17,6 +17,7 @@ import ipallow
 from ipallow import (AddressError, Allowlist, Explanation, ParseError, Registration, Registry, Standing,
                      load_registry)
 from ipallow.registry import parse_registry, to_timestamp
+from lifecycle_reference import Reference
 
 UTC = timezone.utc
 N = ipaddress.ip_network
@@ -488,51 +489,6 @@ def probes_for(records: list[Registration], rng: random.Random) -> list:
                 addrs.add((net.version, v))
     return [ipaddress.ip_address(v) if ver == 6 or v >= 2**32 else ipaddress.IPv4Address(v)
             for ver, v in sorted(addrs)]
-
-
-class Reference:
-    """Longest match among the records counting at t, judged from the raw fields with plain
-    integer range arithmetic (no ipallow code): a probe is covered by a network when
-    first <= probe <= last in the same family; longest prefix first, then registry order."""
-
-    def __init__(self, records: list[Registration], probes: list):
-        self.records = records
-
-        def words(values):
-            return (np.array([v >> 64 for v in values], dtype=np.uint64),
-                    np.array([v & (2**64 - 1) for v in values], dtype=np.uint64))
-
-        def le(a_hi, a_lo, b_hi, b_lo):
-            return (a_hi < b_hi) | ((a_hi == b_hi) & (a_lo <= b_lo))
-
-        nets = [r.network for r in records]
-        fam = np.array([n.version for n in nets])
-        f_hi, f_lo = words([int(n.network_address) for n in nets])
-        l_hi, l_lo = words([int(n.broadcast_address) for n in nets])
-        p_fam = np.array([p.version for p in probes])[:, None]
-        p_hi, p_lo = (w[:, None] for w in words([int(p) for p in probes]))
-        covered = (p_fam == fam) & le(f_hi, f_lo, p_hi, p_lo) & le(p_hi, p_lo, l_hi, l_lo)
-        order = np.lexsort((np.arange(len(nets)), -np.array([n.prefixlen for n in nets])))
-        rows, cols = np.nonzero(covered[:, order])          # row-major: each row in preference order
-        counts = np.bincount(rows, minlength=len(probes))
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        self.matrix = np.full((len(probes), max(int(counts.max(initial=0)), 1)), -1, dtype=np.int64)
-        self.matrix[rows, np.arange(len(rows)) - starts[rows]] = order[cols]
-
-    def counting(self, t: float) -> np.ndarray:
-        ok = []
-        for r in self.records:
-            starts = r.valid_from is None or r.valid_from.timestamp() <= t
-            ends = r.expires_at is None or t < r.expires_at.timestamp()
-            ok.append(r.status == "active" and starts and ends)
-        return np.array(ok + [False])           # index -1 -> padding -> False
-
-    def answers(self, t: float) -> np.ndarray:
-        """Record position of the longest counting match per probe, -1 for none."""
-        valid = self.counting(t)[self.matrix]
-        first = valid.argmax(axis=1)
-        found = valid[np.arange(len(first)), first]
-        return np.where(found, self.matrix[np.arange(len(first)), first], -1)
 
 
 def registry_positions(al: Allowlist, registry_index: dict[str, int], indices: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import multiprocessing
 import os
 import pickle
@@ -10,6 +11,7 @@ import random
 import shutil
 import struct
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -383,6 +385,27 @@ def test_eight_processes_share_one_copy_of_the_pages(tmp_path):
     assert all(worker.exitcode == 0 for worker in workers)
     # Each process's own (private) memory grows by far less than the snapshot: the pages are shared.
     assert max(growth) < 0.10 * size_kib, (growth, size_kib)
+
+
+def test_opening_a_snapshot_loads_neither_the_writer_nor_the_lease(tmp_path):
+    # Writing (the atomic write's tempfile and shutil) and page sharing (signal handling) are
+    # imported on first use: a process that only opens snapshots pays for neither.
+    path = tmp_path / "list.ipallow"
+    ipallow.Allowlist(["203.0.113.0/24"]).save(path)
+    probe = ("import json, sys, ipallow\n"
+             f"assert '203.0.113.9' in ipallow.load({str(path)!r})\n"
+             "print(json.dumps(sorted(sys.modules)))")
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                           timeout=120, check=True).stdout))
+    assert "ipallow.snapshot" in loaded                  # the probe did open a snapshot
+    assert loaded & {"ipallow._output", "tempfile", "ipallow.snapshot._write", "ipallow.snapshot._lease"} == set()
+    # ... and they are there when asked for, under the names they always had.
+    probe = ("import sys, ipallow.snapshot as s\n"
+             "print(s.save.__name__, s.to_bytes.__name__, s.NotSharedWarning.__name__, s.LEASE_SIGNAL,\n"
+             "      'ipallow._output' in sys.modules, 'save' in dir(s))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                         check=True).stdout.split()
+    assert out == ["save", "to_bytes", "NotSharedWarning", str(snapshot.LEASE_SIGNAL), "True", "True"]
 
 
 IPALLOW = shutil.which("ipallow")

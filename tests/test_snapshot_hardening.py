@@ -99,6 +99,26 @@ def rewrite(path, how: str, new_bytes: bytes, scratch) -> None:
     subprocess.run(command, check=True, timeout=60)
 
 
+def run_reader(script: str, args: list[str], meanwhile) -> tuple[str, str]:
+    """Run ``script`` in a child process that prints a first line, waits for a line on stdin, and
+    prints the rest: ``meanwhile(first line)`` acts on the file between the two.  The child must exit
+    cleanly; returns (its first line, the rest of its output)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    reader = subprocess.Popen([sys.executable, "-c", script, *args], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = reader.stdout.readline()
+        assert first, reader.stderr.read()
+        meanwhile(first)
+        out, err = reader.communicate("go\n", timeout=60)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+    assert reader.returncode == 0, f"reader died with {reader.returncode}: {err}"
+    return first, out
+
+
 @pytest.mark.parametrize("share", [False, True], ids=["private", "shared"])
 @pytest.mark.parametrize("how", ["cp", "same-size", "truncate"])
 def test_a_file_rewritten_in_place_never_kills_or_misleads_a_reader(tmp_path, how, share):
@@ -110,23 +130,14 @@ def test_a_file_rewritten_in_place_never_kills_or_misleads_a_reader(tmp_path, ho
     queries = probes(old, 5)
     assert old.lookup_many(queries).tolist() != new.lookup_many(queries).tolist()
     (tmp_path / "queries.json").write_text(json.dumps(queries))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(path), str(tmp_path / "queries.json"),
-                               "share" if share else "private"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env)
-    try:
-        before = json.loads(reader.stdout.readline() or "null")
-        assert before is not None, reader.stderr.read()
-        assert before["shared"] is (share and leases_possible())
+
+    def rewrite_while_reading(first_line: str) -> None:
+        assert json.loads(first_line)["shared"] is (share and leases_possible())
         rewrite(path, how, new_bytes, tmp_path)
-        out, err = reader.communicate("go\n", timeout=60)
-    finally:
-        if reader.poll() is None:
-            reader.kill()
-            reader.wait()
-    assert reader.returncode == 0, f"reader died with {reader.returncode}: {err}"
-    after = json.loads(out)
+
+    mode = "share" if share else "private"
+    first, out = run_reader(READER, [str(path), str(tmp_path / "queries.json"), mode], rewrite_while_reading)
+    before, after = json.loads(first), json.loads(out)
     assert after["answers"] == before["answers"]            # only ever the validated original bytes
     assert after["differing"] == 0                          # nor in the thread reading meanwhile
     assert after["shared"] is False                         # a writer came: the pages are private now
@@ -161,20 +172,13 @@ print("child", os.waitstatus_to_exitcode(status), "parent", int(al.lookup_many([
 def test_a_forked_child_of_a_shared_reader_survives_a_rewrite(tmp_path):
     path = tmp_path / "list.ipallow"
     ipallow.Allowlist(random_entries(9, 300)).save(path)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    reader = subprocess.Popen([sys.executable, "-c", FORKED, str(path), "198.51.100.20"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env)
-    try:
-        assert reader.stdout.readline().split() == ["child", "shared", "0", "parent", "shared", "1"]
+
+    def truncate_while_reading(first_line: str) -> None:
+        assert first_line.split() == ["child", "shared", "0", "parent", "shared", "1"]
         os.truncate(path, 0)             # held until the parent copied its pages out
-        out, err = reader.communicate("go\n", timeout=60)
-    finally:
-        if reader.poll() is None:
-            reader.kill()
-            reader.wait()
-    assert reader.returncode == 0, err
-    assert out.split() == ["child", "0", "parent", "1", "0"], err
+
+    _, out = run_reader(FORKED, [str(path), "198.51.100.20"], truncate_while_reading)
+    assert out.split() == ["child", "0", "parent", "1", "0"]
 
 
 LIVE_READER = r"""
@@ -199,19 +203,12 @@ def test_live_allowlist_on_a_snapshot_survives_a_truncation_in_place(tmp_path):
     listed.save(path)
     queries = probes(listed, 10)
     (tmp_path / "queries.json").write_text(json.dumps(queries))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    reader = subprocess.Popen([sys.executable, "-c", LIVE_READER, str(path), str(tmp_path / "queries.json")],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env)
-    try:
-        assert reader.stdout.readline().strip() == "ready", reader.stderr.read()
+
+    def truncate_while_reading(first_line: str) -> None:
+        assert first_line.strip() == "ready"
         os.truncate(path, os.path.getsize(path) // 3)
-        out, err = reader.communicate("go\n", timeout=60)
-    finally:
-        if reader.poll() is None:
-            reader.kill()
-            reader.wait()
-    assert reader.returncode == 0, f"reader died with {reader.returncode}: {err}"
+
+    _, out = run_reader(LIVE_READER, [str(path), str(tmp_path / "queries.json")], truncate_while_reading)
     same, refused, networks = json.loads(out)
     assert same and refused                                # the old list serves; the cut file is refused
     assert networks == [str(m.network) for m in map(listed.lookup, queries) if m]

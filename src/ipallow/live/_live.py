@@ -1,142 +1,35 @@
-"""LiveAllowlist: follow a registry file (and the clock) without ever dropping or tearing a lookup.
+"""LiveAllowlist: the serving object -- answers from one reference, reloads, swaps, failures.
 
-How it stays correct while it changes (docs/live-reload.md has the whole story):
-
-* **One reference.**  Every answer comes from one immutable
-  :class:`~ipallow.Allowlist` reached through one attribute.  A reload
-  parses and compiles the new list completely, off to the side, then
-  replaces that attribute: a reader sees the old list or the new one, never
-  a mixture, and never waits for a build.
-* **The file, only when complete.**  A daemon thread polls the file's
-  identity (device, inode, size, mtime and ctime in nanoseconds).  A changed
-  file is read, and swapped in only once it is *complete*: either it stayed
-  exactly the same (identity and content) across ``settle`` seconds, or it
-  proves itself complete -- a compiled snapshot whose checksums all verify,
-  or a file whose SHA-256 matches the checksum file ``<file>.sha256`` beside
-  it.  A writer flushing a half-written export (even one that ends on a line
-  boundary and so parses) is therefore never served, whether it writes in
-  place, deletes and recreates, or renames.  Content identical to what was
-  last read swaps nothing.  A file modified within the last two seconds is
-  re-read on the next poll as well, because a timestamp tick can hide a
-  same-size rewrite.
-* **The clock.**  Each list knows the interval ``[since, until)`` between
-  two lifecycle boundaries (``valid_from`` / ``expires_at`` of active
-  records) in which it is right.  The thread compiles the *next* list ahead
-  of time; a reader that finds the clock past ``until`` switches to the
-  prebuilt next list itself, so an expiry takes effect at its instant, not a
-  poll later.  If the next list is not ready (boundaries closer together
-  than a build, a clock step), the reader keeps answering from the current
-  list, counts it in :attr:`LiveAllowlist.stale_answers`, and wakes the
-  thread: readers never build.
-* **Failures.**  A parse error, a missing, unreadable, empty or truncated
-  file, a checksum file that does not match, or a list that lost more than
-  ``max_loss`` of its registrations keeps the old list serving, once the file
-  has stayed that way for ``settle`` seconds (a file being written is not a
-  failure): it sets :attr:`~LiveAllowlist.last_error`, counts in
-  :attr:`~LiveAllowlist.failures` and ``consecutive_failures``, is logged on
-  the ``ipallow.live`` logger, and is retried when the file changes again.
+Every answer comes from one immutable :class:`~ipallow.Allowlist` reached
+through one attribute (``_snap``, a :class:`TimedList`); a reload or a
+lifecycle boundary builds the next list off to the side and replaces that
+attribute.  When a file is complete is :mod:`._watch`'s business, what list
+is right when is :mod:`._timed`'s, and the thread is :mod:`._poller`'s; this
+module decides what is swapped in (the ``max_loss`` guard), keeps the
+counters and serves.  The package documentation has the whole story.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
-import stat as stat_module
 import threading
 import time
-import weakref
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from ipallow import snapshot
 from ipallow.allowlist import Allowlist
+from ipallow.live import _poller
+from ipallow.live._timed import TimedList, build_at, open_snapshot
+from ipallow.live._watch import ReloadRefused, WatchedFile
 from ipallow.registry import Registry, parse_registry
-
-__all__ = ["LiveAllowlist", "ReloadRefused"]
 
 log = logging.getLogger("ipallow.live")
 
 UTC = timezone.utc
-_RACY_SECONDS = 2.0      # a file modified more recently than this is re-read on the next poll
 _JOIN_SECONDS = 10.0     # close() waits at most this long for a build in progress
-_FIRST_LOAD_SETTLES = 10  # the constructor waits about this many settle intervals for a stable file
-CHECKSUM_SUFFIX = ".sha256"   # "<file>.sha256" beside the file: its SHA-256 in hex (sha256sum format)
-
-# Module attributes, not direct calls, so that tests can drive time themselves.
-_monotonic = time.monotonic
-_sleep = time.sleep
-
-
-class ReloadRefused(ValueError):
-    """A reload was refused: the new file is empty, does not match its checksum file, or lost too
-    many registrations."""
-
-
-class _Unsettled(Exception):
-    """The file changed while it was being read."""
-
-
-class _Pending:
-    """A changed file seen but not swapped in yet: what it was, and since when it has not changed."""
-
-    __slots__ = ("key", "content", "since", "seen_at")
-
-    def __init__(self, key: tuple, content: tuple, since: float, seen_at: float) -> None:
-        self.key = key              # file identity (and the checksum file's)
-        self.content = content      # (sha256 of the bytes, declared sha256 or None), or an error
-        self.since = since          # monotonic seconds: first seen like this
-        self.seen_at = seen_at      # the same instant by the injected clock, for status()
-
-
-class _Snapshot:
-    """One compiled list and the interval of time in which it is right."""
-
-    __slots__ = ("allowlist", "registry", "since", "until", "next", "generation")
-
-    def __init__(self, allowlist: Allowlist, registry: Registry, since: float, until: float) -> None:
-        self.allowlist = allowlist
-        self.registry = registry
-        self.since = since          # POSIX seconds; -inf: no earlier boundary
-        self.until = until          # +inf: no later boundary
-        self.next: _Snapshot | None = None   # prebuilt list for [until, ...)
-        self.generation = 0
-
-
-def _registrations(snap: _Snapshot) -> int:
-    """Registrations in the source a list came from (a snapshot source: its own count)."""
-    return len(snap.registry) if snap.registry is not None else len(snap.allowlist)
-
-
-def _file_key(st: os.stat_result) -> tuple:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _stat_key(path: str) -> tuple:
-    try:
-        return _file_key(os.stat(path))
-    except OSError as exc:
-        return ("unreadable", type(exc).__name__, exc.errno)
-
-
-def _declared_digest(path: str) -> str | None:
-    """The SHA-256 the checksum file beside ``path`` declares ('' if unreadable or malformed), or None."""
-    try:
-        with open(path + CHECKSUM_SUFFIX, "rb") as handle:
-            text = handle.read(4096)
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return ""
-    fields = text.split()
-    word = fields[0].decode("ascii", "replace").lower() if fields else ""
-    return word if len(word) == 64 and all(c in "0123456789abcdef" for c in word) else ""
-
-
-def _stop_thread(stop: threading.Event, wake: threading.Event) -> None:
-    stop.set()
-    wake.set()
 
 
 class LiveAllowlist:
@@ -144,7 +37,7 @@ class LiveAllowlist:
 
     Answers ``in``, :meth:`lookup`, :meth:`contains_many`, :meth:`lookup_many`
     and :meth:`explain` from the current compiled :class:`~ipallow.Allowlist`
-    (see the module documentation for how reloads and lifecycle boundaries
+    (see :mod:`ipallow.live` for how reloads and lifecycle boundaries
     are handled).  ``lookup_many`` indices refer to the allowlist that
     answered; to use indices across calls, take ``al = live.current`` once
     and ask ``al``.
@@ -219,9 +112,11 @@ class LiveAllowlist:
         self._format = format
 
         self._path: str | None = None
+        self._file: WatchedFile | None = None
         self.source = source
         if isinstance(source, (str, os.PathLike)):
             self._path = os.fsdecode(os.fspath(source))
+            self._file = WatchedFile(self._path, self._settle)
             self.source = self._path
             static = None
         elif isinstance(source, Registry):
@@ -234,10 +129,6 @@ class LiveAllowlist:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._seen_key: tuple | None = None   # file identity of the last attempt (success or failure)
-        self._seen_content: tuple | None = None   # what that attempt read (see _Pending.content)
-        self._pending: _Pending | None = None     # a changed file waiting to settle
-        self._racy = False
         self.failures = 0
         self.consecutive_failures = 0
         self.reloads = 0
@@ -247,20 +138,18 @@ class LiveAllowlist:
         self.loaded_at: datetime | None = None
 
         if static is not None:
-            self._snap = self._build(static, self._now())
+            self._snap = build_at(static, self._now())
             self._snap.generation = 1
             self.reloads = 1
             self.loaded_at = self._utc(self._now())
         else:
             self._snap = None  # type: ignore[assignment]
-            self._first_load()
+            self._file.wait_for_first(self._first_attempt)
         self._prebuild()
         if poll is not None:
-            self._thread = threading.Thread(
-                target=_run, args=(weakref.ref(self), self._stop, self._wake),
-                name=f"ipallow-live({self.source if self._path else 'registry'})", daemon=True)
-            weakref.finalize(self, _stop_thread, self._stop, self._wake)
-            self._thread.start()
+            self._thread = _poller.start(
+                self, LiveAllowlist._poll_round, self._stop, self._wake,
+                name=f"ipallow-live({self.source if self._path else 'registry'})")
 
     # -- answers --------------------------------------------------------------------
 
@@ -271,14 +160,11 @@ class LiveAllowlist:
             return snap.allowlist
         return self._catch_up(snap, now)
 
-    def _catch_up(self, snap: _Snapshot, now: float) -> Allowlist:
+    def _catch_up(self, snap: TimedList, now: float) -> Allowlist:
         """The clock left the current list's interval: switch to the prebuilt next list."""
         nxt = snap.next
         if nxt is not None and nxt.since <= now < nxt.until:
-            with self._swap_lock:
-                if self._snap is snap:
-                    nxt.generation = snap.generation + 1
-                    self._snap = nxt
+            self._advance(snap, nxt)
             self._wake.set()          # the thread prebuilds the one after
             return nxt.allowlist
         current = self._snap
@@ -369,7 +255,7 @@ class LiveAllowlist:
         changed file was first seen that is not complete yet (None: nothing
         waiting); a value that keeps ageing means a writer that never stops.
         """
-        pending = self._pending
+        pending = self._file.pending if self._file is not None else None
         return {
             "source": self.source,
             "generation": self.generation,
@@ -412,7 +298,7 @@ class LiveAllowlist:
         """
         with self._lock:
             if self._path is None:
-                snap = self._build(self._snap.registry, self._now())
+                snap = build_at(self._snap.registry, self._now())
                 self._swap_in(snap)
             else:
                 self._load_now(guard=not force)
@@ -467,11 +353,7 @@ class LiveAllowlist:
     def _utc(t: float) -> datetime:
         return datetime.fromtimestamp(t, UTC)
 
-    def _build(self, registry: Registry, t: float) -> _Snapshot:
-        allowlist = Allowlist.from_registry(registry, at=t)
-        return _Snapshot(allowlist, registry, registry._prev_boundary_ts(t), registry._next_boundary_ts(t))
-
-    def _swap_in(self, snap: _Snapshot) -> None:
+    def _swap_in(self, snap: TimedList) -> None:
         with self._swap_lock:
             old = self._snap
             snap.generation = (old.generation if old is not None else 0) + 1
@@ -484,165 +366,62 @@ class LiveAllowlist:
             return
         nxt = snap.next
         if nxt is None or not nxt.since <= now < nxt.until:
-            nxt = self._build(snap.registry, now)
+            nxt = build_at(snap.registry, now)
+        self._advance(snap, nxt)
+        log.debug("lifecycle boundary passed: generation %d, %d registrations counting",
+                  self._snap.generation, len(self._snap.allowlist))
+
+    def _advance(self, snap: TimedList, nxt: TimedList) -> None:
+        """A boundary passed: ``nxt`` follows ``snap``, unless another thread moved on already."""
         with self._swap_lock:
             if self._snap is snap:
                 nxt.generation = snap.generation + 1
                 self._snap = nxt
-        log.debug("lifecycle boundary passed: generation %d, %d registrations counting",
-                  self._snap.generation, len(self._snap.allowlist))
 
     def _prebuild(self) -> None:
         snap = self._snap
         if snap.next is None and not math.isinf(snap.until):
-            nxt = self._build(snap.registry, snap.until)
+            nxt = build_at(snap.registry, snap.until)
             snap.next = nxt
 
     # -- the file ----------------------------------------------------------------------
 
-    def _identity(self) -> tuple:
-        """What a poll compares: the file's identity and its checksum file's."""
-        return _stat_key(self._path), _stat_key(self._path + CHECKSUM_SUFFIX)
-
-    def _read(self, key: tuple) -> tuple[bytes, os.stat_result, str | None]:
-        """The file's bytes, its stat and the digest its checksum file declares.
-
-        Raises _Unsettled when the file is not the one ``key`` describes or
-        changed while being read.
-        """
-        fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        try:
-            before = os.fstat(fd)
-            if stat_module.S_ISDIR(before.st_mode):
-                raise IsADirectoryError(21, "is a directory", self._path)
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                raw = handle.read()
-            after = os.fstat(fd)
-        finally:
-            os.close(fd)
-        if (_file_key(before) != _file_key(after) or _file_key(before) != key[0]
-                or len(raw) != before.st_size):
-            raise _Unsettled()
-        return raw, before, _declared_digest(self._path)
-
     def _follow_file(self, *, raise_errors: bool) -> None:
-        """Read the file if it changed; swap it in once it is complete (see the module documentation)."""
-        key = self._identity()
-        if key == self._seen_key and not self._racy and self._pending is None:
+        """Swap in the file once a poll finds it changed and complete (see :mod:`ipallow.live._watch`)."""
+        found = self._file.poll(first_load=self._snap is None, clock=self._now)
+        if found is None:
             return
-        now = _monotonic()
-        pending = self._pending
-        if pending is not None and pending.key == key and now - pending.since < self._settle:
-            return                  # settling: nothing to learn from reading it again yet
-        error: OSError | None = None
-        try:
-            raw, st, declared = self._read(key)
-        except _Unsettled:
-            log.debug("%s changed while being read; looking again on the next poll", self._path)
+        if found.error is not None:
+            self._fail(found.error, raise_errors)
             return
-        except OSError as exc:
-            error, self._racy = exc, False
-            content: tuple = ("error", type(exc).__name__, exc.errno)
-        else:
-            content = (hashlib.sha256(raw).hexdigest(), declared)
-            self._racy = time.time() - st.st_mtime_ns / 1e9 < _RACY_SECONDS
-        if content == self._seen_content:       # touched, or replaced by the same bytes: nothing to do
-            self._seen_key, self._pending = key, None
-            return
-        if pending is None or pending.key != key or pending.content != content:
-            pending = self._pending = _Pending(key, content, now, self._now())
-        settled = now - pending.since >= self._settle
+        self._take(found.raw, guard=True, raise_errors=raise_errors, opened=found.opened)
 
-        if error is not None:
-            # The first load cannot wait for a file that is not there; later ones give a
-            # delete-and-recreate the settle interval before calling it a failure.
-            if settled or self._snap is None:
-                self._tried(key, content)
-                self._fail(error, raise_errors)
-            return
-        opened = None
-        if declared is not None:                # the writer said which bytes are complete
-            if declared != content[0]:
-                if settled:
-                    self._tried(key, content)
-                    self._fail(ReloadRefused(
-                        f"{self._path} does not match its checksum file {self._path}{CHECKSUM_SUFFIX} "
-                        f"(still being written, or a stale checksum); not swapped in"), raise_errors)
-                return
-        elif raw.startswith(snapshot.MAGIC) and not settled:
-            try:                                 # a snapshot whose checksums all verify is complete
-                opened = self._open_snapshot(raw)
-            except Exception:                    # noqa: BLE001 - incomplete so far: let it settle
-                return
-        elif not settled:
-            return
-        self._tried(key, content)
-        self._take(raw, guard=True, raise_errors=raise_errors, opened=opened)
-
-    def _tried(self, key: tuple, content: tuple) -> None:
-        """Remember what was tried, so that it is tried again only when the file changes."""
-        self._seen_key, self._seen_content, self._pending = key, content, None
-
-    def _first_load(self) -> None:
-        """Load the file once it is complete, waiting at most _FIRST_LOAD_SETTLES settle intervals."""
-        patience = _FIRST_LOAD_SETTLES * self._settle + 1.0     # + a file replaced mid-read, settle=0
-        deadline = _monotonic() + patience
-        while True:
-            self._follow_file(raise_errors=True)
-            if self._snap is not None:
-                return
-            now = _monotonic()
-            if now >= deadline:
-                raise OSError(f"{self._path} kept changing for {patience:g} s "
-                              f"(settle={self._settle:g} s); not loaded")
-            pending = self._pending
-            due = pending.since + self._settle if pending is not None else now + min(self._settle, 0.05)
-            _sleep(max(min(due, deadline) - now, 0.001))
+    def _first_attempt(self) -> bool:
+        """One try at the first load (raising what fails); True once a list is serving."""
+        self._follow_file(raise_errors=True)
+        return self._snap is not None
 
     def _load_now(self, *, guard: bool) -> None:
         """reload(): read the file as it is now and swap it in, raising what fails."""
-        key = self._identity()
-        try:
-            raw, st, declared = self._read(key)
-        except _Unsettled:
-            raise OSError(f"{self._path} changed while being read; try again") from None
-        except OSError as exc:
-            self._tried(key, ("error", type(exc).__name__, exc.errno))
-            self._racy = False
-            self._fail(exc, True)
-        content = (hashlib.sha256(raw).hexdigest(), declared)
-        self._tried(key, content)
-        self._racy = time.time() - st.st_mtime_ns / 1e9 < _RACY_SECONDS
-        if declared is not None and declared != content[0]:
-            self._fail(ReloadRefused(f"{self._path} does not match its checksum file "
-                                     f"{self._path}{CHECKSUM_SUFFIX}; not swapped in"), True)
-        self._take(raw, guard=guard, raise_errors=True)
+        found = self._file.read_now()
+        if found.error is not None:
+            self._fail(found.error, True)
+        self._take(found.raw, guard=guard, raise_errors=True)
 
-    def _open_snapshot(self, raw: bytes) -> _Snapshot:
-        """Serve a compiled snapshot from the bytes read (private memory: a later rewrite of the
-        file cannot change or fault it), with every section verified now."""
-        compiled = snapshot.from_buffer(raw, self._path)
-        for name in (*snapshot.LAZY, "data", "lifecycle"):
-            getattr(compiled, name, None)    # verifies the sections lookups do not read eagerly
-        # A plain list's snapshot is right at all times; a registry's serves until its
-        # next boundary, then follows the clock like the CSV.
-        allowlist = Allowlist._from_compiled(compiled)
-        return _Snapshot(allowlist, getattr(allowlist, "_registry", None), *allowlist._window())
-
-    def _take(self, raw: bytes, *, guard: bool, raise_errors: bool, opened: _Snapshot | None = None) -> bool:
+    def _take(self, raw: bytes, *, guard: bool, raise_errors: bool, opened: TimedList | None = None) -> bool:
         """Parse and compile ``raw`` (a complete file) and swap it in; on failure keep the old list."""
         try:
             if not raw.strip():
                 raise ReloadRefused(f"{self._path} is empty ({len(raw)} bytes); not loaded")
             if opened is not None or raw.startswith(snapshot.MAGIC):
-                snap = opened if opened is not None else self._open_snapshot(raw)
+                snap = opened if opened is not None else open_snapshot(raw, self._path)
                 registry = snap.registry          # a registry's snapshot carries its registry
             else:
                 snap = None
                 registry = parse_registry(raw, self._path, format=self._format)
             count = len(registry) if registry is not None else len(snap.allowlist)
             old = self._snap
-            old_count = 0 if old is None else _registrations(old)
+            old_count = 0 if old is None else old.registrations
             if guard and old_count:
                 lost = (old_count - count) / old_count
                 if lost > self._max_loss:
@@ -651,7 +430,7 @@ class LiveAllowlist:
                         f"are serving: {lost:.0%} lost, more than max_loss={self._max_loss:.0%}; "
                         f"not swapped in. reload(force=True) accepts it")
             if registry is not None and (snap is None or not snap.since <= self._now() < snap.until):
-                snap = self._build(registry, self._now())
+                snap = build_at(registry, self._now())
         except Exception as exc:
             return self._fail(exc, raise_errors)
         self._swap_in(snap)
@@ -681,33 +460,19 @@ class LiveAllowlist:
             raise exc
         return False
 
-    def _seconds_to_settle(self) -> float | None:
-        """Until the changed file waiting to settle is due for its confirming read, or None."""
-        pending = self._pending
-        return None if pending is None else pending.since + self._settle - _monotonic()
-
-
-def _run(ref: "weakref.ref[LiveAllowlist]", stop: threading.Event, wake: threading.Event) -> None:
-    """The background thread: check, then sleep until the next poll, boundary or settle, or a wake-up.
-
-    Holds only a weak reference between rounds, so an abandoned LiveAllowlist
-    is collected and its thread ends.
-    """
-    while not stop.is_set():
-        live = ref()
-        if live is None:
-            return
-        wake.clear()
-        timeout = live._poll or 1.0
+    def _poll_round(self) -> float:
+        """One round of the background thread: :meth:`check`; then the seconds until the next
+        poll, lifecycle boundary or settled file, whichever comes first."""
+        timeout = self._poll or 1.0
         try:
-            live.check()
-            remaining = live._snap.until - live._now()
-            settle = live._seconds_to_settle()
+            self.check()
+            remaining = self._snap.until - self._now()
+            settle = self._file.seconds_to_settle() if self._file is not None else None
             if settle is not None:
                 remaining = min(remaining, settle)
             timeout = min(timeout, max(remaining, 0.001))
         except Exception as exc:     # never let the thread die; record and go on
-            live._note_failure(exc)
-            log.exception("ipallow.live: unexpected error while checking %s", live.source)
-        del live
-        wake.wait(timeout)
+            self._note_failure(exc)
+            log.exception("ipallow.live: unexpected error while checking %s", self.source)
+        return timeout
+
