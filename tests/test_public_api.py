@@ -37,3 +37,19 @@ def test_the_names_others_import_are_there(module):
     imported = importlib.import_module(module)
     assert [name for name in IMPORTED[module] if not hasattr(imported, name)] == []
     assert set(imported.__all__) <= set(IMPORTED[module])
+
+
+@pytest.mark.parametrize("module", ["ipallow", "ipallow.snapshot", "ipallow.live", "ipallow.registry",
+                                    "ipallow.dataframe"])
+def test_public_classes_name_a_public_module(module):
+    # Reprs, tracebacks and warning filters (-W error::ipallow.snapshot.NotSharedWarning) show
+    # __module__; a private module there would be a name users cannot rely on.
+    import importlib
+    import inspect
+    package = importlib.import_module(module)
+    for name in getattr(package, "__all__", []):
+        value = getattr(package, name)
+        if inspect.isclass(value) and value.__module__.startswith("ipallow"):
+            assert "._" not in value.__module__ and not value.__module__.startswith("ipallow._"), \
+                (module, name, value.__module__)
+            assert getattr(importlib.import_module(value.__module__), value.__qualname__) is value

@@ -85,3 +85,8 @@ __all__ = [
     "UNPARSEABLE",
     "NULL",
 ]
+
+# Public classes report the package users import them from, not the private module.
+for _public in (Shipment, ColumnMatch, BadRowError):
+    _public.__module__ = __name__
+del _public

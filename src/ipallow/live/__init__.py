@@ -48,3 +48,9 @@ from ipallow.live._watch import CHECKSUM_SUFFIX, ReloadRefused
 from ipallow.live._live import LiveAllowlist
 
 __all__ = ["LiveAllowlist", "ReloadRefused"]
+
+# Public classes report the package users import them from (reprs, tracebacks, pickles), not
+# the private module that defines them.
+for _public in (LiveAllowlist, ReloadRefused):
+    _public.__module__ = __name__
+del _public

@@ -39,3 +39,9 @@ __all__ = [
     "load_registry", "parse_registry", "to_timestamp", "id_key",
     "STATUSES", "CATEGORIES",
 ]
+
+# Public classes report the package users import them from (reprs, tracebacks, pickles), not
+# the private module that defines them.
+for _public in (Registration, Registry, Standing, Explanation, FrozenMap):
+    _public.__module__ = __name__
+del _public

@@ -39,6 +39,8 @@ except ImportError:              # pragma: no cover - Windows
 class NotSharedWarning(RuntimeWarning):
     """``share=True`` could not be honoured safely; the snapshot was read into private memory."""
 
+    __module__ = "ipallow.snapshot"     # where users name it: -W error::ipallow.snapshot.NotSharedWarning
+
 
 #: The signal the kernel sends when a writer opens a leased snapshot (F_SETSIG).
 LEASE_SIGNAL = getattr(signal, "SIGRTMIN", 0) + 6 if hasattr(signal, "SIGRTMIN") else None
