@@ -9,6 +9,7 @@ Environment switches:
 import os
 import platform
 import sys
+from glob import glob
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -38,10 +39,15 @@ directives = {
     "cdivision": True,
 }
 
+# The core is one module: _trie.pyx includes the .pxi files and, through _core.pxd, the C
+# headers in include/.  Listing them as dependencies makes an edit to any of them rebuild it.
+CORE = "src/ipallow"
 extensions = [
     Extension(
         "ipallow._trie",
-        ["src/ipallow/_trie.pyx"],
+        [f"{CORE}/_trie.pyx"],
+        include_dirs=[f"{CORE}/include"],
+        depends=sorted(glob(f"{CORE}/include/*.h") + glob(f"{CORE}/*.pxi") + glob(f"{CORE}/*.pxd")),
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )

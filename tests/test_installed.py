@@ -26,6 +26,7 @@ def test_the_package_under_test_is_the_installed_wheel():
     assert "py.typed" in shipped and "_trie.pyi" in shipped and "sample.csv" in os.listdir(package / "data")
     # The wheel carries the compiled module, not its sources.
     assert not {n for n in shipped if n.endswith((".pyx", ".c", ".pxd", ".pxi"))}, shipped
+    assert "include" not in shipped, "the core's C headers are build inputs, not package data"
 
 
 def test_version_is_the_one_in_the_metadata():

@@ -1,0 +1,99 @@
+/* Text scanning the exact parsers (_parse.pxi) lean on: a hex digit table and a
+   branch-free dotted-quad reader, SSE2 or scalar. */
+#ifndef IPALLOW_PARSE_H
+#define IPALLOW_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* Hex digit values, -1 for anything else: one load instead of three range
+   tests whose branches mispredict on random IPv6 text.  Filled once when the
+   module is imported. */
+static signed char ipallow_hex[256];
+
+static inline void ipallow_hex_init(void) {
+    int i;
+    for (i = 0; i < 256; i++) ipallow_hex[i] = -1;
+    for (i = 0; i < 10; i++) ipallow_hex['0' + i] = (signed char)i;
+    for (i = 0; i < 6; i++) {
+        ipallow_hex['a' + i] = (signed char)(10 + i);
+        ipallow_hex['A' + i] = (signed char)(10 + i);
+    }
+}
+
+/* Index of the lowest set bit of a nonzero word. */
+static inline int ipallow_ctz32(uint32_t m) {
+    return __builtin_ctz(m);
+}
+
+/* Bit k of *dots / *nondigit: b[k] is '.' / not a decimal digit, for the 16 bytes of b. */
+static inline void ipallow_classify16(const unsigned char* b, uint32_t* dots, uint32_t* nondigit) {
+#if defined(__SSE2__)
+    __m128i x = _mm_loadu_si128((const __m128i*)b);
+    __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
+    *dots = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('.')));
+    *nondigit = (uint32_t)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(10)), _mm_set1_epi8(10)));
+#else
+    uint32_t dot_bits = 0, nondigit_bits = 0;
+    int k;
+    for (k = 0; k < 16; k++) {
+        dot_bits |= (uint32_t)(b[k] == '.') << k;
+        nondigit_bits |= (uint32_t)((unsigned char)(b[k] - '0') > 9) << k;
+    }
+    *dots = dot_bits;
+    *nondigit = nondigit_bits;
+#endif
+}
+
+static const unsigned char ipallow_w100[16] = {0, 1, 10, 100};
+static const unsigned char ipallow_w10[16] = {0, 0, 1, 10};
+static const unsigned char ipallow_w1[16] = {0, 0, 0, 1};
+
+/* A valid dotted quad in s[0:n], found without a data-dependent branch (octets
+   of 1-3 digits at random make a digit-by-digit parser mispredict about once an
+   octet).  Returns 4 and the address, or 0 for *anything* else, valid or not:
+   the caller then runs the exact parser, which owns every error message.
+   Reads s[0:n] only. */
+static inline int ipallow_parse_ipv4_fast(const char* s, ptrdiff_t n, uint32_t* out) {
+    unsigned char b[24];
+    uint32_t dots, nondigit, valid, m, value = 0, ok = 1;
+    int k, start = 0, end;
+    if (n < 7 || n > 15) return 0;
+    memset(b, 0, sizeof b);
+    memcpy(b, s, 4);                       /* two overlapping copies: exactly n bytes */
+    memcpy(b + n - 4, s + n - 4, 4);
+    if (n > 8) {
+        memcpy(b, s, 8);
+        memcpy(b + n - 8, s + n - 8, 8);
+    }
+    ipallow_classify16(b, &dots, &nondigit);
+    valid = (1u << n) - 1;
+    m = dots & valid;
+    m = m & (m - 1);
+    m = m & (m - 1);                       /* two dots cleared: exactly one must remain */
+    if ((nondigit & ~dots & valid) || m == 0 || (m & (m - 1))) return 0;
+    m = (dots & valid) | (1u << n);        /* the end of every octet */
+    for (k = 0; k < 4; k++) {
+        unsigned len, a, v;
+        end = ipallow_ctz32(m);
+        m &= m - 1;
+        len = (unsigned)(end - start);
+        a = (unsigned)(b[start] - '0');
+        v = a * ipallow_w100[len & 15]
+            + (unsigned)(unsigned char)(b[start + 1] - '0') * ipallow_w10[len & 15]
+            + (unsigned)(unsigned char)(b[start + 2] - '0') * ipallow_w1[len & 15];
+        ok &= (len - 1u <= 2u) & (v <= 255u) & !(a == 0 && len > 1);
+        value = (value << 8) | (v & 255u);
+        start = end + 1;
+    }
+    if (!ok) return 0;
+    *out = value;
+    return 4;
+}
+
+#endif
