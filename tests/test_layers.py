@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("registry files", {"registry._rows", "registry._io", "registry"}),
     ("loader", {"loaders"}),
     ("algebra", {"setops"}),              # below the facade: Allowlist's operators call it
-    ("mmdb", {"mmdb._encode", "mmdb._tree", "mmdb._where", "mmdb"}),   # Allowlist.export_mmdb / from_mmdb
+    ("mmdb", {"mmdb._encode", "mmdb._decode", "mmdb._tree", "mmdb._where", "mmdb"}),   # Allowlist.export_mmdb / from_mmdb
     ("facade", {"allowlist"}),
     ("features", {"live", "diff", "export", "dataframe._dask", "dataframe._public", "dataframe", "synth",
                   # ipallow.bench: its defaults, the prefix table, queries, peers, agreement, timing, the run, the plot

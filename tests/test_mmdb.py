@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from datetime import date
 import os
 import random
 import re
@@ -283,7 +284,7 @@ def test_export_command_writes_the_registry(tmp_path):
     result = run("export", "--format", "mmdb", "-o", out, "--json", ipallow.SAMPLE_LIST, "--at", "2026-01-01")
     summary = json.loads(result.stderr)
     assert summary["format"] == "mmdb" and summary["written"] and summary["mmdb"]["ip_version"] == 6
-    allowlist = Allowlist.from_registry(ipallow.SAMPLE_LIST, at="2026-01-01")
+    allowlist = Allowlist.from_registry(ipallow.SAMPLE_LIST, at=date(2026, 1, 1))
     with maxminddb.open_database(str(out), MODES[-1]) as reader:
         for address in boundary_addresses(allowlist):
             assert (reader.get(address) or {}).get("id") == (

@@ -80,10 +80,10 @@ class _Compiler:
             return self.path(node.value) + [node.attr]
         if isinstance(node, ast.Subscript):
             key = node.slice
-            if not (isinstance(key, ast.Constant) and isinstance(key.value, (str, int))
-                    and not isinstance(key.value, bool)):
+            step = self.literal(key) if isinstance(key, (ast.Constant, ast.UnaryOp)) else None
+            if not isinstance(step, (str, int)) or isinstance(step, bool):
                 self.fail(key, "a field subscript must be a string key or an integer index")
-            return self.path(node.value) + [key.value]
+            return self.path(node.value) + [step]
         self.fail(node, f"expected a field name, not {_describe(node)}")
 
     def operand(self, node: ast.AST) -> Callable[[Any], Any]:
