@@ -586,6 +586,7 @@ class Allowlist(_trie.Index):
             OSError: the file cannot be written (nothing is replaced then).
         """
         from ipallow import _output, mmdb
+        os.fspath(path)                  # a wrong type fails before the work
         data, summary = mmdb.to_bytes(self._compiled, family=family, description=description,
                                       build_epoch=build_epoch)
         _output.write_bytes(path, data)

@@ -168,9 +168,8 @@ def leaves(left: np.ndarray, right: np.ndarray, node_count: int, ip_version: int
     network iteration skips them, so each network appears once.
 
     Raises:
-        ValueError: a record points past the tree yet below the data section
-            boundary... is left to the data reader; a tree deeper than the address
-            or one whose nodes are shared so widely it cannot be a tree.
+        ValueError: a tree deeper than the address, or one whose nodes are shared so
+            widely it cannot be a tree.  (Data pointers are checked by the decoder.)
     """
     bits = 128 if ip_version == 6 else 32
     start_v4 = ipv4_start(left, node_count, ip_version)
