@@ -301,3 +301,29 @@ def test_export_command_guards_and_stdout(tmp_path):
     to_stdout = subprocess.run([IPALLOW, "export", "--format", "mmdb", "-q", ipallow.SAMPLE_LIST],
                                capture_output=True, timeout=120)
     assert to_stdout.returncode == 0 and to_stdout.stdout.rfind(b"\xab\xcd\xefMaxMind.com") > 0
+
+
+def test_damaged_files_fail_cleanly(tmp_path):
+    """Seeded byte flips and truncations of an exported file: read, or a ValueError -- never
+    another exception (IndexError, struct.error, RecursionError...)."""
+    allowlist = Allowlist(nested_table(3, count=40))
+    good = tmp_path / "good.mmdb"
+    allowlist.export_mmdb(good)
+    original = good.read_bytes()
+    rng = random.Random(17)
+    bad = tmp_path / "bad.mmdb"
+    outcomes = {"read": 0, "refused": 0}
+    for trial in range(120):
+        data = bytearray(original)
+        if trial % 3 == 0:
+            data = data[:rng.randrange(len(data))]
+        else:
+            for _ in range(rng.randint(1, 8)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        bad.write_bytes(bytes(data))
+        try:
+            Allowlist.from_mmdb(bad)
+            outcomes["read"] += 1
+        except ValueError:
+            outcomes["refused"] += 1
+    assert outcomes["read"] and outcomes["refused"]

@@ -217,13 +217,10 @@ def read(path: str | os.PathLike, where: Callable[[Any], Any] | None = None):
     decoder = _decode.Decoder(buffer, tree_size + 16, source)
     records = []
     keep_record = np.empty(len(distinct), dtype=bool)
-    try:
-        for i, pointer in enumerate((distinct - (node_count + 16)).tolist()):
-            value = decoder.value(pointer)
-            records.append(value)
-            keep_record[i] = True if where is None else bool(where(value))
-    except RecursionError:
-        raise _decode.FormatError(f"{source}: data nested too deeply (or pointing in a cycle)") from None
+    for i, pointer in enumerate((distinct - (node_count + 16)).tolist()):
+        value = decoder.record(pointer)
+        records.append(value)
+        keep_record[i] = True if where is None else bool(where(value))
     keep = keep_record[inverse.reshape(-1)]
     version, hi, lo, plen, which = _networks(hi[keep], lo[keep], depth[keep], inverse.reshape(-1)[keep],
                                              ip_version)

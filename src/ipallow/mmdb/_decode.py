@@ -48,6 +48,19 @@ class Decoder:
         """The value at ``offset`` (relative to the data section)."""
         return self._decode(self.start + offset)[0]
 
+    def record(self, offset: int) -> Any:
+        """:meth:`value`, with a damaged file's every failure a :class:`FormatError`."""
+        try:
+            return self._decode(self.start + offset)[0]
+        except FormatError:
+            raise
+        except RecursionError:
+            self.fail(offset, "data nested too deeply, or pointers in a cycle")
+        except (IndexError, struct.error):
+            self.fail(offset, "a value runs past the end of the file")
+        except TypeError as exc:                     # a map or an array as a map key
+            self.fail(offset, f"a map key that is not a string ({exc})")
+
     def _size(self, position: int, size: int) -> tuple[int, int]:
         b = self.buffer
         if size < 29:
@@ -150,7 +163,7 @@ def metadata(buffer: bytes, source: str) -> dict:
     if at < 0:
         raise FormatError(f"{source}: not a MaxMind DB (no metadata marker)")
     start = at + len(METADATA_MARKER)
-    meta = Decoder(buffer, start, source).value(0)
+    meta = Decoder(buffer, start, source).record(0)
     if not isinstance(meta, dict):
         raise FormatError(f"{source}: the metadata is not a map")
     for key in ("node_count", "record_size", "ip_version"):
