@@ -61,6 +61,74 @@ class Decoder:
         except TypeError as exc:                     # a map or an array as a map key
             self.fail(offset, f"a map key that is not a string ({exc})")
 
+    def fields(self, offset: int, wanted: frozenset) -> Any:
+        """The record at ``offset`` with only its top-level ``wanted`` fields decoded: what a
+        ``--where`` expression reads.  The other values are stepped over, not built.  A
+        record that is not a map is decoded whole."""
+        try:
+            b = self.buffer
+            position = self.start + offset
+            control = b[position]
+            if control >> 5 == 1:                          # the record itself shared
+                target, _ = _target(b, control, position) if control & 0x18 != 0x18 else \
+                    (int.from_bytes(b[position + 1:position + 5], "big"), 0)
+                position = self.start + target
+                control = b[position]
+            if control >> 5 != 7:
+                return self.record(position - self.start)
+            size, position = self._size(position + 1, control & 0x1F)
+            result = {}
+            shared, missing = self._shared, self
+            for _ in range(size):
+                control = b[position]
+                key = missing
+                if control >> 5 == 1 and control & 0x18 != 0x18:     # keys: shared strings
+                    target, after = _target(b, control, position)
+                    key = shared.get(target, missing)
+                    if key is not missing:
+                        position = after
+                if key is missing:
+                    key, position = self._decode(position)
+                if key in wanted:
+                    result[key], position = self._decode(position)
+                else:
+                    position = self._skip(position)
+            return result
+        except FormatError:
+            raise
+        except RecursionError:
+            self.fail(offset, "data nested too deeply, or pointers in a cycle")
+        except (IndexError, struct.error):
+            self.fail(offset, "a value runs past the end of the file")
+        except TypeError as exc:
+            self.fail(offset, f"a map key that is not a string ({exc})")
+
+    def _skip(self, position: int) -> int:
+        """The position after the field at ``position``, building nothing."""
+        b = self.buffer
+        control = b[position]
+        kind = control >> 5
+        if kind == 1:
+            return position + 2 + ((control >> 3) & 3)
+        position += 1
+        if kind == 0:
+            kind = 7 + b[position]
+            position += 1
+        size, position = self._size(position, control & 0x1F)
+        if kind == 7:
+            for _ in range(2 * size):
+                position = self._skip(position)
+            return position
+        if kind == 11:
+            for _ in range(size):
+                position = self._skip(position)
+            return position
+        if kind == 14:                      # a boolean's value is its size: no payload
+            return position
+        if position > len(b):
+            raise IndexError("past the end")
+        return position + size
+
     def _size(self, position: int, size: int) -> tuple[int, int]:
         b = self.buffer
         if size < 29:

@@ -56,6 +56,7 @@ def _lookup(value: Any, step: Any) -> Any:
 class _Compiler:
     def __init__(self, expression: str) -> None:
         self.expression = expression
+        self.fields: set[str] = set()       # the top-level fields the expression reads
 
     def fail(self, node: ast.AST, message: str):
         raise WhereError(self.expression, getattr(node, "col_offset", 0) + 1, message)
@@ -89,6 +90,7 @@ class _Compiler:
     def operand(self, node: ast.AST) -> Callable[[Any], Any]:
         if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript)):
             steps = self.path(node)
+            self.fields.add(steps[0])
 
             def field(record: Any) -> Any:
                 value = record
@@ -165,4 +167,8 @@ def where(expression: str) -> Callable[[Any], bool]:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as exc:
         raise WhereError(expression.strip(), max(exc.offset or 1, 1), f"syntax error: {exc.msg}") from None
-    return _Compiler(expression.strip()).test(tree.body)
+    compiler = _Compiler(expression.strip())
+    predicate = compiler.test(tree.body)
+    # Readers may decode only these fields of each record before asking (see mmdb.read).
+    predicate.fields = frozenset(compiler.fields)           # type: ignore[attr-defined]
+    return predicate
