@@ -25,11 +25,11 @@ import numpy as np
 from ipallow.mmdb import _decode, _encode, _tree
 from ipallow.mmdb._decode import FormatError
 from ipallow.mmdb._encode import METADATA_MARKER
-from ipallow.registry import Registration
 from ipallow.mmdb._where import WhereError, where
+from ipallow.registry import Registration
 
-__all__ = ["to_bytes", "read", "where", "WhereError", "FormatError", "record_of", "DATABASE_TYPE", "RECORD_FIELDS",
-           "METADATA_MARKER"]
+__all__ = ["to_bytes", "read", "where", "WhereError", "FormatError", "record_of", "DATABASE_TYPE",
+           "RECORD_FIELDS", "METADATA_MARKER"]
 
 #: ``database_type`` of the files ipallow writes (nginx and the readers ignore it).
 DATABASE_TYPE = "ipallow-allowlist"
