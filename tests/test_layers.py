@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("registry files", {"registry._rows", "registry._io", "registry"}),
     ("loader", {"loaders"}),
     ("algebra", {"setops"}),              # below the facade: Allowlist's operators call it
+    ("mmdb", {"mmdb._encode", "mmdb._decode", "mmdb._tree", "mmdb._where", "mmdb"}),   # Allowlist.export_mmdb / from_mmdb
     ("facade", {"allowlist"}),
     # ipallow.live: the timed list, the watched file, the thread, then the serving object
     ("live parts", {"live._timed", "live._watch", "live._poller"}),

@@ -203,6 +203,8 @@ METHOD_NONE_CALLS = {
     "union": lambda al: al.union(None),
     "intersection": lambda al: al.intersection(None),
     "difference": lambda al: al.difference(None),
+    "export_mmdb": lambda al: al.export_mmdb(None),
+    "from_mmdb": lambda al: al.from_mmdb(None),
 }
 DUNDER_NONE_CALLS = {
     "__contains__": lambda al: None in al,

@@ -145,6 +145,29 @@ class Allowlist(_trie.Index):
         self._registry_at = t
         return self
 
+    @classmethod
+    def from_mmdb(cls, path: str | os.PathLike, where: Any = None) -> "Allowlist":
+        """Every network of a MaxMind DB (``.mmdb``) whose record matches ``where``.
+
+        One registration per network, the record (a dict) as its data; IPv4
+        networks of an IPv6 database are IPv4 networks.  See docs/mmdb.md.
+
+        Arguments:
+            where: a callable taking a record (true: keep its networks), a
+                ``--where`` expression such as ``'country.iso_code == "PK"'``
+                (see :func:`ipallow.mmdb.where`), or None for every network.
+
+        Raises:
+            TypeError: ``where`` is neither callable, str nor None.
+            WhereError: a bad expression (a ``ValueError`` naming the column).
+            ValueError: the file is not a valid MaxMind DB.
+            OSError: the file cannot be read.
+        """
+        from ipallow import mmdb
+        if isinstance(where, str):
+            where = mmdb.where(where)
+        return cls._from_compiled(mmdb.read(path, where))
+
     # -- lifecycle: a registry's allowlist is right between two boundaries ----------
 
     def __getattr__(self, name: str) -> Any:
@@ -544,6 +567,30 @@ class Allowlist(_trie.Index):
             return None
         from ipallow.registry import encode_lifecycle
         return encode_lifecycle(registry, self._registry_at, self._compiled.data or ())
+
+    def export_mmdb(self, path: str | os.PathLike, *, family: str = "inet", description: str | None = None,
+                    build_epoch: int | None = None) -> dict:
+        """Write the registrations as a MaxMind DB (``.mmdb``) for nginx's geoip2 module and
+        every MaxMind reader; returns a summary (``node_count``, ``record_size``, ...).
+
+        Each address answers with the record of the registration :meth:`lookup`
+        returns (longest match, exactly): ``id``, ``owner``, ``category``,
+        ``status``, ``expires_at`` for a registry, the columns of a CSV list
+        (see :func:`ipallow.mmdb.record_of`).  ``family="inet"``: IPv4 and IPv6 in
+        one file, IPv4 under ``::/96`` and ``::ffff:0:0/96``; ``"ip"`` / ``"ip6"``:
+        one family.  The file is replaced atomically, as :meth:`save` does.
+        See docs/mmdb.md.
+
+        Raises:
+            TypeError / ValueError: registration data with no MaxMind DB form; a bad ``family``.
+            OSError: the file cannot be written (nothing is replaced then).
+        """
+        from ipallow import _output, mmdb
+        os.fspath(path)                  # a wrong type fails before the work
+        data, summary = mmdb.to_bytes(self._compiled, family=family, description=description,
+                                      build_epoch=build_epoch)
+        _output.write_bytes(path, data)
+        return summary
 
     @property
     def shared(self) -> bool:

@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from ipallow import _output
-from ipallow.commands import EXIT_OK
+from ipallow.commands import EXIT_ERROR, EXIT_OK
 
 EXAMPLES = """\
 examples:
@@ -21,6 +21,15 @@ examples:
   ipallow compile registered.csv -o - | ssh gw 'cat > /srv/registered.ipallow'   # report on stderr
   ipallow check --list registered.ipallow 203.0.113.9     # every command takes snapshots
   python -c 'import ipallow; al = ipallow.load("registered.ipallow")'
+  ipallow compile --from-mmdb GeoLite2-ASN.mmdb --where 'autonomous_system_number in {17557, 38193}' -o asn.ipallow
+  ipallow compile --from-mmdb GeoLite2-City.mmdb --where 'country.iso_code == "PK"' -o pk.ipallow
+
+--from-mmdb FILE --where EXPR: every network of a MaxMind DB whose record matches EXPR,
+one registration per network with the record as its data (IPv4 networks of an IPv6
+database are IPv4). EXPR is a small safe language (no Python is run): fields with
+. and [..] (country.iso_code, subdivisions[0].iso_code, names["zh-CN"]); string,
+number, True/False/None literals and {sets}; == != < <= > >= in, not in; and, or, not;
+a field the record lacks is None. Without --where every network is kept. See docs/mmdb.md.
 
 a registry compiles to the registrations that count at --at (default: now); a snapshot
 has no lifecycle, so compile it again when registrations start or end.
@@ -56,8 +65,15 @@ def _save(allowlist, output: str) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from ipallow.commands._common import load_source
-    from ipallow.commands._lifecycle import format_instant
     from ipallow.commands._progress import Progress
+    if (args.list is None) == (args.from_mmdb is None):
+        print("ipallow compile: give either LIST or --from-mmdb FILE", file=sys.stderr)
+        return EXIT_ERROR
+    if args.where is not None and args.from_mmdb is None:
+        print("ipallow compile: --where goes with --from-mmdb FILE", file=sys.stderr)
+        return EXIT_ERROR
+    if args.from_mmdb is not None:
+        return _compile_mmdb(args)
     started = time.perf_counter()
     with Progress(f"compiling {args.list}") as bar:
         # A registry compiles what counts at --at (default now) and keeps its
@@ -72,10 +88,38 @@ def cmd_compile(args: argparse.Namespace) -> int:
         bar.label = f"writing {args.output}"
         size = _save(allowlist, args.output)
     saved = time.perf_counter()
+    _report(args, args.list, allowlist, size, started, compiled, saved)
+    return EXIT_OK
+
+
+def _compile_mmdb(args: argparse.Namespace) -> int:
+    from ipallow import Allowlist, mmdb
+    from ipallow.commands._progress import Progress
+    try:
+        predicate = mmdb.where(args.where) if args.where is not None else None
+    except mmdb.WhereError as exc:
+        print(f"ipallow compile: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    started = time.perf_counter()
+    with Progress(f"reading {args.from_mmdb}") as bar:
+        try:
+            allowlist = Allowlist.from_mmdb(args.from_mmdb, where=predicate)
+        except (mmdb.FormatError, OSError) as exc:
+            print(f"ipallow compile: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        compiled = time.perf_counter()
+        bar.label = f"writing {args.output}"
+        size = _save(allowlist, args.output)
+    _report(args, args.from_mmdb, allowlist, size, started, compiled, time.perf_counter())
+    return EXIT_OK
+
+
+def _report(args, source, allowlist, size, started, compiled, saved) -> None:
+    from ipallow.commands._lifecycle import format_instant
     evaluated = getattr(allowlist, "_registry_at", None)
     # With -o - the snapshot is stdout: the report goes to stderr.
     report_stream = sys.stderr if args.output == "-" else sys.stdout
-    report = {"list": args.list, "output": args.output, "registrations": len(allowlist),
+    report = {"list": source, "output": args.output, "registrations": len(allowlist),
               "prefixes": allowlist.prefix_count, "bytes": size,
               "evaluated_at": format_instant(evaluated) if evaluated is not None else None,
               "compile_seconds": round(compiled - started, 4),
@@ -88,7 +132,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"{args.output}: {len(allowlist):,} registrations{when}, {counts[4]:,} IPv4 and "
               f"{counts[6]:,} IPv6 prefixes, {report['bytes']:,} bytes "
               f"(compiled in {report['compile_seconds']:.3f} s)", file=report_stream)
-    return EXIT_OK
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -99,7 +142,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "half a file.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     from ipallow.commands._common import AT_HELP, add_list_format_argument, parse_at_argument
-    parser.add_argument("list", metavar="LIST", help="list, registry or snapshot file; - for stdin")
+    parser.add_argument("list", metavar="LIST", nargs="?",
+                        help="list, registry or snapshot file; - for stdin (or --from-mmdb)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="snapshot to write (- for stdout); see below for what FILE may be")
     add_list_format_argument(parser)
@@ -108,5 +152,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                                        "commands judge it again at any other instant")
     parser.add_argument("--no-strict", action="store_true",
                         help="clear host bits in CIDRs instead of rejecting them")
+    parser.add_argument("--from-mmdb", metavar="FILE",
+                        help="compile the networks of a MaxMind DB (.mmdb) instead of a LIST")
+    parser.add_argument("--where", metavar="EXPR",
+                        help="with --from-mmdb: keep the networks whose record matches EXPR "
+                             "(e.g. 'country.iso_code == \"PK\"'; see below)")
     parser.add_argument("--json", action="store_true", help="report as one JSON object")
     parser.set_defaults(handler=cmd_compile)

@@ -1,4 +1,5 @@
-"""`ipallow export`: the registered ranges as a minimal CIDR list, an nftables set or an ipset script."""
+"""`ipallow export`: the registered ranges as a minimal CIDR list, an nftables set, an ipset script
+or a MaxMind DB."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ examples:
   ipallow export --format cidr registered.txt          # aggregated plain list, IPv4 first
   ipallow export --format nft --previous /etc/nft/pta.nft registry.jsonl > pta.nft.new
   ipallow export --format nft --allow-empty -o /etc/nft/pta.nft retired.csv   # an empty set, on purpose
+  ipallow export --format mmdb -o /etc/nginx/allow.mmdb registry.jsonl   # nginx geoip2, HAProxy, Envoy...
 
 what is written:
   The registered ranges are merged (overlapping, nested, duplicate and adjacent
@@ -37,6 +39,10 @@ what is written:
          with NAME, destroys NAME.tmp: the live set is never empty or half-filled.
          A /0 is written as two /1 (hash:net cannot hold a /0).
   cidr   one CIDR per line, IPv4 first.
+  mmdb   a MaxMind DB (not aggregated: each address answers with the record of the
+         registration that ipallow's lookup returns -- id, owner, category, status,
+         expires_at for a registry, the columns of a CSV list); IPv4 under ::/96 and
+         ::ffff:0:0/96 of an IPv6 database (--family ip: an IPv4 database). See docs/mmdb.md.
   With --family inet (the default) nft and ipset get two sets, NAME_v4 and NAME_v6;
   with ip or ip6 one set called NAME and the other family is left out (said on stderr).
 
@@ -47,7 +53,7 @@ guards (nothing is written when one refuses; exit 1 with the counts):
   loss      an export that drops more than --max-loss (default 50%) of the addresses
             of the previous export, in either family, is refused. The previous
             export is --previous FILE, else the -o FILE being replaced when it reads
-            as an export (nft, ipset or cidr); a truncated or half-written registry
+            as an export (nft, ipset, cidr or mmdb); a truncated or half-written registry
             is the usual cause. --force skips both checks.
 
 -o FILE:
@@ -98,22 +104,34 @@ def _previous_export(args: argparse.Namespace) -> tuple[str | None, dict | None]
     An -o FILE that does not read as an export (another kind of file, or one
     written by hand) is not compared with; that is said on stderr.
     """
-    from ipallow import export
     if args.previous is not None:
-        return args.previous, export.read_export(args.previous)     # unreadable: an error (exit 2)
+        return args.previous, _read_previous(args.previous)     # unreadable: an error (exit 2)
     if args.force or args.output in (None, "-"):
         return None, None
     target, st, through = _output.resolve(args.output)
     if st is None or through or st.st_size == 0:
         return None, None
     try:
-        return args.output, export.read_export(target)
-    except (ParseError, OSError) as exc:
+        return args.output, _read_previous(target)
+    except (ParseError, ValueError, OSError) as exc:
         if not args.quiet:
             first = str(exc).splitlines()[-1] if isinstance(exc, ParseError) else str(exc)
             print(f"ipallow export: not compared with {args.output}: it does not read as an "
                   f"earlier export ({first})", file=sys.stderr)
         return None, None
+
+
+def _read_previous(path: str) -> dict:
+    """The aggregated prefixes of an earlier export: a MaxMind DB, or an nft, ipset or cidr file."""
+    from ipallow import export, mmdb
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        handle.seek(max(0, handle.tell() - 128 * 1024))
+        tail = handle.read()
+    if mmdb.METADATA_MARKER not in tail:
+        return export.read_export(path)
+    c = mmdb.read(path)
+    return export.aggregate(c.version, c.hi, c.lo, c.prefixlen)
 
 
 def _refusal(args, loaded, agg, versions, previous_name, previous) -> str | None:
@@ -183,6 +201,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                f"{plural(len(allowlist), 'registration')} -> "
                + ", ".join(f"{plural(len(agg[v]), f'IPv{v} CIDR')}" for v in versions)
                + " (aggregated)"]
+    if args.format == "mmdb":
+        return _write_mmdb(args, allowlist, agg, versions, source, previous_name, previous)
     with output_file(args.output) as out:
         if args.format == "nft":
             export.write_nft(out, agg, table=args.table, name=args.name, family=args.family,
@@ -221,16 +241,57 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _write_mmdb(args, allowlist, agg, versions, source, previous_name, previous) -> int:
+    from ipallow import export, mmdb
+    if args.output in (None, "-") and sys.stdout.isatty():
+        print("ipallow export: refusing to write a binary MaxMind DB to a terminal: use -o FILE "
+              "(or redirect stdout)", file=sys.stderr)
+        return EXIT_ERROR
+    description = (f"ipallow {ipallow.__version__} export of {source}: "
+                   f"{plural(len(allowlist), 'registration')}")
+    try:
+        with Progress("writing the MaxMind DB"):
+            data, info = mmdb.to_bytes(allowlist.compiled, family=args.family, description=description)
+    except (TypeError, ValueError) as exc:
+        print(f"ipallow export: {display_name(args.file)}: cannot be written as a MaxMind DB: {exc}",
+              file=sys.stderr)
+        return EXIT_ERROR
+    with output_file(args.output, binary=True) as out:
+        out.write(data)
+        out.flush()
+    summary = {
+        "file": source, "format": "mmdb", "family": args.family,
+        "registrations": len(allowlist),
+        "cidrs": {f"ipv{v}": len(agg[v]) for v in versions},
+        "addresses": {f"ipv{v}": str(export.address_count(agg[v])) for v in versions},
+        "output": args.output or "-", "written": True,
+        "previous": _previous_summary(previous_name, previous, agg, versions),
+        "mmdb": info,
+    }
+    if args.json:
+        print_json(summary, sys.stderr)
+    elif not args.quiet:
+        where = f" to {args.output}" if args.output and args.output != "-" else ""
+        left_out = (f"; left out {plural(info['left_out'], 'IPv6 prefix', 'IPv6 prefixes')} inside "
+                    f"::/96 or ::ffff:0:0/96 (the IPv4 space of a MaxMind DB)" if info["left_out"] else "")
+        print(f"ipallow export: {plural(len(allowlist), 'registration')} -> MaxMind DB "
+              f"(IPv{info['ip_version']}, {info['node_count']:,} nodes, {info['bytes']:,} bytes){where}"
+              f"{left_out}", file=sys.stderr)
+    return EXIT_OK
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     parser = add_parser(
         commands, "export",
-        help="write the registered ranges as an nftables set, an ipset script or a CIDR list",
+        help="write the registered ranges as an nftables set, an ipset script, a CIDR list or a MaxMind DB",
         description="Aggregate the registered ranges into the minimal CIDR list covering exactly "
-                    "the same addresses, and write it for nftables, ipset or as plain text.",
+                    "the same addresses, and write it for nftables, ipset or as plain text; or write "
+                    "the registrations as a MaxMind DB (nginx geoip2 and every MaxMind reader).",
         examples=EXAMPLES)
     parser.add_argument("file", metavar="FILE", help="list, registry or snapshot; - for stdin")
-    parser.add_argument("--format", required=True, choices=("nft", "ipset", "cidr"),
-                        help="nft: 'nft -f' file; ipset: 'ipset restore' script; cidr: plain list")
+    parser.add_argument("--format", required=True, choices=("nft", "ipset", "cidr", "mmdb"),
+                        help="nft: 'nft -f' file; ipset: 'ipset restore' script; cidr: plain list; "
+                             "mmdb: MaxMind DB")
     parser.add_argument("--family", choices=FAMILY_CHOICES, default="inet",
                         help="inet: IPv4 and IPv6 (default); ip: IPv4 only; ip6: IPv6 only. "
                              "For nft also the table family")
