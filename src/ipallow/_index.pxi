@@ -55,7 +55,7 @@ cdef class Index:
         if self._arrays is None or self.answers is not None:
             raise RuntimeError("set the tables, then the answers, once")
         answers = Answers(prefixlen, data, cache)
-        if answers.n_prefixes != self.n_prefixes:
+        if len(prefixlen) != self.n_prefixes:
             raise ValueError("prefixlen must have one row per prefix")
         self.answers = answers
 

@@ -40,33 +40,46 @@ cdef inline uint64_t high_bits(int bits) noexcept nogil:
     return (<uint64_t>0xFFFFFFFFFFFFFFFF) << (64 - bits)
 
 
-cdef class Answers:
-    """What a single lookup answers with beyond the tables: each prefix row's length,
-    the registrations' data and the allowlist's network cache.  Immutable once made."""
+cdef class PrefixRows:
+    """Each prefix row's length and the allowlist's cache of ``ipaddress`` networks: what
+    a Match needs to make its network later (and all it keeps, beside its own fields)."""
     cdef const uint8_t* prefixlen
     cdef object _prefixlen       # keeps the buffer behind ``prefixlen`` alive
     cdef Py_ssize_t n_prefixes
-    cdef object data             # sequence indexed by registration, or None
-    cdef bint data_is_list
     cdef dict cache
 
-    def __cinit__(self, prefixlen, data, dict cache not None):
+    def __cinit__(self, prefixlen, dict cache not None):
         if not isinstance(prefixlen, np.ndarray) or prefixlen.dtype != np.uint8 \
                 or prefixlen.ndim != 1 or not prefixlen.flags.c_contiguous:
             raise TypeError("prefixlen must be a 1-D C-contiguous uint8 array")
         self._prefixlen = prefixlen
         self.n_prefixes = prefixlen.shape[0]
         self.prefixlen = <const uint8_t*>pointer_of(prefixlen) if self.n_prefixes else NULL
-        self.data = data
-        self.data_is_list = type(data) is list
         self.cache = cache
 
 
+cdef class Answers:
+    """What a single lookup answers with beyond the tables: the prefix rows and the
+    registrations' data.  Immutable once made."""
+    cdef PrefixRows rows
+    cdef object data             # sequence indexed by registration, or None
+    cdef bint data_is_list
+
+    def __cinit__(self, prefixlen, data, dict cache not None):
+        self.rows = PrefixRows(prefixlen, cache)
+        self.data = data
+        self.data_is_list = type(data) is list
+
+
 cdef object match_of(Index index, object ip):
-    """``index.lookup(ip)``: the Match of the longest prefix covering ``ip``, or None."""
+    """``index.lookup(ip)``: the Match of the longest prefix covering ``ip``, or None.
+
+    Only what every caller needs is read here (the registration and its data); the
+    prefix length, one more cache miss in a big table, waits until it is asked for.
+    """
     cdef uint64_t hi = 0, lo = 0
     cdef uint32_t leaf
-    cdef int version, plen
+    cdef int version
     cdef Answers answers = index.answers
     if answers is None:
         raise RuntimeError("the index has no tables")
@@ -78,23 +91,16 @@ cdef object match_of(Index index, object ip):
     if leaf == 0:
         return None
     cdef Py_ssize_t row = leaf - 1
-    if row >= answers.n_prefixes or row >= index.n_prefixes:
+    if row >= answers.rows.n_prefixes:    # validated tables never answer past the prefixes
         raise RuntimeError("the tables answer a prefix the prefix table lacks")
-    plen = answers.prefixlen[row]
     cdef Py_ssize_t reg = index.prefix_reg[row]
     cdef Match m = Match.__new__(Match)
     m.version = version
-    m.plen = plen
-    # The matched network is the query with its host bits cleared.
-    if version == 4:
-        m.hi = 0
-        m.lo = lo & (high_bits(plen) >> 32)
-    else:
-        m.hi = hi & high_bits(plen)
-        m.lo = lo & high_bits(plen - 64)
+    m.hi = hi
+    m.lo = lo
     m.row = row
-    m.cache = answers.cache
-    m.index = PyLong_FromSsize_t(reg)
+    m.rows = answers.rows
+    m.reg = reg
     data = answers.data
     if data is None:
         m.data = None
@@ -120,12 +126,12 @@ cdef class Match:
     but no longer a ``tuple`` subclass.
     """
     cdef int version             # 4 or 6, or 0 for a Match made from Python with its network
-    cdef int plen
-    cdef uint64_t hi, lo         # the network address as a key (IPv4 in lo)
-    cdef Py_ssize_t row          # prefix row: the key of the network cache
-    cdef dict cache
+    cdef uint64_t hi, lo         # the address looked up, as a key (IPv4 in lo)
+    cdef Py_ssize_t row          # the matched prefix row
+    cdef PrefixRows rows         # its length, and the network cache
     cdef object _network         # None until built (or given)
-    cdef readonly object index
+    cdef Py_ssize_t reg           # the registration index, for a Match from a lookup
+    cdef object _index           # the index given to a Match made from Python
     cdef readonly object data
 
     _fields = ("network", "index", "data")
@@ -133,9 +139,16 @@ cdef class Match:
 
     def __init__(self, network, index, data):
         self._network = network
-        self.index = index
+        self._index = index
         self.data = data
         self.version = 0
+
+    @property
+    def index(self):
+        """The registration index (position in ``list(allowlist)``, ``allowlist[index]``)."""
+        # Made when read: most registration indices are too big for Python's cached
+        # small ints, and a lookup answered with an int object would pay for one.
+        return PyLong_FromSsize_t(self.reg) if self.version else self._index
 
     @property
     def network(self):
@@ -148,25 +161,39 @@ cdef class Match:
                 self._network = network
         return self._network
 
+    cdef int prefix_key(self, uint64_t* hi, uint64_t* lo) noexcept:
+        """The matched prefix length, and its network address (the query, host bits cleared)."""
+        cdef int plen = self.rows.prefixlen[self.row]
+        if self.version == 4:
+            hi[0] = 0
+            lo[0] = self.lo & (high_bits(plen) >> 32)
+        else:
+            hi[0] = self.hi & high_bits(plen)
+            lo[0] = self.lo & high_bits(plen - 64)
+        return plen
+
     cdef object _build_network(self):
-        value = self.lo if self.version == 4 else ((<object>self.hi) << 64) | self.lo
-        if self.cache is None:
-            return cached_network({}, self.row, self.version, value, self.plen)
-        return cached_network(self.cache, self.row, self.version, value, self.plen)
+        cdef uint64_t hi, lo
+        cdef int plen = self.prefix_key(&hi, &lo)
+        value = lo if self.version == 4 else ((<object>hi) << 64) | lo
+        return cached_network(self.rows.cache, self.row, self.version, value, plen)
 
     @property
     def prefixlen(self):
         """The matched prefix length (without building the network)."""
-        return self.plen if self.version else self._network.prefixlen
+        return self.rows.prefixlen[self.row] if self.version else self._network.prefixlen
 
     @property
     def network_text(self):
         """The matched network as CIDR text, e.g. ``'10.1.0.0/16'`` (without building it)."""
+        cdef uint64_t hi, lo
+        cdef int plen
         if not self.version:
             return str(self._network)
+        plen = self.prefix_key(&hi, &lo)
         if self.version == 4:
-            return f"{IPv4Address(self.lo)}/{self.plen}"
-        return f"{IPv6Address(((<object>self.hi) << 64) | self.lo)}/{self.plen}"
+            return f"{IPv4Address(lo)}/{plen}"
+        return f"{IPv6Address(((<object>hi) << 64) | lo)}/{plen}"
 
     # -- the tuple protocol ---------------------------------------------------
 
@@ -192,15 +219,21 @@ cdef class Match:
     def _astuple(self):
         return (self.network, self.index, self.data)
 
+    cdef bint same_prefix(self, Match o):
+        cdef uint64_t hi, lo, o_hi, o_lo
+        if self.rows is o.rows:
+            return self.row == o.row
+        return (self.version == o.version and self.prefix_key(&hi, &lo) == o.prefix_key(&o_hi, &o_lo)
+                and hi == o_hi and lo == o_lo)
+
     def __richcmp__(self, other, int op):
         cdef Match o
         if isinstance(other, Match):
             o = <Match>other
             if (op == 2 or op == 3) and self.version and o.version:
                 # Both from lookups: compare the prefixes as integers, no networks built.
-                same = (self.version == o.version and self.plen == o.plen and self.hi == o.hi
-                        and self.lo == o.lo and (self.index is o.index or self.index == o.index)
-                        and (self.data is o.data or self.data == o.data))
+                same = self.reg == o.reg and self.same_prefix(o) \
+                    and (self.data is o.data or self.data == o.data)
                 return same if op == 2 else not same
             other = o._astuple()
         elif not isinstance(other, tuple):
