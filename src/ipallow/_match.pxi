@@ -1,7 +1,7 @@
 # The single-address answer (included by _trie.pyx): ``Allowlist.lookup`` and its
 # ``Match``, built in C.  The walk costs tens of nanoseconds; building an ``ipaddress``
-# network costs microseconds, so a Match keeps the matched prefix as C integers and
-# makes the network only when ``.network`` is first read.
+# network costs microseconds, so a Match keeps the address and the matched prefix row
+# as C integers and makes the network only when ``.network`` is first read.
 
 from ipaddress import IPv4Network, IPv6Network
 from collections.abc import Sequence as _Sequence
