@@ -205,9 +205,43 @@ def test_lookup_on_snapshot_and_pickled_allowlists_returns_the_data(tmp_path, al
 def test_an_index_without_answers_refuses_lookup_instead_of_reading_nothing():
     with pytest.raises(RuntimeError):
         _trie.Index().lookup("10.0.0.1")
-    al = Allowlist(["10.0.0.0/8"])
-    with pytest.raises(RuntimeError):       # once only: the answers follow the tables
-        al._set_answers(al.compiled.prefixlen, None, {})
+    index = _trie.Index()
+    c = Allowlist(["10.0.0.0/8"]).compiled
+    with pytest.raises(RuntimeError):       # the answers follow the tables
+        index._set_answers(c.prefixlen, None, {})
+    index._set_tables(*c.tables, c.prefix_reg)
+    with pytest.raises(RuntimeError):       # a bare Index has no way to load them itself
+        index.lookup("10.0.0.1")
+    index._set_answers(c.prefixlen, ["A"], {})
+    index._set_answers(c.prefixlen, ["B"], {})   # the first answers stay
+    assert index.lookup("10.0.0.1").data == "A"
+
+
+def test_a_snapshot_checks_its_prefix_table_at_the_first_lookup_not_at_load(tmp_path):
+    al = Allowlist([("10.0.0.0/8", "A")])
+    al.save(tmp_path / "a.ipallow")
+    loaded = ipallow.load(tmp_path / "a.ipallow")
+    assert loaded.lookup("11.0.0.1") is None
+    assert "prefixlen" not in vars(loaded.compiled) and "data" not in vars(loaded.compiled)
+    assert loaded.lookup("10.1.2.3").data == "A"
+    assert "prefixlen" in vars(loaded.compiled) and "data" in vars(loaded.compiled)
+
+
+def test_first_lookups_racing_in_two_threads_both_answer():
+    al = Allowlist([(f"10.{i}.0.0/16", i) for i in range(256)])
+    barrier = threading.Barrier(2)
+    got: list = [None, None]
+
+    def first(slot):
+        barrier.wait()
+        got[slot] = [al.lookup(f"10.{i}.1.1").data for i in range(256)]
+
+    threads = [threading.Thread(target=first, args=(slot,)) for slot in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [list(range(256))] * 2
 
 
 def test_set_answers_checks_its_arrays():

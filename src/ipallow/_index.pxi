@@ -51,13 +51,15 @@ cdef class Index:
         return self.leaf_of(ip) != 0
 
     def _set_answers(self, prefixlen, data, dict cache not None):
-        """Give lookup() each prefix row's length, the registrations' data and a network cache."""
-        if self._arrays is None or self.answers is not None:
-            raise RuntimeError("set the tables, then the answers, once")
+        """Give lookup() each prefix row's length, the registrations' data and a network cache
+        (after the tables; once: when two threads race to set them, the first stays)."""
+        if self._arrays is None:
+            raise RuntimeError("set the tables before the answers")
         answers = Answers(prefixlen, data, cache)
         if len(prefixlen) != self.n_prefixes:
             raise ValueError("prefixlen must have one row per prefix")
-        self.answers = answers
+        if self.answers is None:
+            self.answers = answers
 
     @cython.binding(False)
     @cython.always_allow_keywords(False)

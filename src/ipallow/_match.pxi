@@ -71,6 +71,18 @@ cdef class Answers:
         self.data_is_list = type(data) is list
 
 
+cdef int load_answers(Index index) except -1:
+    """Set the answers at the first lookup (``Allowlist._load_answers``): a snapshot reads and
+    checks its prefix table only when it is first needed, and a corrupt one fails there."""
+    load = getattr(index, "_load_answers", None)
+    if load is None:
+        raise RuntimeError("the index has no answers for lookup()")
+    load()
+    if index.answers is None:
+        raise RuntimeError("the index has no answers")
+    return 0
+
+
 cdef object match_of(Index index, object ip):
     """``index.lookup(ip)``: the Match of the longest prefix covering ``ip``, or None.
 
@@ -80,8 +92,7 @@ cdef object match_of(Index index, object ip):
     cdef uint64_t hi = 0, lo = 0
     cdef uint32_t leaf
     cdef int version
-    cdef Answers answers = index.answers
-    if answers is None:
+    if index._arrays is None:
         raise RuntimeError("the index has no tables")
     version = key_from_object(ip, &hi, &lo)
     if version == 4:
@@ -90,6 +101,9 @@ cdef object match_of(Index index, object ip):
         leaf = table_lookup(&index.t6, hi, lo)
     if leaf == 0:
         return None
+    if index.answers is None:               # the first match: as before, a miss reads nothing more
+        load_answers(index)
+    cdef Answers answers = index.answers
     cdef Py_ssize_t row = leaf - 1
     if row >= answers.rows.n_prefixes:    # validated tables never answer past the prefixes
         raise RuntimeError("the tables answer a prefix the prefix table lacks")

@@ -273,8 +273,13 @@ class Allowlist(_trie.Index):
         # registrations must not change unless the tables that answer for them do.
         self._set_tables(*compiled.tables, compiled.prefix_reg)
         self._network_cache: dict = {}
-        self._set_answers(compiled.prefixlen, compiled.data, self._network_cache)
         self._compiled = compiled
+
+    def _load_answers(self) -> None:
+        # Called by the core at the first lookup(), not at install: a snapshot reads and
+        # checks its prefix table only when something first needs it.
+        c = self._compiled
+        self._set_answers(c.prefixlen, c.data, self._network_cache)
 
     # -- single lookups ------------------------------------------------------
 
