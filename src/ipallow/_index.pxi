@@ -14,6 +14,7 @@ cdef class Index:
     cdef Py_ssize_t n_prefixes
     cdef object _arrays           # keeps the buffers behind the raw pointers alive
     cdef object _shapes           # ((nodes, leaf codes) IPv4, same IPv6), from validation
+    cdef object answers           # Answers (_match.pxi) for lookup(), or None until set
 
     def __cinit__(self, *args, **kwargs):
         self._arrays = None
@@ -48,6 +49,39 @@ cdef class Index:
 
     def __contains__(self, ip):
         return self.leaf_of(ip) != 0
+
+    def _set_answers(self, prefixlen, data, dict cache not None):
+        """Give lookup() each prefix row's length, the registrations' data and a network cache
+        (after the tables; once: when two threads race to set them, the first stays)."""
+        if self._arrays is None:
+            raise RuntimeError("set the tables before the answers")
+        answers = Answers(prefixlen, data, cache)
+        if len(prefixlen) != self.n_prefixes:
+            raise ValueError("prefixlen must have one row per prefix")
+        if self.answers is None:
+            self.answers = answers
+
+    @cython.binding(False)
+    @cython.always_allow_keywords(False)
+    def lookup(self, ip):
+        """The longest registered prefix covering ``ip``: a :class:`~ipallow.Match`, or None.
+
+        Arguments:
+            ip: str, int (below 2**32 is IPv4), 4/16 packed bytes, or an
+                ``ipaddress`` / ``netaddr`` address.  ``::ffff:a.b.c.d`` is
+                looked up as ``a.b.c.d``.
+
+        The Match's ``index`` and ``data`` are ready at once; its ``network`` is
+        built when first read (``prefixlen`` and ``network_text`` do without it).
+
+        Raises:
+            TypeError: ``ip`` is not an address type.
+            AddressError: ``ip`` is malformed or out of range.
+
+        >>> ipallow.Allowlist(["10.0.0.0/8", "10.1.0.0/16"]).lookup("10.1.2.3").network
+        IPv4Network('10.1.0.0/16')
+        """
+        return match_of(self, ip)
 
     def _match_index(self, ip):
         """Index of the longest matching prefix, or -1."""

@@ -28,6 +28,7 @@ The module is a hub: the C lives in headers under ``include/`` (declared in
 ``_core.pxd``), the Cython in the ``.pxi`` files included below, one seam each.
 """
 
+cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memchr, memcpy
@@ -71,3 +72,4 @@ include "_batch.pxi"        # batch loops over keys, GIL released
 include "_text_batch.pxi"   # the one driver for batches of address text
 include "_batch_input.pxi"  # what a batch is (numpy, list, text) and where its answers go
 include "_index.pxi"        # the Index class
+include "_match.pxi"        # the single-address answer: Index.lookup's Match

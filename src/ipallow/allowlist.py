@@ -18,15 +18,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Allowlist", "Match", "Entry", "load", "loads", "registration_label"]
 
-NETWORK_CACHE_SIZE = 65536   # ipaddress network objects kept per allowlist for lookup()
+NETWORK_CACHE_SIZE = _trie.NETWORK_CACHE_SIZE   # ipaddress networks kept per allowlist
 
+# The longest registered prefix covering an address, as lookup() returns it: built by
+# the compiled core, its ipaddress network made only when read (see _match.pxi).
+Match = _trie.Match
 
-class Match(NamedTuple):
-    """The longest registered prefix covering an address."""
-
-    network: Any        #: ``ipaddress.IPv4Network`` / ``IPv6Network`` that matched
-    index: int          #: registration index (position in ``list(allowlist)``)
-    data: Any           #: the registration's data, or None
 
 
 class Entry(NamedTuple):
@@ -298,31 +295,20 @@ class Allowlist(_trie.Index):
         # Tables first: they refuse a second install (and corrupt arrays), and the
         # registrations must not change unless the tables that answer for them do.
         self._set_tables(*compiled.tables, compiled.prefix_reg)
+        self._network_cache: dict = {}
         self._compiled = compiled
+
+    def _load_answers(self) -> None:
+        # Called by the core at the first lookup(), not at install: a snapshot reads and
+        # checks its prefix table only when something first needs it.
+        c = self._compiled
+        self._set_answers(c.prefixlen, c.data, self._network_cache)
 
     # -- single lookups ------------------------------------------------------
 
-    def lookup(self, ip: Any) -> Match | None:
-        """The longest registered prefix covering ``ip``, or None.
-
-        Arguments:
-            ip: str, int (below 2**32 is IPv4), 4/16 packed bytes, or an
-                ``ipaddress`` / ``netaddr`` address.  ``::ffff:a.b.c.d`` is
-                looked up as ``a.b.c.d``.
-
-        Raises:
-            TypeError: ``ip`` is not an address type.
-            AddressError: ``ip`` is malformed or out of range.
-
-        >>> Allowlist(["10.0.0.0/8", "10.1.0.0/16"]).lookup("10.1.2.3").network
-        IPv4Network('10.1.0.0/16')
-        """
-        prefix = self._match_index(ip)
-        if prefix < 0:
-            return None
-        c = self._compiled
-        reg = int(c.prefix_reg[prefix])
-        return Match(self._network(prefix), reg, c.data[reg] if c.data is not None else None)
+    # Allowlist.lookup is the compiled core's Index.lookup itself (documented there): a
+    # Python method around it would double the cost of the call gateways make per flow.
+    lookup = _trie.Index.lookup
 
     def contains_many(self, addresses: Any, out: np.ndarray | None = None) -> np.ndarray:
         """Membership of every address: a numpy ``bool`` array.
@@ -489,17 +475,10 @@ class Allowlist(_trie.Index):
     def _network(self, prefix: int):
         # Building an ipaddress network costs microseconds, far more than the
         # lookup; gateways ask about the same few networks again and again.
-        cache = self.__dict__.setdefault("_network_cache", {})
-        network = cache.get(prefix)
-        if network is None:
-            c = self._compiled
-            version = int(c.version[prefix])
-            value = (int(c.hi[prefix]) << 64) | int(c.lo[prefix])
-            network = _parse.network_object(version, value, int(c.prefixlen[prefix]))
-            if len(cache) >= NETWORK_CACHE_SIZE:
-                cache.clear()
-            cache[prefix] = network
-        return network
+        c = self._compiled
+        value = (int(c.hi[prefix]) << 64) | int(c.lo[prefix])
+        return _trie.network_of(self._network_cache, prefix, int(c.version[prefix]), value,
+                                int(c.prefixlen[prefix]))
 
     # -- the registrations -----------------------------------------------------
 

@@ -1,0 +1,301 @@
+# The single-address answer (included by _trie.pyx): ``Allowlist.lookup`` and its
+# ``Match``, built in C.  The walk costs tens of nanoseconds; building an ``ipaddress``
+# network costs microseconds, so a Match keeps the address and the matched prefix row
+# as C integers and makes the network only when ``.network`` is first read.
+
+from ipaddress import IPv4Network, IPv6Network
+from collections.abc import Sequence as _Sequence
+
+from cpython.list cimport PyList_GET_ITEM
+from cpython.long cimport PyLong_FromSsize_t
+from cpython.object cimport PyTypeObject
+
+# ipaddress network objects kept per allowlist (rows -> networks), shared by
+# Match.network, covering() and al[i]; cleared when full.
+NETWORK_CACHE_SIZE = 65536
+
+
+cdef object cached_network(dict cache, Py_ssize_t row, int version, object value, int prefixlen):
+    """The ``ipaddress`` network of prefix ``row``, from ``cache`` or built (and kept) now."""
+    network = cache.get(row)
+    if network is None:
+        network = (IPv4Network if version == 4 else IPv6Network)((value, prefixlen))
+        if len(cache) >= NETWORK_CACHE_SIZE:
+            cache.clear()
+        cache[row] = network
+    return network
+
+
+def network_of(dict cache, Py_ssize_t row, int version, value, int prefixlen):
+    """Python face of ``cached_network`` (for ``Allowlist._network``)."""
+    return cached_network(cache, row, version, value, prefixlen)
+
+
+cdef inline uint64_t high_bits(int bits) noexcept nogil:
+    """A 64-bit word with its top ``bits`` bits set (none below 1, all from 64)."""
+    if bits <= 0:
+        return 0
+    if bits >= 64:
+        return 0xFFFFFFFFFFFFFFFF
+    return (<uint64_t>0xFFFFFFFFFFFFFFFF) << (64 - bits)
+
+
+cdef class PrefixRows:
+    """Each prefix row's length and the allowlist's cache of ``ipaddress`` networks: what
+    a Match needs to make its network later (and all it keeps, beside its own fields)."""
+    cdef const uint8_t* prefixlen
+    cdef object _prefixlen       # keeps the buffer behind ``prefixlen`` alive
+    cdef Py_ssize_t n_prefixes
+    cdef dict cache
+
+    def __cinit__(self, prefixlen, dict cache not None):
+        if not isinstance(prefixlen, np.ndarray) or prefixlen.dtype != np.uint8 \
+                or prefixlen.ndim != 1 or not prefixlen.flags.c_contiguous:
+            raise TypeError("prefixlen must be a 1-D C-contiguous uint8 array")
+        self._prefixlen = prefixlen
+        self.n_prefixes = prefixlen.shape[0]
+        self.prefixlen = <const uint8_t*>pointer_of(prefixlen) if self.n_prefixes else NULL
+        self.cache = cache
+
+
+cdef class Answers:
+    """What a single lookup answers with beyond the tables: the prefix rows and the
+    registrations' data.  Immutable once made."""
+    cdef PrefixRows rows
+    cdef object data             # sequence indexed by registration, or None
+    cdef bint data_is_list
+
+    def __cinit__(self, prefixlen, data, dict cache not None):
+        self.rows = PrefixRows(prefixlen, cache)
+        self.data = data
+        self.data_is_list = type(data) is list
+
+
+cdef int load_answers(Index index) except -1:
+    """Set the answers at the first lookup (``Allowlist._load_answers``): a snapshot reads and
+    checks its prefix table only when it is first needed, and a corrupt one fails there."""
+    load = getattr(index, "_load_answers", None)
+    if load is None:
+        raise RuntimeError("the index has no answers for lookup()")
+    load()
+    if index.answers is None:
+        raise RuntimeError("the index has no answers")
+    return 0
+
+
+cdef object match_of(Index index, object ip):
+    """``index.lookup(ip)``: the Match of the longest prefix covering ``ip``, or None.
+
+    Only what every caller needs is read here (the registration and its data); the
+    prefix length, one more cache miss in a big table, waits until it is asked for.
+    """
+    cdef uint64_t hi = 0, lo = 0
+    cdef uint32_t leaf
+    cdef int version
+    if index._arrays is None:
+        raise RuntimeError("the index has no tables")
+    version = key_from_object(ip, &hi, &lo)
+    if version == 4:
+        leaf = table_lookup4(&index.t4, <uint32_t>lo)
+    else:
+        leaf = table_lookup(&index.t6, hi, lo)
+    if leaf == 0:
+        return None
+    if index.answers is None:               # the first match: as before, a miss reads nothing more
+        load_answers(index)
+    cdef Answers answers = index.answers
+    cdef Py_ssize_t row = leaf - 1
+    if row >= answers.rows.n_prefixes:    # validated tables never answer past the prefixes
+        raise RuntimeError("the tables answer a prefix the prefix table lacks")
+    cdef Py_ssize_t reg = index.prefix_reg[row]
+    cdef Match m = Match.__new__(Match)
+    m.version = version
+    m.hi = hi
+    m.lo = lo
+    m.row = row
+    m.rows = answers.rows
+    m.reg = reg
+    data = answers.data
+    if data is None:
+        m.data = None
+    elif answers.data_is_list and reg < PyList_GET_SIZE(data):
+        m.data = <object>PyList_GET_ITEM(data, reg)
+    else:
+        m.data = data[reg]
+    return m
+
+
+@cython.freelist(64)
+cdef class Match:
+    """The longest registered prefix covering an address: ``(network, index, data)``.
+
+    ``index`` is the registration index (position in ``list(allowlist)``) and
+    ``data`` the registration's data (or None); reading them costs nothing more.
+    ``network`` (an ``ipaddress.IPv4Network`` / ``IPv6Network``) is built when first
+    read, and kept; ``prefixlen`` and ``network_text`` give the prefix without it.
+
+    Behaves as the 3-tuple ``(network, index, data)`` it used to be (a NamedTuple):
+    it unpacks, indexes, compares and hashes as that tuple, pickles, and has
+    ``_fields``, ``_asdict()`` and ``_replace()``; it is a ``collections.abc.Sequence``
+    but no longer a ``tuple`` subclass.
+    """
+    cdef int version             # 4 or 6, or 0 for a Match made from Python with its network
+    cdef uint64_t hi, lo         # the address looked up, as a key (IPv4 in lo)
+    cdef Py_ssize_t row          # the matched prefix row
+    cdef PrefixRows rows         # its length, and the network cache
+    cdef object _network         # None until built (or given)
+    cdef Py_ssize_t reg           # the registration index, for a Match from a lookup
+    cdef object _index           # the index given to a Match made from Python
+    cdef readonly object data
+
+    _fields = ("network", "index", "data")
+    __match_args__ = ("network", "index", "data")
+
+    def __init__(self, network, index, data):
+        self._network = network
+        self._index = index
+        self.data = data
+        self.version = 0
+
+    @property
+    def index(self):
+        """The registration index (position in ``list(allowlist)``, ``allowlist[index]``)."""
+        # Made when read: most registration indices are too big for Python's cached
+        # small ints, and a lookup answered with an int object would pay for one.
+        return PyLong_FromSsize_t(self.reg) if self.version else self._index
+
+    @property
+    def network(self):
+        """The matched ``ipaddress`` network (built on first read, then kept)."""
+        if self._network is None and self.version:
+            network = self._build_network()
+            # Threads: the GIL is held from this check to the store, so the first
+            # network stored is the one every reader gets.
+            if self._network is None:
+                self._network = network
+        return self._network
+
+    cdef int prefix_key(self, uint64_t* hi, uint64_t* lo) noexcept:
+        """The matched prefix length, and its network address (the query, host bits cleared)."""
+        cdef int plen = self.rows.prefixlen[self.row]
+        if self.version == 4:
+            hi[0] = 0
+            lo[0] = self.lo & (high_bits(plen) >> 32)
+        else:
+            hi[0] = self.hi & high_bits(plen)
+            lo[0] = self.lo & high_bits(plen - 64)
+        return plen
+
+    cdef object _build_network(self):
+        cdef uint64_t hi, lo
+        cdef int plen = self.prefix_key(&hi, &lo)
+        value = lo if self.version == 4 else ((<object>hi) << 64) | lo
+        return cached_network(self.rows.cache, self.row, self.version, value, plen)
+
+    @property
+    def prefixlen(self):
+        """The matched prefix length (without building the network)."""
+        return self.rows.prefixlen[self.row] if self.version else self._network.prefixlen
+
+    @property
+    def network_text(self):
+        """The matched network as CIDR text, e.g. ``'10.1.0.0/16'`` (without building it)."""
+        cdef uint64_t hi, lo
+        cdef int plen
+        if not self.version:
+            return str(self._network)
+        plen = self.prefix_key(&hi, &lo)
+        if self.version == 4:
+            return f"{IPv4Address(lo)}/{plen}"
+        return f"{IPv6Address(((<object>hi) << 64) | lo)}/{plen}"
+
+    # -- the tuple protocol ---------------------------------------------------
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, key):
+        return (self.network, self.index, self.data)[key]
+
+    def __iter__(self):
+        return iter((self.network, self.index, self.data))
+
+    def __contains__(self, value):
+        return value in (self.network, self.index, self.data)
+
+    def __reversed__(self):
+        return iter((self.data, self.index, self.network))
+
+    def count(self, value):
+        """How many fields equal ``value`` (as ``tuple.count``)."""
+        return (self.network, self.index, self.data).count(value)
+
+    def _astuple(self):
+        return (self.network, self.index, self.data)
+
+    cdef bint same_prefix(self, Match o):
+        cdef uint64_t hi, lo, o_hi, o_lo
+        if self.rows is o.rows:
+            return self.row == o.row
+        return (self.version == o.version and self.prefix_key(&hi, &lo) == o.prefix_key(&o_hi, &o_lo)
+                and hi == o_hi and lo == o_lo)
+
+    def __richcmp__(self, other, int op):
+        cdef Match o
+        if isinstance(other, Match):
+            o = <Match>other
+            if (op == 2 or op == 3) and self.version and o.version:
+                # Both from lookups: compare the prefixes as integers, no networks built.
+                same = self.reg == o.reg and self.same_prefix(o) \
+                    and (self.data is o.data or self.data == o.data)
+                return same if op == 2 else not same
+            other = o._astuple()
+        elif not isinstance(other, tuple):
+            return NotImplemented
+        mine = self._astuple()
+        if op == 0:
+            return mine < other
+        if op == 1:
+            return mine <= other
+        if op == 2:
+            return mine == other
+        if op == 3:
+            return mine != other
+        if op == 4:
+            return mine > other
+        return mine >= other
+
+    def __hash__(self):
+        return hash(self._astuple())
+
+    def __repr__(self):
+        return f"Match(network={self.network!r}, index={self.index!r}, data={self.data!r})"
+
+    def __reduce__(self):
+        return (Match, self._astuple())
+
+    def _asdict(self):
+        """The fields as a dict, as ``NamedTuple._asdict``."""
+        return {"network": self.network, "index": self.index, "data": self.data}
+
+    def _replace(self, **changes):
+        """A new Match with some fields replaced, as ``NamedTuple._replace``."""
+        fields = self._asdict()
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise ValueError(f"got unexpected field names: {sorted(unknown)!r}")
+        fields.update(changes)
+        return Match(**fields)
+
+    @classmethod
+    def _make(cls, iterable):
+        """A Match from an iterable of three fields, as ``NamedTuple._make``."""
+        network, index, data = iterable
+        return cls(network, index, data)
+
+
+_Sequence.register(Match)
+
+# Users import Match from ipallow (or ipallow.allowlist): report that module, not this
+# private one.  A compiled class's module is the part of its C name before the last dot.
+(<PyTypeObject*>Match).tp_name = b"ipallow.allowlist.Match"
