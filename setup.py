@@ -1,33 +1,49 @@
 """Only the compiled extension lives here; metadata is in pyproject.toml.
 
 Environment switches:
-  DEBUG=1     -O0 -g, bounds checking on (for gdb / valgrind / AddressSanitizer runs)
+  DEBUG=1     -O0 -g (/Od /Zi with MSVC), bounds checking on (for gdb / valgrind / AddressSanitizer runs)
   ANNOTATE=1  write Cython's annotated HTML next to the .pyx
-  ARCH=native opt in to -march=native (never the default: wheels must run anywhere)
-  IPALLOW_PORTABLE=1  no -mpopcnt on x86-64 (for pre-2008 CPUs; lookups get ~20% slower)
+  ARCH=native opt in to -march=native (GCC / clang; never the default: wheels must run anywhere)
+
+No CPU-specific flag is ever added: the lookups carry a POPCNT variant of their own and
+choose it at import from the CPU they run on (src/ipallow/include/ipallow_lookup.h), so one
+build serves every CPU of its architecture.  IPALLOW_SCALAR=1 at run time forces the
+portable paths.
 """
 import os
-import platform
 import sys
 from glob import glob
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 debug = os.environ.get("DEBUG") == "1"
-compile_args = ["-O0", "-g"] if debug else ["-O3"]
-# POPCNT is in every x86-64 CPU since 2008 (the x86-64-v2 baseline); the trie
-# uses it on every level.  The module checks the CPU at import.
-if platform.machine().lower() in ("x86_64", "amd64") and os.environ.get("IPALLOW_PORTABLE") != "1":
-    compile_args.append("-mpopcnt")
-# The released module carries no debug symbols: ~0.5 MB instead of ~3 MB.  DEBUG=1 keeps them.
-link_args = []
-if not debug and sys.platform.startswith("linux"):
-    link_args.append("-Wl,--strip-all")
-elif not debug and sys.platform == "darwin":
-    link_args.append("-Wl,-x")
-if os.environ.get("ARCH"):
-    compile_args.append(f"-march={os.environ['ARCH']}")
+
+
+class BuildExt(build_ext):
+    """Compiler flags by the compiler that will run (not by the machine building: a cross
+    build or a universal2 build compiles for another one)."""
+
+    def build_extensions(self):
+        if self.compiler.compiler_type == "msvc":
+            compile_args = ["/Od", "/Zi"] if debug else ["/O2"]
+            link_args = ["/DEBUG"] if debug else []
+        else:                                   # unix, mingw32, cygwin: GCC or clang
+            compile_args = ["-O0", "-g"] if debug else ["-O3"]
+            if os.environ.get("ARCH"):
+                compile_args.append(f"-march={os.environ['ARCH']}")
+            # The released module carries no debug symbols: ~0.5 MB instead of ~3 MB.
+            link_args = []
+            if not debug and sys.platform.startswith("linux"):
+                link_args.append("-Wl,--strip-all")
+            elif not debug and sys.platform == "darwin":
+                link_args.append("-Wl,-x")
+        for ext in self.extensions:
+            ext.extra_compile_args = compile_args + list(ext.extra_compile_args)
+            ext.extra_link_args = link_args + list(ext.extra_link_args)
+        super().build_extensions()
+
 
 directives = {
     "language_level": 3,
@@ -48,12 +64,11 @@ extensions = [
         [f"{CORE}/_trie.pyx"],
         include_dirs=[f"{CORE}/include"],
         depends=sorted(glob(f"{CORE}/include/*.h") + glob(f"{CORE}/*.pxi") + glob(f"{CORE}/*.pxd")),
-        extra_compile_args=compile_args,
-        extra_link_args=link_args,
     )
 ]
 
 setup(
+    cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,

@@ -35,6 +35,7 @@ cdef extern from "ipallow_lookup.h" nogil:
                              uint32_t* out, Py_ssize_t count) noexcept
     void walk4 "ipallow_walk4"(const table_t* t, const uint32_t* keys, uint32_t* out,
                                Py_ssize_t count) noexcept
+    const char* select_paths "ipallow_select_paths"(int force_scalar) noexcept
 
 
 cdef extern from "ipallow_parse.h" nogil:

@@ -43,12 +43,14 @@ from cpython.list cimport PyList_GET_SIZE
 from ipallow._core cimport (
     NODE_FLAG, INNER_FLAG, OFFSET_MASK, HEAD_WORDS, INNER_HEAD_WORDS, HEAP_SLACK, CHUNK,
     table_t, load64, store64, popcount64, slot_of, cpu_ok,
-    table_lookup, table_lookup4, walk, walk4,
+    table_lookup, table_lookup4, walk, walk4, select_paths,
     HEX, hex_init, parse_ipv4_fast, c_checksum,
 )
 
-import numpy as np
+import os
 from ipaddress import IPv4Address, IPv6Address
+
+import numpy as np
 
 from ipallow.errors import AddressError, TableError
 
@@ -61,8 +63,20 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object o, int* overflow) except? -1
 
 if not cpu_ok():
-    raise ImportError("this build of ipallow uses the POPCNT instruction, which this CPU lacks; "
-                      "reinstall with IPALLOW_PORTABLE=1 in the environment")
+    raise ImportError("this build of ipallow was compiled for CPUs with the POPCNT instruction "
+                      "(ARCH or CFLAGS at build time), which this CPU lacks; rebuild it without")
+
+# The lookup and text-scanning code for this process, chosen once from the CPU;
+# IPALLOW_SCALAR=1 (any value but "" or "0") forces the portable scalar paths.
+cdef str _cpu_path = select_paths(os.environ.get("IPALLOW_SCALAR", "") not in ("", "0")).decode("ascii")
+
+
+def cpu_path():
+    """The lookup path this process uses: "popcnt" (x86 POPCNT, chosen at import),
+    "native" (a target whose every CPU counts bits in hardware, e.g. aarch64) or
+    "scalar" (portable C; forced by IPALLOW_SCALAR=1, which also turns off the SSE2
+    text scan)."""
+    return _cpu_path
 
 include "_parse.pxi"        # address and network text -> keys; the error reasons
 include "_build.pxi"        # prefixes -> level-0 array and node heap

@@ -36,6 +36,13 @@ IPALLOW_VARIANT(descend)(const ipallow_table* t, uint32_t entry, uint64_t hi, ui
     return entry;
 }
 
+/* `descend` for an IPv4 key below level-0 `entry` (hi = addr << 32, lo = 0): its own
+   function, so the key's constant half folds away in each variant. */
+static IPALLOW_TARGET uint32_t
+IPALLOW_VARIANT(descend4)(const ipallow_table* t, uint32_t entry, uint32_t addr) {
+    return IPALLOW_VARIANT(descend)(t, entry, (uint64_t)addr << 32, 0, t->dir_bits);
+}
+
 /* One branch-free step through slot `v` of node `entry`: the child entry
    (*is_child = 1) or the answer.  A leaf-only node is read as an inner node
    whose `vector` is masked to zero (the words read in its place are its own

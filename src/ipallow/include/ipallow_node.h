@@ -43,18 +43,21 @@ static inline int ipallow_popcount64_swar(uint64_t x) {
     return (int)((x * 0x0101010101010101ULL) >> 56);
 }
 
-/* Hardware popcount when the build targets it (setup.py adds -mpopcnt on
-   x86-64 unless IPALLOW_PORTABLE=1); otherwise the SWAR count. */
-#if defined(__POPCNT__) || defined(__aarch64__)
+/* A popcount every CPU the module was compiled for has in hardware: the whole
+   target has it (aarch64 always; x86 when the build's flags say so, e.g. ARCH=native).
+   The lookups pick their own popcount at import (ipallow_lookup.h). */
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__POPCNT__) || defined(__aarch64__))
+#define IPALLOW_NATIVE_POPCOUNT 1
 #define IPALLOW_POPCOUNT64(x) ((int)__builtin_popcountll(x))
 #else
 #define IPALLOW_POPCOUNT64(x) ipallow_popcount64_swar(x)
 #endif
 
-/* A build that uses the POPCNT instruction refuses to load on a CPU
-   without it (pre-2008 x86) instead of dying with SIGILL later. */
+/* A module compiled for POPCNT everywhere (ARCH=native, or -mpopcnt in CFLAGS) refuses
+   to load on a CPU without it instead of dying with SIGILL later; the default build
+   only uses POPCNT where the CPU is checked first. */
 static inline int ipallow_cpu_ok(void) {
-#if defined(__POPCNT__) && defined(__x86_64__) && defined(__GNUC__)
+#if defined(__POPCNT__) && (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     return __builtin_cpu_supports("popcnt");
 #else
@@ -64,6 +67,9 @@ static inline int ipallow_cpu_ok(void) {
 
 #if defined(__GNUC__) || defined(__clang__)
 #define IPALLOW_PREFETCH(p) __builtin_prefetch((const void*)(p))
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <xmmintrin.h>
+#define IPALLOW_PREFETCH(p) _mm_prefetch((const char*)(p), _MM_HINT_T0)
 #else
 #define IPALLOW_PREFETCH(p) ((void)0)
 #endif

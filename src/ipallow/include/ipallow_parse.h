@@ -6,8 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__SSE2__)
+/* SSE2 is part of x86-64 (and of MSVC's x64 target), so it needs no run-time check;
+   the scalar scan stays selectable (IPALLOW_SCALAR=1) so that it is tested too. */
+#if defined(__SSE2__) || (defined(_MSC_VER) && (defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)))
+#define IPALLOW_HAVE_SSE2 1
 #include <emmintrin.h>
+#endif
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
 #endif
 
 /* Hex digit values, -1 for anything else: one load instead of three range
@@ -27,27 +33,46 @@ static inline void ipallow_hex_init(void) {
 
 /* Index of the lowest set bit of a nonzero word. */
 static inline int ipallow_ctz32(uint32_t m) {
+#if defined(__GNUC__) || defined(__clang__)
     return __builtin_ctz(m);
+#elif defined(_MSC_VER)
+    unsigned long index;
+    _BitScanForward(&index, m);
+    return (int)index;
+#else
+    int n = 0;
+    while (!(m & 1u)) {
+        m >>= 1;
+        n++;
+    }
+    return n;
+#endif
 }
+
+/* 1: scan with SSE2 where the build has it; 0: the scalar scan.  Set once at import
+   (ipallow_select_paths), read on every dotted quad: a branch that always goes one way. */
+static int ipallow_scan_sse2 = 0;
 
 /* Bit k of *dots / *nondigit: b[k] is '.' / not a decimal digit, for the 16 bytes of b. */
 static inline void ipallow_classify16(const unsigned char* b, uint32_t* dots, uint32_t* nondigit) {
-#if defined(__SSE2__)
-    __m128i x = _mm_loadu_si128((const __m128i*)b);
-    __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
-    *dots = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('.')));
-    *nondigit = (uint32_t)_mm_movemask_epi8(
-        _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(10)), _mm_set1_epi8(10)));
-#else
     uint32_t dot_bits = 0, nondigit_bits = 0;
     int k;
+#if defined(IPALLOW_HAVE_SSE2)
+    if (ipallow_scan_sse2) {
+        __m128i x = _mm_loadu_si128((const __m128i*)b);
+        __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
+        *dots = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('.')));
+        *nondigit = (uint32_t)_mm_movemask_epi8(
+            _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(10)), _mm_set1_epi8(10)));
+        return;
+    }
+#endif
     for (k = 0; k < 16; k++) {
         dot_bits |= (uint32_t)(b[k] == '.') << k;
         nondigit_bits |= (uint32_t)((unsigned char)(b[k] - '0') > 9) << k;
     }
     *dots = dot_bits;
     *nondigit = nondigit_bits;
-#endif
 }
 
 static const unsigned char ipallow_w100[16] = {0, 1, 10, 100};
