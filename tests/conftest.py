@@ -29,3 +29,12 @@ _COMMON = dict(
 settings.register_profile("ci", max_examples=150, **_COMMON)
 settings.register_profile("thorough", max_examples=2000, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_report_header(config):
+    # Which build and which path of the compiled core this run checks (CI runs the suite once on
+    # each path: IPALLOW_SCALAR=1 forces the scalar one).
+    import ipallow
+    from ipallow import _trie
+    return [f"ipallow {ipallow.__version__} from {Path(ipallow.__file__).parent}; "
+            f"compiled core on the {_trie.cpu_path()!r} path"]
