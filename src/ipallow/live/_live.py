@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from ipallow import snapshot
 from ipallow.allowlist import Allowlist
-from ipallow.live import _poller
+from ipallow.live._poller import start as start_poller
 from ipallow.live._timed import TimedList, build_at, open_snapshot
 from ipallow.live._watch import ReloadRefused, WatchedFile
 from ipallow.registry import Registry, parse_registry
@@ -147,7 +147,7 @@ class LiveAllowlist:
             self._file.wait_for_first(self._first_attempt)
         self._prebuild()
         if poll is not None:
-            self._thread = _poller.start(
+            self._thread = start_poller(
                 self, LiveAllowlist._poll_round, self._stop, self._wake,
                 name=f"ipallow-live({self.source if self._path else 'registry'})")
 

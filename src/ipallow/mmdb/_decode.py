@@ -173,33 +173,23 @@ class Decoder:
         if kind == 2:
             return b[position:end].decode("utf-8", "surrogateescape"), end
         if kind == 7:
-            result = {}
             shared, decode, missing = self._shared, self._decode, self
-            for _ in range(size):
+            items = []
+            for _ in range(2 * size):                   # key, value, key, value, ...
                 # Keys and shared values are mostly two-byte pointers to values already
                 # decoded: take those without a call (the general path memoises them).
                 control = b[position]
                 if control >> 5 == 1 and control & 0x18 != 0x18:
                     target, after = _target(b, control, position)
-                    key = shared.get(target, missing)
-                    if key is missing:
-                        key, position = decode(position)
+                    item = shared.get(target, missing)
+                    if item is missing:
+                        item, position = decode(position)
                     else:
                         position = after
                 else:
-                    key, position = decode(position)
-                control = b[position]
-                if control >> 5 == 1 and control & 0x18 != 0x18:
-                    target, after = _target(b, control, position)
-                    value = shared.get(target, missing)
-                    if value is missing:
-                        value, position = decode(position)
-                    else:
-                        position = after
-                else:
-                    value, position = decode(position)
-                result[key] = value
-            return result, position
+                    item, position = decode(position)
+                items.append(item)
+            return dict(zip(items[::2], items[1::2])), position
         if kind == 11:
             items = []
             for _ in range(size):
