@@ -12,6 +12,7 @@ import numpy as np
 from ipallow import _parse, _trie, snapshot
 from ipallow._compile import Compiled, compile_entries
 from ipallow._prefixes import host_masks
+from ipallow.setops import SetAlgebra
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -34,7 +35,7 @@ class Entry(NamedTuple):
     data: Any           #: the data given with it, or None
 
 
-class Allowlist(_trie.Index):
+class Allowlist(SetAlgebra, _trie.Index):
     """Registered IPv4/IPv6 ranges compiled into a Poptrie-style index.
 
     ``ip in allowlist`` is true when at least one registration covers ``ip``;
@@ -382,95 +383,6 @@ class Allowlist(_trie.Index):
                 for p in prefixes]
 
     # -- network queries and set algebra (docs/set-algebra.md) -------------------
-
-    def covers(self, network: Any) -> bool:
-        """True when every address of ``network`` is in the allowlist (by any registrations).
-
-        Arguments:
-            network: CIDR, address or range text (``"a - b"``), an ``ipaddress``
-                or ``netaddr`` network, address or range -- anything a registered
-                entry may be.  ``::ffff:0:0/96`` networks of length >= 96 are
-                their IPv4 networks, as everywhere.
-
-        Raises:
-            TypeError: ``network`` is of no accepted type.
-            AddressError: malformed text, or host bits set (``10.0.0.1/8``).
-
-        >>> al = Allowlist(["10.0.0.0/9", "10.128.0.0/9"])
-        >>> al.covers("10.0.0.0/8"), al.covers("10.0.0.0/7")
-        (True, False)
-        """
-        from ipallow import setops
-        return setops.covers(self._address_ranges(), setops.query_networks(network))
-
-    def overlaps(self, network: Any) -> bool:
-        """True when some address of ``network`` is in the allowlist.
-
-        Takes what :meth:`covers` takes and raises as it does.
-
-        >>> Allowlist(["10.1.0.0/16"]).overlaps("10.0.0.0/8"), Allowlist(["10.1.0.0/16"]).overlaps("11.0.0.0/8")
-        (True, False)
-        """
-        from ipallow import setops
-        return setops.overlaps(self._address_ranges(), setops.query_networks(network))
-
-    def _address_ranges(self) -> dict:
-        # Worked out once (O(n log n)), then each query is a few binary searches.  Racing
-        # threads compute the same ranges: the allowlist is immutable.
-        ranges = self.__dict__.get("_ranges")
-        if ranges is None:
-            from ipallow import setops
-            ranges = self.__dict__["_ranges"] = setops.address_ranges(self._compiled)
-        return ranges
-
-    def union(self, *others: Any) -> "Allowlist":
-        """The addresses of this allowlist and of every other: a new allowlist.
-
-        Each other is an :class:`Allowlist` or an iterable of entries (compiled
-        first), as ``set.union`` takes any iterable.  At every address the
-        result answers as the left-most operand covering it does: ``lookup``
-        returns that operand's registration (its data, in the result's
-        numbering), the network being its network, or the part of it that lies
-        outside the operands before it.  See docs/set-algebra.md.
-
-        >>> a = Allowlist([("10.0.0.0/8", "A")]); b = Allowlist([("10.1.0.0/16", "B"), ("11.0.0.0/8", "C")])
-        >>> [m.data for m in map((a | b).lookup, ["10.1.2.3", "11.0.0.1"])]
-        ['A', 'C']
-        """
-        return self._combined("union", others)
-
-    def intersection(self, *others: Any) -> "Allowlist":
-        """The addresses in this allowlist and in every other; this allowlist's registrations
-        answer (cut to what remains).  Takes what :meth:`union` takes.
-
-        >>> a = Allowlist([("10.0.0.0/8", "A")]); b = Allowlist([("10.1.0.0/16", "B")])
-        >>> (a & b).lookup("10.1.2.3")
-        Match(network=IPv4Network('10.1.0.0/16'), index=0, data='A')
-        """
-        return self._combined("intersection", others)
-
-    def difference(self, *others: Any) -> "Allowlist":
-        """The addresses of this allowlist in none of the others; its registrations answer
-        (cut to what remains).  Takes what :meth:`union` takes.
-
-        >>> [str(n) for n in (Allowlist(["10.0.0.0/8"]) - Allowlist(["10.0.0.0/9"]))[0].networks]
-        ['10.128.0.0/9']
-        """
-        return self._combined("difference", others)
-
-    def __or__(self, other: Any) -> "Allowlist":
-        return self._combined("union", (other,)) if isinstance(other, Allowlist) else NotImplemented
-
-    def __and__(self, other: Any) -> "Allowlist":
-        return self._combined("intersection", (other,)) if isinstance(other, Allowlist) else NotImplemented
-
-    def __sub__(self, other: Any) -> "Allowlist":
-        return self._combined("difference", (other,)) if isinstance(other, Allowlist) else NotImplemented
-
-    def _combined(self, operation: str, others: tuple) -> "Allowlist":
-        from ipallow import setops
-        operands = [self] + [o if isinstance(o, Allowlist) else Allowlist(o) for o in others]
-        return type(self)._from_compiled(setops.combine(operation, [o._compiled for o in operands]))
 
     def _network(self, prefix: int):
         # Building an ipaddress network costs microseconds, far more than the

@@ -20,7 +20,7 @@ in docs/set-algebra.md).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, Self, Sequence
 
 import numpy as np
 
@@ -418,3 +418,96 @@ def overlaps(ranges: dict[int, Ranges], networks: list[_parse.Network]) -> bool:
         if i + 1 < len(r) and _first(r, i + 1) <= last:
             return True
     return False
+
+
+class SetAlgebra:
+    """The set operations and network queries of :class:`~ipallow.Allowlist` (its base class).
+
+    They live here, beside the interval code they call, so the facade stays a facade; they use
+    only what every allowlist has: ``_compiled``, ``_from_compiled`` and the constructor.
+    """
+
+    def covers(self, network: Any) -> bool:
+        """True when every address of ``network`` is in the allowlist (by any registrations).
+
+        Arguments:
+            network: CIDR, address or range text (``"a - b"``), an ``ipaddress``
+                or ``netaddr`` network, address or range -- anything a registered
+                entry may be.  ``::ffff:0:0/96`` networks of length >= 96 are
+                their IPv4 networks, as everywhere.
+
+        Raises:
+            TypeError: ``network`` is of no accepted type.
+            AddressError: malformed text, or host bits set (``10.0.0.1/8``).
+
+        >>> al = ipallow.Allowlist(["10.0.0.0/9", "10.128.0.0/9"])
+        >>> al.covers("10.0.0.0/8"), al.covers("10.0.0.0/7")
+        (True, False)
+        """
+        return covers(self._address_ranges(), query_networks(network))
+
+    def overlaps(self, network: Any) -> bool:
+        """True when some address of ``network`` is in the allowlist.
+
+        Takes what :meth:`covers` takes and raises as it does.
+
+        >>> ipallow.Allowlist(["10.1.0.0/16"]).overlaps("10.0.0.0/8"), ipallow.Allowlist(["10.1.0.0/16"]).overlaps("11.0.0.0/8")
+        (True, False)
+        """
+        return overlaps(self._address_ranges(), query_networks(network))
+
+    def _address_ranges(self) -> dict:
+        # Worked out once (O(n log n)), then each query is a few binary searches.  Racing
+        # threads compute the same ranges: the allowlist is immutable.
+        ranges = self.__dict__.get("_ranges")
+        if ranges is None:
+            ranges = self.__dict__["_ranges"] = address_ranges(self._compiled)
+        return ranges
+
+    def union(self, *others: Any) -> Self:
+        """The addresses of this allowlist and of every other: a new allowlist.
+
+        Each other is an :class:`~ipallow.Allowlist` or an iterable of entries (compiled
+        first), as ``set.union`` takes any iterable.  At every address the
+        result answers as the left-most operand covering it does: ``lookup``
+        returns that operand's registration (its data, in the result's
+        numbering), the network being its network, or the part of it that lies
+        outside the operands before it.  See docs/set-algebra.md.
+
+        >>> a = ipallow.Allowlist([("10.0.0.0/8", "A")]); b = ipallow.Allowlist([("10.1.0.0/16", "B"), ("11.0.0.0/8", "C")])
+        >>> [m.data for m in map((a | b).lookup, ["10.1.2.3", "11.0.0.1"])]
+        ['A', 'C']
+        """
+        return self._combined("union", others)
+
+    def intersection(self, *others: Any) -> Self:
+        """The addresses in this allowlist and in every other; this allowlist's registrations
+        answer (cut to what remains).  Takes what :meth:`union` takes.
+
+        >>> a = ipallow.Allowlist([("10.0.0.0/8", "A")]); b = ipallow.Allowlist([("10.1.0.0/16", "B")])
+        >>> (a & b).lookup("10.1.2.3")
+        Match(network=IPv4Network('10.1.0.0/16'), index=0, data='A')
+        """
+        return self._combined("intersection", others)
+
+    def difference(self, *others: Any) -> Self:
+        """The addresses of this allowlist in none of the others; its registrations answer
+        (cut to what remains).  Takes what :meth:`union` takes.
+
+        >>> [str(n) for n in (ipallow.Allowlist(["10.0.0.0/8"]) - ipallow.Allowlist(["10.0.0.0/9"]))[0].networks]
+        ['10.128.0.0/9']
+        """
+        return self._combined("difference", others)
+
+    def __or__(self, other: Any) -> Self:
+        return self._combined("union", (other,)) if isinstance(other, SetAlgebra) else NotImplemented
+
+    def __and__(self, other: Any) -> Self:
+        return self._combined("intersection", (other,)) if isinstance(other, SetAlgebra) else NotImplemented
+
+    def __sub__(self, other: Any) -> Self:
+        return self._combined("difference", (other,)) if isinstance(other, SetAlgebra) else NotImplemented
+
+    def _combined(self, operation: str, others: tuple) -> Self:
+        operands = [self] + [o if isinstance(o, SetAlgebra) else type(self)(o) for o in others]
+        return type(self)._from_compiled(combine(operation, [o._compiled for o in operands]))
