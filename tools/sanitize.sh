@@ -109,7 +109,7 @@ EOF
     tar -c --exclude=./build --exclude='./.venv*' --exclude=./.git --exclude='*.so' \
         --exclude='./src/ipallow/*.c' --exclude='__pycache__' . | tar -x -C "$tree"
     say "building the extension with $CLANG ($SAN_FLAGS)"
-    # setup.py's own flags (-O3, -mpopcnt) follow CFLAGS: the optimised code is what is checked.
+    # setup.py's own flags (-O3) follow CFLAGS: the optimised code is what is checked.
     CC=$CLANG LDSHARED="$CLANG -shared" CFLAGS="$SAN_FLAGS" LDFLAGS="$SAN_FLAGS" \
         "$PY" -m pip install --quiet --no-deps --force-reinstall "$tree" \
         || die "building the instrumented extension failed"
