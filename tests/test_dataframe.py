@@ -443,7 +443,7 @@ def client():
     # restarted worker: a broken test fails instead of hanging the run.
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
             distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
-                                     dashboard_address=None, worker_dashboard_address=None) as cluster, \
+                                     dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0") as cluster, \
             distributed.Client(cluster) as client:
         yield client
 
