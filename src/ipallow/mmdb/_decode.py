@@ -12,7 +12,7 @@ records share their sub-maps (treat them as read-only).
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, NoReturn
 
 from ipallow.mmdb._encode import METADATA_MARKER
 
@@ -21,6 +21,10 @@ METADATA_MAX = 128 * 1024        # the spec bounds the metadata section
 
 class FormatError(ValueError):
     """The file is not a valid MaxMind DB; the message says where and why."""
+
+
+#: What decoding a damaged data section raises before the decoder can say why (see Decoder.damaged).
+DAMAGE = (RecursionError, IndexError, struct.error, TypeError)
 
 
 def _target(b: bytes, control: int, position: int) -> tuple[int, int]:
@@ -41,7 +45,7 @@ class Decoder:
         self.buffer, self.start, self.source = buffer, start, source
         self._shared: dict[int, Any] = {}
 
-    def fail(self, offset: int, message: str):
+    def fail(self, offset: int, message: str) -> NoReturn:
         raise FormatError(f"{self.source}: data section offset {offset}: {message}")
 
     def value(self, offset: int) -> Any:
@@ -52,14 +56,17 @@ class Decoder:
         """:meth:`value`, with a damaged file's every failure a :class:`FormatError`."""
         try:
             return self._decode(self.start + offset)[0]
-        except FormatError:
-            raise
-        except RecursionError:
+        except DAMAGE as exc:
+            self.damaged(offset, exc)
+
+    def damaged(self, offset: int, exc: BaseException) -> NoReturn:
+        """Raise the :class:`FormatError` that says what ``exc``, raised while decoding the
+        value at ``offset``, means about the file."""
+        if isinstance(exc, RecursionError):
             self.fail(offset, "data nested too deeply, or pointers in a cycle")
-        except (IndexError, struct.error):
-            self.fail(offset, "a value runs past the end of the file")
-        except TypeError as exc:                     # a map or an array as a map key
+        if isinstance(exc, TypeError):                     # a map or an array as a map key
             self.fail(offset, f"a map key that is not a string ({exc})")
+        self.fail(offset, "a value runs past the end of the file")
 
     def fields(self, offset: int, wanted: frozenset) -> Any:
         """The record at ``offset`` with only its top-level ``wanted`` fields decoded: what a
@@ -94,14 +101,8 @@ class Decoder:
                 else:
                     position = self._skip(position)
             return result
-        except FormatError:
-            raise
-        except RecursionError:
-            self.fail(offset, "data nested too deeply, or pointers in a cycle")
-        except (IndexError, struct.error):
-            self.fail(offset, "a value runs past the end of the file")
-        except TypeError as exc:
-            self.fail(offset, f"a map key that is not a string ({exc})")
+        except DAMAGE as exc:
+            self.damaged(offset, exc)
 
     def _skip(self, position: int) -> int:
         """The position after the field at ``position``, building nothing."""
