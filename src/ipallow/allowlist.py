@@ -74,7 +74,7 @@ class Allowlist(SetAlgebra, _trie.Index):
         column becomes the registration's data (a dict).  Registries (CSV
         whose header has an ``id`` column, or JSON Lines): the registrations
         that count at ``at`` (default: now), as :meth:`from_registry` gives
-        them.  Snapshots: memory-mapped.
+        them.  Snapshots: read into private memory (see :func:`ipallow.load` for shared pages).
 
         Arguments:
             format: one of ``txt``, ``csv``, ``jsonl``, ``registry-csv``,

@@ -3,7 +3,7 @@
 Every command and :meth:`Allowlist.from_file` read files through :func:`load`.
 Five formats, told apart by content first, then by name (``format=`` overrides):
 
-* ``snapshot``: starts with the snapshot magic; memory-mapped, see ipallow.snapshot;
+* ``snapshot``: starts with the snapshot magic; read into private memory, see ipallow.snapshot;
 * ``jsonl``: a registry as JSON Lines (the first non-blank byte is ``{``, or
   the name ends ``.jsonl`` / ``.ndjson`` / ``.json``);
 * ``registry-csv``: a registry as CSV: the header row has an ``id`` column
