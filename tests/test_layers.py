@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("facade", {"allowlist"}),
     # ipallow.live: the timed list, the watched file, the thread, then the serving object
     ("live parts", {"live._timed", "live._watch", "live._poller"}),
-    ("features", {"live._live", "live", "diff", "export", "dataframe._dask", "dataframe._public", "dataframe", "synth",
+    ("features", {"live._live", "live", "live.metrics", "diff", "export", "dataframe._dask", "dataframe._public", "dataframe", "synth",
                   # ipallow.bench: its defaults, the prefix table, queries, peers, agreement, timing, the run, the plot
                   "bench._defaults", "bench._table", "bench._queries", "bench._peers", "bench._compare",
                   "bench._timing", "bench._run", "bench._plot", "bench"}),
