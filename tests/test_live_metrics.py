@@ -251,6 +251,8 @@ def test_several_lists_share_one_registry_each_under_its_own_name(tmp_path, serv
         metrics.register(first, registry, name=7)
     with pytest.raises(TypeError):
         metrics.register(path, registry)
+    with pytest.raises(TypeError, match="CollectorRegistry"):
+        metrics.register(first, {})
     with pytest.raises(ValueError):
         metrics.register(first, registry, name="")
 

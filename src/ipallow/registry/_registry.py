@@ -100,7 +100,7 @@ class Registry(Sequence):
         bounds = np.concatenate([self._valid_from[live], self._expires_at[live]])
         self._bounds = np.unique(bounds[np.isfinite(bounds)])
         self._rank = None   # natural id order (see id_key), computed on first compile
-        self._inactive_statuses = None   # status -> count of the records not 'active' (see _standing_counts)
+        self._inactive_statuses: dict[str, int] | None = None   # see _standing_counts
 
     def _id_rank(self) -> np.ndarray:
         rank = self._rank
