@@ -73,6 +73,28 @@ def test_lookup_agrees_with_the_oracle_on_nested_tables(seed, version):
             assert got == Match(net, index, f"reg-{index}")
 
 
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("version", [4, 6])
+def test_lookup_on_a_plain_list_reads_the_registration_index_from_the_row(seed, version):
+    # Without data a Match reads its registration only when .index is asked for
+    # (from the matched row): it must be the same registration the oracle finds,
+    # duplicates included (the first registration of a prefix wins).
+    rng = random.Random(seed * 10 + version + 100)
+    nets = _nested_table(rng, version, 150)
+    nets += rng.sample(nets, 20)                 # the same prefix registered again, later
+    al = Allowlist([str(net) for net in nets])
+    oracle = Oracle([[net] for net in nets])
+    for addr in _probes(rng, nets, version, 300):
+        want, got = oracle.match(addr), al.lookup(str(addr))
+        if want is None:
+            assert got is None, addr
+            continue
+        again = al.lookup(addr)
+        assert got == again, addr                # compared before either index is read
+        assert (got.index, got.data, got.network) == (want[1], None, want[0]), addr
+        assert tuple(again) == (want[0], want[1], None), addr
+
+
 def test_lookup_of_ipv4_mapped_ipv6_answers_the_ipv4_prefix():
     al = Allowlist(["10.0.0.0/8", "::/0"])
     m = al.lookup("::ffff:10.1.2.3")

@@ -55,9 +55,9 @@ cdef class Index:
         (after the tables; once: when two threads race to set them, the first stays)."""
         if self._arrays is None:
             raise RuntimeError("set the tables before the answers")
-        answers = Answers(prefixlen, data, cache)
         if len(prefixlen) != self.n_prefixes:
             raise ValueError("prefixlen must have one row per prefix")
+        answers = Answers(prefixlen, self._arrays[4], data, cache)
         if self.answers is None:
             self.answers = answers
 
@@ -71,8 +71,9 @@ cdef class Index:
                 ``ipaddress`` / ``netaddr`` address.  ``::ffff:a.b.c.d`` is
                 looked up as ``a.b.c.d``.
 
-        The Match's ``index`` and ``data`` are ready at once; its ``network`` is
-        built when first read (``prefixlen`` and ``network_text`` do without it).
+        The Match's ``data`` is ready at once; its ``index`` is read and its
+        ``network`` built when first asked for (``prefixlen`` and ``network_text``
+        do without the network).
 
         Raises:
             TypeError: ``ip`` is not an address type.

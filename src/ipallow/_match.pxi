@@ -41,20 +41,28 @@ cdef inline uint64_t high_bits(int bits) noexcept nogil:
 
 
 cdef class PrefixRows:
-    """Each prefix row's length and the allowlist's cache of ``ipaddress`` networks: what
-    a Match needs to make its network later (and all it keeps, beside its own fields)."""
+    """Each prefix row's length and registration, and the allowlist's cache of ``ipaddress``
+    networks: what a Match needs to make its network and index later (and all it keeps,
+    beside its own fields)."""
     cdef const uint8_t* prefixlen
-    cdef object _prefixlen       # keeps the buffer behind ``prefixlen`` alive
+    cdef const int32_t* prefix_reg
+    cdef object _arrays          # keeps the buffers behind ``prefixlen`` and ``prefix_reg`` alive
     cdef Py_ssize_t n_prefixes
     cdef dict cache
 
-    def __cinit__(self, prefixlen, dict cache not None):
+    def __cinit__(self, prefixlen, prefix_reg, dict cache not None):
         if not isinstance(prefixlen, np.ndarray) or prefixlen.dtype != np.uint8 \
                 or prefixlen.ndim != 1 or not prefixlen.flags.c_contiguous:
             raise TypeError("prefixlen must be a 1-D C-contiguous uint8 array")
-        self._prefixlen = prefixlen
+        if not isinstance(prefix_reg, np.ndarray) or prefix_reg.dtype != np.int32 \
+                or prefix_reg.ndim != 1 or not prefix_reg.flags.c_contiguous:
+            raise TypeError("prefix_reg must be a 1-D C-contiguous int32 array")
+        if prefix_reg.shape[0] != prefixlen.shape[0]:
+            raise ValueError("prefixlen and prefix_reg must have one row per prefix")
+        self._arrays = (prefixlen, prefix_reg)
         self.n_prefixes = prefixlen.shape[0]
         self.prefixlen = <const uint8_t*>pointer_of(prefixlen) if self.n_prefixes else NULL
+        self.prefix_reg = <const int32_t*>pointer_of(prefix_reg) if self.n_prefixes else NULL
         self.cache = cache
 
 
@@ -65,8 +73,8 @@ cdef class Answers:
     cdef object data             # sequence indexed by registration, or None
     cdef bint data_is_list
 
-    def __cinit__(self, prefixlen, data, dict cache not None):
-        self.rows = PrefixRows(prefixlen, cache)
+    def __cinit__(self, prefixlen, prefix_reg, data, dict cache not None):
+        self.rows = PrefixRows(prefixlen, prefix_reg, cache)
         self.data = data
         self.data_is_list = type(data) is list
 
@@ -86,8 +94,9 @@ cdef int load_answers(Index index) except -1:
 cdef object match_of(Index index, object ip):
     """``index.lookup(ip)``: the Match of the longest prefix covering ``ip``, or None.
 
-    Only what every caller needs is read here (the registration and its data); the
-    prefix length, one more cache miss in a big table, waits until it is asked for.
+    Only what every caller needs is read here: the registration's data, and so the
+    registration.  Without data (a plain list) the registration index, like the prefix
+    length, is one more cache miss in a big table: it waits until it is asked for.
     """
     cdef uint64_t hi = 0, lo = 0
     cdef uint32_t leaf
@@ -107,18 +116,21 @@ cdef object match_of(Index index, object ip):
     cdef Py_ssize_t row = leaf - 1
     if row >= answers.rows.n_prefixes:    # validated tables never answer past the prefixes
         raise RuntimeError("the tables answer a prefix the prefix table lacks")
-    cdef Py_ssize_t reg = index.prefix_reg[row]
+    cdef Py_ssize_t reg
     cdef Match m = Match.__new__(Match)
     m.version = version
     m.hi = hi
     m.lo = lo
     m.row = row
     m.rows = answers.rows
-    m.reg = reg
     data = answers.data
     if data is None:
+        m.reg = -1                          # read from the row when .index is asked for
         m.data = None
-    elif answers.data_is_list and reg < PyList_GET_SIZE(data):
+        return m
+    reg = answers.rows.prefix_reg[row]
+    m.reg = reg
+    if answers.data_is_list and reg < PyList_GET_SIZE(data):
         m.data = <object>PyList_GET_ITEM(data, reg)
     else:
         m.data = data[reg]
@@ -144,7 +156,7 @@ cdef class Match:
     cdef Py_ssize_t row          # the matched prefix row
     cdef PrefixRows rows         # its length, and the network cache
     cdef object _network         # None until built (or given)
-    cdef Py_ssize_t reg           # the registration index, for a Match from a lookup
+    cdef Py_ssize_t reg          # the registration index, for a Match from a lookup (-1: not read yet)
     cdef object _index           # the index given to a Match made from Python
     cdef readonly object data
 
@@ -162,7 +174,13 @@ cdef class Match:
         """The registration index (position in ``list(allowlist)``, ``allowlist[index]``)."""
         # Made when read: most registration indices are too big for Python's cached
         # small ints, and a lookup answered with an int object would pay for one.
-        return PyLong_FromSsize_t(self.reg) if self.version else self._index
+        return PyLong_FromSsize_t(self.registration()) if self.version else self._index
+
+    cdef Py_ssize_t registration(self) noexcept:
+        """The registration index of a Match from a lookup (read from its row if not yet)."""
+        if self.reg < 0:
+            self.reg = self.rows.prefix_reg[self.row]
+        return self.reg
 
     @property
     def network(self):
@@ -246,7 +264,7 @@ cdef class Match:
             o = <Match>other
             if (op == 2 or op == 3) and self.version and o.version:
                 # Both from lookups: compare the prefixes as integers, no networks built.
-                same = self.reg == o.reg and self.same_prefix(o) \
+                same = self.registration() == o.registration() and self.same_prefix(o) \
                     and (self.data is o.data or self.data == o.data)
                 return same if op == 2 else not same
             other = o._astuple()
