@@ -89,6 +89,41 @@ def test_plain_list_duplicate_first_line_answers_and_validate_says_so(tmp_path):
     assert warning["line"] == 3 and "the first (line 1) answers lookups" in warning["message"]
 
 
+@pytest.mark.parametrize("rows", [DUPLICATE_ROWS, DUPLICATE_ROWS[::-1]], ids=["file-order", "reversed"])
+def test_duplicate_prefix_in_a_snapshot_validate_names_the_answer_and_no_line(tmp_path, rows):
+    # A snapshot has no lines: the warning must not point at "line 0" of it.
+    snap = tmp_path / "reg.ipallow"
+    assert run("compile", _registry(tmp_path, rows), "-o", snap).returncode == 0
+    result = run("validate", "--json", snap)
+    assert result.returncode == 0, result.stderr
+    warning, = json.loads(result.stdout)["warnings"]
+    assert (warning["id"], warning["other_id"]) == ("PTA-10", "PTA-9")
+    assert warning["message"] == "192.0.2.0/24 is registered again (PTA-9); PTA-9 answers lookups (the lowest id)"
+    assert "line 0" not in run("validate", snap).stdout
+
+
+def test_duplicate_prefix_in_a_plain_list_snapshot_names_the_registration_that_answers(tmp_path):
+    snap = tmp_path / "plain.ipallow"
+    ipallow.Allowlist(["192.0.2.0/24", "10.0.0.0/8", "192.0.2.0/24"]).save(snap)
+    result = run("validate", snap)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (f"{snap}: warning: 192.0.2.0/24 is registered again (registration #0); "
+                             f"registration #0 answers lookups (the first)\n")
+    assert json.loads(run("check", "--list", snap, "--json", "192.0.2.1").stdout)["registration"] == 0
+
+
+def test_duplicate_prefix_diff_ignores_row_order_and_lists_ids_naturally(tmp_path):
+    old = _registry(tmp_path, DUPLICATE_ROWS, "old.csv")
+    shuffled = _registry(tmp_path, DUPLICATE_ROWS[::-1], "shuffled.csv")
+    same = run("diff", old, shuffled)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "registrations: 0 added, 0 removed, 0 changed, 3 unchanged" in same.stdout
+    gone = _registry(tmp_path, DUPLICATE_ROWS[2:], "gone.csv")
+    removed = run("diff", old, gone)
+    assert [line.split()[:2] for line in removed.stdout.splitlines() if line.startswith("- ")] == \
+        [["-", "PTA-9"], ["-", "PTA-10"]]
+
+
 def test_natural_order_agrees_with_id_key_on_random_ids():
     rng = random.Random(12)
     alphabet = ["PTA-", "pta-", "X", "-", "0", "1", "9", "10", "007", "a", "Z9"]
