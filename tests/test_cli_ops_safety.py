@@ -556,6 +556,42 @@ def test_no_progress_when_stderr_is_not_a_terminal(tmp_path, command):
     assert "\x1b[K" not in result.stderr and label not in result.stderr
 
 
+def _frames(terminal, label):
+    """Positions of the progress frames drawn with ``label`` (each frame starts '\\r\\x1b[K')."""
+    frames = terminal.split("\r\x1b[K")
+    return frames, [k for k, frame in enumerate(frames) if frame.startswith(label)]
+
+
+def test_nested_progress_lines_do_not_take_turns(tmp_path):
+    # compile shows 'compiling FILE' around the loader's own 'loading FILE': while the inner
+    # line is up the outer one must wait, not redraw over it every 0.2 s (it flickered).
+    registry = tmp_path / "big.csv"
+    rows = (f"PTA-{k},{10 + (k >> 16)}.{(k >> 8) & 255}.{k & 255}.0/24,o" for k in range(60_000))
+    registry.write_text("id,cidr,owner\n" + "\n".join(rows) + "\n")
+    env = dict(os.environ, IPALLOW_PROGRESS_DELAY="0", TERM="xterm")
+    status, _, terminal = _run_on_a_terminal(["compile", registry, "-o", tmp_path / "big.ipallow"], env)
+    assert status == 0, terminal
+    frames, loading = _frames(terminal, f"loading {registry}")
+    assert len(loading) >= 2, terminal[:500]          # the load lasted more than one frame
+    between = frames[loading[0]:loading[-1] + 1]
+    assert not [f for f in between if f.startswith("compiling")], between
+
+
+def test_nested_progress_helper_draws_only_the_innermost():
+    import io
+    import time
+    from ipallow.commands._progress import Progress
+    stream = io.StringIO()
+    with Progress("outer", stream=stream, delay=0, enabled=True):
+        with Progress("inner", stream=stream, delay=0, enabled=True):
+            time.sleep(0.7)          # the outer would have drawn 3 frames by now
+        time.sleep(0.3)
+    frames, inner = _frames(stream.getvalue(), "inner")
+    assert frames[1].startswith("outer") and len(inner) >= 2
+    assert not [f for f in frames[inner[0]:inner[-1] + 1] if f.startswith("outer")]
+    assert [f for f in frames[inner[-1] + 1:] if f.startswith("outer")]      # and resumes after
+
+
 def test_no_progress_on_a_terminal_for_work_shorter_than_the_delay(tmp_path):
     args, label = _progress_commands(tmp_path)["validate"]
     env = dict(os.environ, TERM="xterm", IPALLOW_PROGRESS_DELAY="10")   # the default is 1 s
