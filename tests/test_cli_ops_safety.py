@@ -471,6 +471,38 @@ def test_filter_count_by_bytes_strict_stop_before_a_quoted_line(tmp_path):
 
 
 # ---------------------------------------------------------------------------
+# a hostmask is read as ipaddress reads it, in every format and command
+# ---------------------------------------------------------------------------
+
+HOSTMASKED = ["192.0.2.0/0.0.0.255", "10.0.0.0/0.255.255.255", "198.51.100.0/255.255.255.128"]
+
+
+@pytest.mark.parametrize("kind", ["txt", "registry-csv"])
+def test_hostmask_is_read_as_ipaddress_reads_it(tmp_path, kind):
+    import ipaddress
+    expected = [str(ipaddress.ip_network(text)) for text in HOSTMASKED]
+    path = tmp_path / "masks"
+    if kind == "txt":
+        path.write_text("\n".join(HOSTMASKED) + "\n")
+    else:
+        path.write_text("id,networks\n" + "".join(f"M{k},{t}\n" for k, t in enumerate(HOSTMASKED)))
+    validated = run("validate", path)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "host bits" not in validated.stdout + validated.stderr
+    probes = [str(ipaddress.ip_network(n)[-1]) for n in expected]
+    checked = run("check", "--list", path, "--json", *probes)
+    assert checked.returncode == 0, checked.stderr
+    assert [json.loads(line)["network"] for line in checked.stdout.splitlines()] == expected
+    exported = run("export", "--format", "cidr", "-q", path)
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.split() == sorted(expected, key=lambda n: ipaddress.ip_network(n))
+    refused = tmp_path / "bad.txt"
+    refused.write_text("192.0.2.0/0.255.0.255\n")        # neither a netmask nor a hostmask
+    bad = run("check", "--list", refused, "192.0.2.1")
+    assert bad.returncode == 2 and f"{refused}:1:" in bad.stderr
+
+
+# ---------------------------------------------------------------------------
 # diff: listed by id; IPv6 sizes people can read
 # ---------------------------------------------------------------------------
 

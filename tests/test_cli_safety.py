@@ -236,6 +236,29 @@ def test_allowlist_save_uses_the_same_rules(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_allowlist_save_regular_file_and_character_device(tmp_path):
+    al = ipallow.Allowlist(["192.0.2.0/24"])
+    regular = tmp_path / "snap.ipallow"
+    regular.write_bytes(b"old")
+    regular.chmod(0o640)
+    if os.geteuid() == 0:
+        os.chown(regular, 4321, 4322)
+    inode = regular.stat().st_ino
+    al.save(regular)
+    st = regular.stat()
+    assert st.st_ino != inode and stat.S_IMODE(st.st_mode) == 0o640 and "192.0.2.1" in ipallow.load(regular)
+    if os.geteuid() == 0:
+        assert (st.st_uid, st.st_gid) == (4321, 4322)
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))     # a null device, here only
+    except PermissionError:
+        pytest.skip("mknod needs privileges")
+    al.save(device)
+    assert stat.S_ISCHR(device.lstat().st_mode) and device.lstat().st_rdev == os.makedev(1, 3)
+    assert leftovers(tmp_path) == []
+
+
 # -- no silent list: --list, else $IPALLOW_LIST, else exit 2 (the demo only with --sample) -----
 
 NO_LIST = "no list given: pass --list FILE"
