@@ -286,6 +286,16 @@ def test_list_from_the_environment(tmp_path, plain):
     assert filtered.returncode == 0 and filtered.stdout == "192.0.2.7\n"
 
 
+def test_a_list_named_by_the_environment_that_is_missing_says_where_the_name_came_from(tmp_path):
+    # From cron, nothing on the command line names the file: the message must.
+    missing = tmp_path / "gone.csv"
+    result = run("check", "192.0.2.7", env={"IPALLOW_LIST": str(missing)})
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"No such file or directory: {missing} (named by IPALLOW_LIST)" in result.stderr
+    filtered = run("filter", stdin="192.0.2.7\n", env={"IPALLOW_LIST": str(missing)})
+    assert filtered.returncode == 2 and f"{missing} (named by IPALLOW_LIST)" in filtered.stderr
+
+
 def test_explicit_choices_beat_the_environment(tmp_path, plain):
     other = tmp_path / "other.txt"
     other.write_text("203.0.113.0/24\n")
