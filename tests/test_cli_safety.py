@@ -191,6 +191,28 @@ def test_output_directory_is_a_usage_error(tmp_path, plain):
     assert list(directory.iterdir()) == [] and leftovers(tmp_path) == []
 
 
+def test_output_name_ending_in_a_slash_must_be_a_directory(tmp_path, plain):
+    # As cp and install: 'FILE/' names a directory; writing a file called FILE instead is a surprise.
+    existing = tmp_path / "allow.cidr"
+    existing.write_text("old\n")
+    for name in (f"{existing}/", f"{tmp_path / 'new.cidr'}/"):
+        result = run("export", "--format", "cidr", "--force", plain, "-o", name)
+        assert result.returncode == 2, result.stderr
+        assert f"Not a directory: {name}" in result.stderr
+    assert existing.read_text() == "old\n" and not (tmp_path / "new.cidr").exists()
+    assert leftovers(tmp_path) == []
+    with pytest.raises(NotADirectoryError):
+        ipallow.Allowlist(["192.0.2.0/24"]).save(f"{existing}/")
+    assert existing.read_text() == "old\n"
+
+
+def test_output_in_a_missing_directory_names_the_output_not_a_temporary_file(tmp_path, plain):
+    target = tmp_path / "no-such-dir" / "allow.cidr"
+    result = run("export", "--format", "cidr", plain, "-o", target)
+    assert result.returncode == 2
+    assert f"No such file or directory: {target}" in result.stderr and ".ipallow-" not in result.stderr
+
+
 def test_compile_snapshot_follows_symlink_and_keeps_mode(tmp_path, plain):
     real = tmp_path / "real.ipallow"
     real.write_bytes(b"old")
