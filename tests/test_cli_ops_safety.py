@@ -89,6 +89,41 @@ def test_plain_list_duplicate_first_line_answers_and_validate_says_so(tmp_path):
     assert warning["line"] == 3 and "the first (line 1) answers lookups" in warning["message"]
 
 
+@pytest.mark.parametrize("rows", [DUPLICATE_ROWS, DUPLICATE_ROWS[::-1]], ids=["file-order", "reversed"])
+def test_duplicate_prefix_in_a_snapshot_validate_names_the_answer_and_no_line(tmp_path, rows):
+    # A snapshot has no lines: the warning must not point at "line 0" of it.
+    snap = tmp_path / "reg.ipallow"
+    assert run("compile", _registry(tmp_path, rows), "-o", snap).returncode == 0
+    result = run("validate", "--json", snap)
+    assert result.returncode == 0, result.stderr
+    warning, = json.loads(result.stdout)["warnings"]
+    assert (warning["id"], warning["other_id"]) == ("PTA-10", "PTA-9")
+    assert warning["message"] == "192.0.2.0/24 is registered again (PTA-9); PTA-9 answers lookups (the lowest id)"
+    assert "line 0" not in run("validate", snap).stdout
+
+
+def test_duplicate_prefix_in_a_plain_list_snapshot_names_the_registration_that_answers(tmp_path):
+    snap = tmp_path / "plain.ipallow"
+    ipallow.Allowlist(["192.0.2.0/24", "10.0.0.0/8", "192.0.2.0/24"]).save(snap)
+    result = run("validate", snap)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (f"{snap}: warning: 192.0.2.0/24 is registered again (registration #0); "
+                             f"registration #0 answers lookups (the first)\n")
+    assert json.loads(run("check", "--list", snap, "--json", "192.0.2.1").stdout)["registration"] == 0
+
+
+def test_duplicate_prefix_diff_ignores_row_order_and_lists_ids_naturally(tmp_path):
+    old = _registry(tmp_path, DUPLICATE_ROWS, "old.csv")
+    shuffled = _registry(tmp_path, DUPLICATE_ROWS[::-1], "shuffled.csv")
+    same = run("diff", old, shuffled)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "registrations: 0 added, 0 removed, 0 changed, 3 unchanged" in same.stdout
+    gone = _registry(tmp_path, DUPLICATE_ROWS[2:], "gone.csv")
+    removed = run("diff", old, gone)
+    assert [line.split()[:2] for line in removed.stdout.splitlines() if line.startswith("- ")] == \
+        [["-", "PTA-9"], ["-", "PTA-10"]]
+
+
 def test_natural_order_agrees_with_id_key_on_random_ids():
     rng = random.Random(12)
     alphabet = ["PTA-", "pta-", "X", "-", "0", "1", "9", "10", "007", "a", "Z9"]
@@ -436,6 +471,38 @@ def test_filter_count_by_bytes_strict_stop_before_a_quoted_line(tmp_path):
 
 
 # ---------------------------------------------------------------------------
+# a hostmask is read as ipaddress reads it, in every format and command
+# ---------------------------------------------------------------------------
+
+HOSTMASKED = ["192.0.2.0/0.0.0.255", "10.0.0.0/0.255.255.255", "198.51.100.0/255.255.255.128"]
+
+
+@pytest.mark.parametrize("kind", ["txt", "registry-csv"])
+def test_hostmask_is_read_as_ipaddress_reads_it(tmp_path, kind):
+    import ipaddress
+    expected = [str(ipaddress.ip_network(text)) for text in HOSTMASKED]
+    path = tmp_path / "masks"
+    if kind == "txt":
+        path.write_text("\n".join(HOSTMASKED) + "\n")
+    else:
+        path.write_text("id,networks\n" + "".join(f"M{k},{t}\n" for k, t in enumerate(HOSTMASKED)))
+    validated = run("validate", path)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "host bits" not in validated.stdout + validated.stderr
+    probes = [str(ipaddress.ip_network(n)[-1]) for n in expected]
+    checked = run("check", "--list", path, "--json", *probes)
+    assert checked.returncode == 0, checked.stderr
+    assert [json.loads(line)["network"] for line in checked.stdout.splitlines()] == expected
+    exported = run("export", "--format", "cidr", "-q", path)
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.split() == sorted(expected, key=lambda n: ipaddress.ip_network(n))
+    refused = tmp_path / "bad.txt"
+    refused.write_text("192.0.2.0/0.255.0.255\n")        # neither a netmask nor a hostmask
+    bad = run("check", "--list", refused, "192.0.2.1")
+    assert bad.returncode == 2 and f"{refused}:1:" in bad.stderr
+
+
+# ---------------------------------------------------------------------------
 # diff: listed by id; IPv6 sizes people can read
 # ---------------------------------------------------------------------------
 
@@ -519,6 +586,42 @@ def test_no_progress_when_stderr_is_not_a_terminal(tmp_path, command):
     result = run(*args, env=dict(os.environ, IPALLOW_PROGRESS_DELAY="0", TERM="xterm"))
     assert result.returncode in (0, 1), result.stderr
     assert "\x1b[K" not in result.stderr and label not in result.stderr
+
+
+def _frames(terminal, label):
+    """Positions of the progress frames drawn with ``label`` (each frame starts '\\r\\x1b[K')."""
+    frames = terminal.split("\r\x1b[K")
+    return frames, [k for k, frame in enumerate(frames) if frame.startswith(label)]
+
+
+def test_nested_progress_lines_do_not_take_turns(tmp_path):
+    # compile shows 'compiling FILE' around the loader's own 'loading FILE': while the inner
+    # line is up the outer one must wait, not redraw over it every 0.2 s (it flickered).
+    registry = tmp_path / "big.csv"
+    rows = (f"PTA-{k},{10 + (k >> 16)}.{(k >> 8) & 255}.{k & 255}.0/24,o" for k in range(60_000))
+    registry.write_text("id,cidr,owner\n" + "\n".join(rows) + "\n")
+    env = dict(os.environ, IPALLOW_PROGRESS_DELAY="0", TERM="xterm")
+    status, _, terminal = _run_on_a_terminal(["compile", registry, "-o", tmp_path / "big.ipallow"], env)
+    assert status == 0, terminal
+    frames, loading = _frames(terminal, f"loading {registry}")
+    assert len(loading) >= 2, terminal[:500]          # the load lasted more than one frame
+    between = frames[loading[0]:loading[-1] + 1]
+    assert not [f for f in between if f.startswith("compiling")], between
+
+
+def test_nested_progress_helper_draws_only_the_innermost():
+    import io
+    import time
+    from ipallow.commands._progress import Progress
+    stream = io.StringIO()
+    with Progress("outer", stream=stream, delay=0, enabled=True):
+        with Progress("inner", stream=stream, delay=0, enabled=True):
+            time.sleep(0.7)          # the outer would have drawn 3 frames by now
+        time.sleep(0.3)
+    frames, inner = _frames(stream.getvalue(), "inner")
+    assert frames[1].startswith("outer") and len(inner) >= 2
+    assert not [f for f in frames[inner[0]:inner[-1] + 1] if f.startswith("outer")]
+    assert [f for f in frames[inner[-1] + 1:] if f.startswith("outer")]      # and resumes after
 
 
 def test_no_progress_on_a_terminal_for_work_shorter_than_the_delay(tmp_path):

@@ -191,6 +191,28 @@ def test_output_directory_is_a_usage_error(tmp_path, plain):
     assert list(directory.iterdir()) == [] and leftovers(tmp_path) == []
 
 
+def test_output_name_ending_in_a_slash_must_be_a_directory(tmp_path, plain):
+    # As cp and install: 'FILE/' names a directory; writing a file called FILE instead is a surprise.
+    existing = tmp_path / "allow.cidr"
+    existing.write_text("old\n")
+    for name in (f"{existing}/", f"{tmp_path / 'new.cidr'}/"):
+        result = run("export", "--format", "cidr", "--force", plain, "-o", name)
+        assert result.returncode == 2, result.stderr
+        assert f"Not a directory: {name}" in result.stderr
+    assert existing.read_text() == "old\n" and not (tmp_path / "new.cidr").exists()
+    assert leftovers(tmp_path) == []
+    with pytest.raises(NotADirectoryError):
+        ipallow.Allowlist(["192.0.2.0/24"]).save(f"{existing}/")
+    assert existing.read_text() == "old\n"
+
+
+def test_output_in_a_missing_directory_names_the_output_not_a_temporary_file(tmp_path, plain):
+    target = tmp_path / "no-such-dir" / "allow.cidr"
+    result = run("export", "--format", "cidr", plain, "-o", target)
+    assert result.returncode == 2
+    assert f"No such file or directory: {target}" in result.stderr and ".ipallow-" not in result.stderr
+
+
 def test_compile_snapshot_follows_symlink_and_keeps_mode(tmp_path, plain):
     real = tmp_path / "real.ipallow"
     real.write_bytes(b"old")
@@ -236,6 +258,29 @@ def test_allowlist_save_uses_the_same_rules(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_allowlist_save_regular_file_and_character_device(tmp_path):
+    al = ipallow.Allowlist(["192.0.2.0/24"])
+    regular = tmp_path / "snap.ipallow"
+    regular.write_bytes(b"old")
+    regular.chmod(0o640)
+    if os.geteuid() == 0:
+        os.chown(regular, 4321, 4322)
+    inode = regular.stat().st_ino
+    al.save(regular)
+    st = regular.stat()
+    assert st.st_ino != inode and stat.S_IMODE(st.st_mode) == 0o640 and "192.0.2.1" in ipallow.load(regular)
+    if os.geteuid() == 0:
+        assert (st.st_uid, st.st_gid) == (4321, 4322)
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))     # a null device, here only
+    except PermissionError:
+        pytest.skip("mknod needs privileges")
+    al.save(device)
+    assert stat.S_ISCHR(device.lstat().st_mode) and device.lstat().st_rdev == os.makedev(1, 3)
+    assert leftovers(tmp_path) == []
+
+
 # -- no silent list: --list, else $IPALLOW_LIST, else exit 2 (the demo only with --sample) -----
 
 NO_LIST = "no list given: pass --list FILE"
@@ -261,6 +306,16 @@ def test_list_from_the_environment(tmp_path, plain):
     assert run("check", "203.0.113.9", env={"IPALLOW_LIST": str(plain)}).returncode == 1
     filtered = run("filter", "-q", stdin="192.0.2.7\n203.0.113.9\n", env={"IPALLOW_LIST": str(plain)})
     assert filtered.returncode == 0 and filtered.stdout == "192.0.2.7\n"
+
+
+def test_a_list_named_by_the_environment_that_is_missing_says_where_the_name_came_from(tmp_path):
+    # From cron, nothing on the command line names the file: the message must.
+    missing = tmp_path / "gone.csv"
+    result = run("check", "192.0.2.7", env={"IPALLOW_LIST": str(missing)})
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"No such file or directory: {missing} (named by IPALLOW_LIST)" in result.stderr
+    filtered = run("filter", stdin="192.0.2.7\n", env={"IPALLOW_LIST": str(missing)})
+    assert filtered.returncode == 2 and f"{missing} (named by IPALLOW_LIST)" in filtered.stderr
 
 
 def test_explicit_choices_beat_the_environment(tmp_path, plain):

@@ -14,7 +14,7 @@ One rule for every writer (``ipallow export -o``, ``compile -o``, ``bench --plot
   a terminal), or a name leading into ``/proc`` (``/dev/stdout``, ``/dev/fd/N``):
   written through, appending (nothing to rename; a FIFO waits for its reader);
 * a directory, a block device or a socket: refused with an ``OSError`` and
-  nothing written.
+  nothing written; so is a name ending in ``/`` that is not a directory.
 
 ``-`` is not special here: the command line maps it to stdout itself.
 """
@@ -44,6 +44,9 @@ def resolve(path: str | os.PathLike) -> tuple[str, os.stat_result | None, bool]:
     name = os.fspath(path)
     if isinstance(name, bytes):
         name = os.fsdecode(name)
+    if name.endswith(_SEPARATORS) and not os.path.isdir(name):
+        # As cp and install read it: 'NAME/' names a directory, never a file called NAME.
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", name)
     current = os.path.abspath(name)
     for _ in range(_MAX_LINKS):
         parent = os.path.realpath(os.path.dirname(current))
@@ -69,6 +72,7 @@ def resolve(path: str | os.PathLike) -> tuple[str, os.stat_result | None, bool]:
 
 
 _MAX_LINKS = 40     # as Linux's own limit on following symbolic links
+_SEPARATORS = tuple(s for s in (os.sep, os.altsep) if s)
 
 
 def _stat_or_none(name: str) -> os.stat_result | None:
@@ -95,7 +99,11 @@ def open_output(path: str | os.PathLike, *, binary: bool = False) -> Iterator[IO
         return
     import tempfile         # here: `ipallow check` reads a snapshot and writes nothing
     directory = os.path.dirname(os.path.abspath(target))
-    fd, temporary = tempfile.mkstemp(prefix=".ipallow-", suffix=".tmp", dir=directory)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=".ipallow-", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        # The temporary name means nothing to the operator: name what they asked to write.
+        raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from None
     try:
         with os.fdopen(fd, "wb" if binary else "w", encoding=encoding) as handle:
             yield handle

@@ -16,7 +16,7 @@ from typing import Sequence
 import ipallow
 from ipallow import commands
 from ipallow.errors import ParseError, SnapshotError
-from ipallow.commands import EXIT_ERROR, UsageError
+from ipallow.commands import EXIT_ERROR, LIST_ENV, UsageError
 
 
 #: Commands of a module named otherwise (the rest: one module each, named as the command).
@@ -77,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ipallow {args.command}: {exc}", file=sys.stderr)
     except OSError as exc:
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        if where and exc.filename == getattr(args, "list_from_env", None):
+            where += f" (named by {LIST_ENV})"      # from cron nothing else shows where it came from
         print(f"ipallow {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"ipallow {args.command}: interrupted", file=sys.stderr)

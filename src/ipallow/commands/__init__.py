@@ -7,6 +7,9 @@ Each module defines ``register(subparsers)``, which adds its parser and sets
 
 EXIT_OK, EXIT_NEGATIVE, EXIT_ERROR = 0, 1, 2
 
+#: The environment variable naming the list of check, filter and bench when --list is not given.
+LIST_ENV = "IPALLOW_LIST"
+
 
 class UsageError(Exception):
     """A command line that cannot be run as given (exit 2; the message says what to pass)."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import ipallow
 from ipallow import _output
 from ipallow.errors import Problem
-from ipallow.commands import EXIT_OK, UsageError
+from ipallow.commands import EXIT_OK, LIST_ENV, UsageError
 from ipallow.commands._progress import Progress
 
 if TYPE_CHECKING:
@@ -74,7 +74,6 @@ def parse_at_argument(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-LIST_ENV = "IPALLOW_LIST"
 
 LIST_FORMAT_HELP = ("read the list as this format instead of recognising it: txt (one entry a line), "
                     "csv (a plain CSV list: every row counts), jsonl or registry-csv (a registry), "
@@ -112,6 +111,7 @@ def chosen_list(args: argparse.Namespace) -> str:
         return args.list
     from_env = os.environ.get(LIST_ENV, "")
     if from_env:
+        args.list_from_env = from_env        # so that an error can say where the name came from
         return from_env
     raise UsageError(f"no list given: pass --list FILE (a list, registry or snapshot; - for stdin) "
                      f"or set {LIST_ENV}=FILE; --sample uses the bundled demo registry")

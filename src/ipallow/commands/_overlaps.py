@@ -127,13 +127,16 @@ def warnings_of(source, file_name: str, text: str) -> Found:
     else:
         ids = [all_ids[i] for i in inner_reg.tolist()]
         other_ids = [all_ids[j] for j in outer_reg.tolist()]
-        where = [f"the same registration {i}" if s else f"{j}, line {ol}"
+        # A snapshot has no lines (0): the id alone says which registration.
+        where = [f"the same registration {i}" if s else f"{j}, line {ol}" if ol else j
                  for s, i, j, ol in zip(same, ids, other_ids, other_line)]
     kinds = [KINDS[k] for k in kind.tolist()]
     # Of several registrations of one prefix, the one that answers is the
     # outer row: a registry's lowest id in natural order, a plain list's first line.
     if all_ids is None:
-        winner = [f"the first (line {ol}) answers lookups" for ol in other_line]
+        winner = [f"the first (line {ol}) answers lookups" if ol else
+                  f"registration #{j} answers lookups (the first)"
+                  for ol, j in zip(other_line, outer_reg.tolist())]
     else:
         winner = [f"{j} answers lookups (the lowest id)" for j in other_ids]
     message = [f"{n} is registered again ({w}); {a}" if k == "duplicate"

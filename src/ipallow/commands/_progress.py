@@ -40,6 +40,13 @@ def enabled_for(stream: IO[str]) -> bool:
         return False
 
 
+# The progress lines open now, outermost first.  Only the innermost one draws: compile's
+# 'compiling FILE' waits while the loader's 'loading FILE' is up instead of taking turns
+# with it on the one terminal line.  One lock for all of them: they share that line.
+_OPEN: list["Progress"] = []
+_SCREEN = threading.Lock()
+
+
 def _default_delay() -> float:
     """1 second, or ``$IPALLOW_PROGRESS_DELAY`` (seconds; 0 shows the line at once)."""
     try:
@@ -79,7 +86,6 @@ class Progress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._drawn = False
-        self._lock = threading.Lock()
 
     def __enter__(self) -> "Progress":
         self.start()
@@ -91,6 +97,8 @@ class Progress:
     def start(self) -> None:
         self._start = time.monotonic()
         if self.enabled and self._thread is None:
+            with _SCREEN:
+                _OPEN.append(self)
             if self.delay <= 0:
                 self._draw()        # at once, before the work starts
             self._thread = threading.Thread(target=self._run, name="ipallow-progress", daemon=True)
@@ -126,7 +134,9 @@ class Progress:
         return f"{self.label}... {elapsed:.0f}s"
 
     def _draw(self) -> None:
-        with self._lock:
+        with _SCREEN:
+            if _OPEN and _OPEN[-1] is not self:
+                return              # an inner line is up; this one resumes when it closes
             try:
                 self.stream.write("\r\x1b[K" + self.line())
                 self.stream.flush()
@@ -136,7 +146,11 @@ class Progress:
 
     def message(self, text: str) -> None:
         """Print a diagnostic line on the stream without garbling the progress line."""
-        with self._lock:
+        with _SCREEN:
+            for shown in _OPEN:
+                if shown._drawn and shown.stream is self.stream:
+                    self.stream.write("\r\x1b[K")
+                    shown._drawn = False
             if self._drawn:
                 self.stream.write("\r\x1b[K")
                 self._drawn = False
@@ -149,10 +163,13 @@ class Progress:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        if self._drawn:
-            try:
-                self.stream.write("\r\x1b[K")
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass
-            self._drawn = False
+        with _SCREEN:
+            if self in _OPEN:
+                _OPEN.remove(self)
+            if self._drawn:
+                try:
+                    self.stream.write("\r\x1b[K")
+                    self.stream.flush()
+                except (OSError, ValueError):
+                    pass
+                self._drawn = False
