@@ -347,6 +347,19 @@ NEW = ("id,cidr,status,owner\nA,10.0.0.0/8,active,x\nB,10.1.0.0/16,suspended,y\n
        "C,192.0.2.0/25;2001:db8::/32,active,z\n")
 
 
+def test_diff_command_shows_a_prefix_that_changes_hands(tmp_path):
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text("id,cidr\nPTA-10,192.0.2.0/24\n")
+    new.write_text("id,cidr\nPTA-10,192.0.2.0/24\nPTA-9,192.0.2.0/24\n")
+    done = run("diff", str(old), str(new))
+    assert done.returncode == 1, done.stderr
+    assert "answers: 1 prefix change hands" in done.stdout
+    assert "> 192.0.2.0/24  PTA-10 -> PTA-9" in done.stdout
+    assert "coverage IPv4: no change" in done.stdout
+    done = run("diff", "--json", str(new), str(old))
+    assert json.loads(done.stdout)["handovers"] == [{"network": "192.0.2.0/24", "old": "PTA-9", "new": "PTA-10"}]
+
+
 def test_diff_registries(tmp_path):
     old, new = tmp_path / "old.csv", tmp_path / "new.csv"
     old.write_text(OLD)

@@ -183,3 +183,35 @@ def test_plain_csv_lists_are_not_mistaken_for_registries(tmp_path):
     new.write_text("cidr,owner\n10.0.0.0/23,a\n")
     result = ipallow.diff(old, new)
     assert result.coverage[4].gained_addresses == 256 and result.coverage[4].lost_addresses == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_handovers_are_the_prefixes_whose_lookup_answer_changed(seed):
+    # Registrations share prefixes from a small pool of disjoint networks (so looking up a
+    # prefix's first address finds that prefix): a prefix changes hands exactly when
+    # lookup() on the two sides answers with different registrations -- the duplicate
+    # rule of diff is the one of lookup, in any row order.
+    rng = random.Random(seed)
+    pool = [N(f"10.{i}.0.0/24") for i in range(12)] + [N(f"2001:db8:{i:x}::/48") for i in range(12)]
+
+    def side():
+        records = [Registration(f"PTA-{rng.randrange(1, 40)}", rng.sample(pool, rng.randrange(1, 3)),
+                                status=rng.choice(["active", "active", "revoked"])) for _ in range(25)]
+        unique = {r.id: r for r in records}          # one record per id
+        rows = list(unique.values())
+        rng.shuffle(rows)
+        return Registry(rows)
+
+    old, new = side(), side()
+    d = diff(old, new, at=T0)
+    al_old, al_new = Allowlist.from_registry(old, at=T0), Allowlist.from_registry(new, at=T0)
+    want = []
+    for net in pool:
+        a, b = al_old.lookup(net.network_address), al_new.lookup(net.network_address)
+        if a is not None and b is not None and a.data.id != b.data.id:
+            want.append((net, a.data.id, b.data.id))
+    assert [tuple(h) for h in d.handovers] == want
+    assert bool(d) or not want
+    # the same registries, rows in another order: the same handovers
+    assert diff(Registry(list(old)[::-1]), Registry(list(new)[::-1]), at=T0).handovers == d.handovers
+

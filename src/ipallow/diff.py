@@ -7,6 +7,12 @@ Two views of one change:
   ``expires_at``, ``tags``, and each extra column as ``extra.NAME``);
   ``networks`` and ``tags`` compare as sets (order is not a change).  Every
   record is compared, whatever its status or validity window.
+* **handovers** - prefixes that both registries register and count, whose
+  *answering* registration changed: where several registrations share a prefix
+  the first in natural id order answers (``PTA-9`` before ``PTA-10``; see
+  :func:`ipallow.registry.id_key`), the same rule as ``lookup``, ``check``,
+  ``--explain`` and ``validate``.  A new ``PTA-9`` on ``PTA-10``'s prefix adds
+  no coverage, but every flow on it is now logged as ``PTA-9``.
 * **coverage** - the address space that the new side allows and the old one
   did not (gained), and the reverse (lost), per IP family, with address
   counts.  Coverage is what an allowlist would *grant*: for a registry, the
@@ -31,7 +37,7 @@ from ipallow._prefixes import Prefixes, ranges_to_ints, split
 from ipallow.allowlist import Allowlist
 from ipallow.registry import Registration, Registry, id_key, to_timestamp
 
-__all__ = ["diff", "Diff", "Changed", "FieldChange", "Coverage"]
+__all__ = ["diff", "Diff", "Changed", "FieldChange", "Coverage", "Handover"]
 
 _IPV4_SPACE = 1 << 32
 
@@ -51,6 +57,14 @@ class Changed(NamedTuple):
     old: Registration
     new: Registration
     fields: tuple          #: of :class:`FieldChange`, in field order
+
+
+class Handover(NamedTuple):
+    """A prefix registered and counting on both sides whose answering registration changed."""
+
+    network: Any           #: the ``ipaddress`` network
+    old: str               #: id of the registration that answered for it before
+    new: str               #: id of the registration that answers for it now
 
 
 class Coverage(NamedTuple):
@@ -81,15 +95,18 @@ class Diff(NamedTuple):
     unchanged: int         #: registrations equal on both sides
     coverage: dict         #: {4: Coverage, 6: Coverage}
     at: float | None       #: POSIX instant registry coverage was judged at (None: both sides allowlists)
+    handovers: tuple = ()  #: :class:`Handover`, in address order (both sides registries)
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed
+        return bool(self.added or self.removed or self.changed or self.handovers
                     or any(c.gained_addresses or c.lost_addresses for c in self.coverage.values()))
 
     def summary(self) -> str:
         """A few lines for people, e.g. for a log."""
         lines = [f"registrations: +{len(self.added)} -{len(self.removed)} ~{len(self.changed)} "
                  f"={self.unchanged}"]
+        if self.handovers:
+            lines.append(f"answers: {len(self.handovers)} prefixes change hands")
         for version in (4, 6):
             c = self.coverage[version]
             lines.append(f"IPv{version}: +{c.gained_addresses:,} addresses in {len(c.gained)} CIDRs, "
@@ -143,9 +160,12 @@ def diff(old: Any, new: Any, *, at: Any = None) -> Diff:
         added.sort(key=lambda r: id_key(r.id))
         removed.sort(key=lambda r: id_key(r.id))
         changed.sort(key=lambda c: id_key(c.id))
+    handovers: tuple = ()
+    if old_registry is not None and new_registry is not None:
+        handovers = _handovers(_answering(old_registry, t), _answering(new_registry, t))
     coverage = {4: _coverage4(old_prefixes, new_prefixes), 6: _coverage6(old_prefixes, new_prefixes)}
     return Diff(tuple(added), tuple(removed), tuple(changed), unchanged, coverage,
-                t if old_timed or new_timed else None)
+                t if old_timed or new_timed else None, handovers)
 
 
 # ---------------------------------------------------------------------------
@@ -189,6 +209,42 @@ def _field_changes(old: Registration, new: Registration) -> tuple:
         a, b = old.extra.get(key), new.extra.get(key)
         if a != b or (key in old.extra) != (key in new.extra):
             out.append(FieldChange(f"extra.{key}", a, b))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------
+# handovers: who answers for a prefix several registrations share
+# ---------------------------------------------------------------------------
+
+_PREFIX_KEY = np.dtype([("version", np.uint8), ("hi", np.uint64), ("lo", np.uint64), ("plen", np.uint8)])
+
+
+def _answering(registry: Registry, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """(each distinct prefix counting at ``t``, sorted; the id that answers for it), by the
+    duplicate rule: the first registration in natural id order."""
+    rows = registry._mask_at(t)[registry._owner]
+    owner = registry._owner[rows]
+    keys = np.empty(len(owner), dtype=_PREFIX_KEY)
+    keys["version"], keys["hi"] = registry._version[rows], registry._hi[rows]
+    keys["lo"], keys["plen"] = registry._lo[rows], registry._plen[rows]
+    # by prefix, and within a prefix by natural id order: the first row of each prefix answers
+    order = np.lexsort((registry._id_rank()[owner], keys["plen"], keys["lo"], keys["hi"], keys["version"]))
+    keys, owner = keys[order], owner[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    return keys[first], registry._ids[owner[first]]
+
+
+def _handovers(old: tuple[np.ndarray, np.ndarray], new: tuple[np.ndarray, np.ndarray]) -> tuple:
+    (old_keys, old_ids), (new_keys, new_ids) = old, new
+    _, in_old, in_new = np.intersect1d(old_keys, new_keys, assume_unique=True, return_indices=True)
+    moved = old_ids[in_old] != new_ids[in_new]
+    out = []
+    for key, before, after in zip(old_keys[in_old[moved]].tolist(), old_ids[in_old[moved]].tolist(),
+                                  new_ids[in_new[moved]].tolist()):
+        version, hi, lo, plen = key
+        value = lo if version == 4 else (hi << 64) | lo
+        out.append(Handover(_parse.network_object(version, value, plen), before, after))
     return tuple(out)
 
 

@@ -91,6 +91,7 @@ def to_json(result, old_name: str, new_name: str) -> dict[str, Any]:
         "changed": [{"id": c.id, "fields": [{"field": f.field, "old": _value(f.old), "new": _value(f.new)}
                                             for f in c.fields]} for c in result.changed],
         "unchanged": result.unchanged,
+        "handovers": [{"network": str(h.network), "old": h.old, "new": h.new} for h in result.handovers],
         "coverage": coverage,
     }
 
@@ -110,6 +111,16 @@ def render(result, old_name: str, new_name: str, *, summary: bool, limit: int,
                            f"[{r.status}, {r.category}]")
             for c in result.changed:
                 out.append(f"~ {c.id}  " + "; ".join(_change_text(f) for f in c.fields))
+        if result.handovers:
+            # Same prefix, another answer: a registration in natural id order ahead of the
+            # one that answered now answers (or the one that answered stopped counting).
+            out.append(f"answers: {plural(len(result.handovers), 'prefix', 'prefixes')} change hands "
+                       f"(where registrations share a prefix, the first id in natural order answers)")
+            if not summary:
+                shown = result.handovers if limit <= 0 else result.handovers[:limit]
+                out.extend(f"> {h.network}  {h.old} -> {h.new}" for h in shown)
+                if len(result.handovers) > len(shown):
+                    out.append(f"> ... {len(result.handovers) - len(shown):,} more (--limit 0 lists all)")
     else:
         out.append("registrations: not compared (a side is a plain list, without ids)")
     for v in (4, 6):
