@@ -216,35 +216,37 @@ def _field_changes(old: Registration, new: Registration) -> tuple:
 # handovers: who answers for a prefix several registrations share
 # ---------------------------------------------------------------------------
 
-_PREFIX_KEY = np.dtype([("version", np.uint8), ("hi", np.uint64), ("lo", np.uint64), ("plen", np.uint8)])
-
-
-def _answering(registry: Registry, t: float) -> tuple[np.ndarray, np.ndarray]:
-    """(each distinct prefix counting at ``t``, sorted; the id that answers for it), by the
-    duplicate rule: the first registration in natural id order."""
+def _answering(registry: Registry, t: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """([version, hi, lo, prefixlen] of each distinct prefix counting at ``t``, sorted; the id
+    that answers for each), by the duplicate rule: the first registration in natural id order."""
     rows = registry._mask_at(t)[registry._owner]
     owner = registry._owner[rows]
-    keys = np.empty(len(owner), dtype=_PREFIX_KEY)
-    keys["version"], keys["hi"] = registry._version[rows], registry._hi[rows]
-    keys["lo"], keys["plen"] = registry._lo[rows], registry._plen[rows]
+    key = [registry._version[rows], registry._hi[rows], registry._lo[rows], registry._plen[rows]]
     # by prefix, and within a prefix by natural id order: the first row of each prefix answers
-    order = np.lexsort((registry._id_rank()[owner], keys["plen"], keys["lo"], keys["hi"], keys["version"]))
-    keys, owner = keys[order], owner[order]
-    first = np.ones(len(keys), dtype=bool)
-    first[1:] = keys[1:] != keys[:-1]
-    return keys[first], registry._ids[owner[first]]
+    order = np.lexsort((registry._id_rank()[owner], *key[::-1]))
+    key, owner = [column[order] for column in key], owner[order]
+    first = np.ones(len(owner), dtype=bool)
+    first[1:] = np.logical_or.reduce([column[1:] != column[:-1] for column in key]) if len(owner) else []
+    return [column[first] for column in key], registry._ids[owner[first]]
 
 
-def _handovers(old: tuple[np.ndarray, np.ndarray], new: tuple[np.ndarray, np.ndarray]) -> tuple:
-    (old_keys, old_ids), (new_keys, new_ids) = old, new
-    _, in_old, in_new = np.intersect1d(old_keys, new_keys, assume_unique=True, return_indices=True)
-    moved = old_ids[in_old] != new_ids[in_new]
+def _handovers(old: tuple[list[np.ndarray], np.ndarray], new: tuple[list[np.ndarray], np.ndarray]) -> tuple:
+    (old_key, old_ids), (new_key, new_ids) = old, new
+    # Both sides in one sort, the side last: a prefix on both sides is an (old, new) neighbour pair.
+    key = [np.concatenate([a, b]) for a, b in zip(old_key, new_key)]
+    ids = np.concatenate([old_ids, new_ids])
+    side = np.repeat(np.array([0, 1], dtype=np.uint8), [len(old_ids), len(new_ids)])
+    order = np.lexsort((side, *key[::-1]))
+    key, ids, side = [column[order] for column in key], ids[order], side[order]
+    if len(ids) < 2:
+        return ()
+    same = np.logical_and.reduce([column[1:] == column[:-1] for column in key])
+    moved = np.flatnonzero(same & (ids[1:] != ids[:-1]))      # i: the old side, i + 1: the new
     out = []
-    for key, before, after in zip(old_keys[in_old[moved]].tolist(), old_ids[in_old[moved]].tolist(),
-                                  new_ids[in_new[moved]].tolist()):
-        version, hi, lo, plen = key
+    for i in moved.tolist():
+        version, hi, lo, plen = (int(column[i]) for column in key)
         value = lo if version == 4 else (hi << 64) | lo
-        out.append(Handover(_parse.network_object(version, value, plen), before, after))
+        out.append(Handover(_parse.network_object(version, value, plen), str(ids[i]), str(ids[i + 1])))
     return tuple(out)
 
 
