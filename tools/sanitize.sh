@@ -116,6 +116,15 @@ EOF
         "$PY" -m pip install --quiet -r "$SAN_DIR/requirements.txt" && touch "$SAN_DIR/deps-installed" \
             || die "pip install of the test dependencies failed"
     fi
+    # Our own virtualenv also finds site/ without PYTHONPATH (after its own packages, among
+    # which there is no ipallow): a test that replaces PYTHONPATH for a child still runs the
+    # instrumented build.
+    local packages
+    packages=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    if [ ! -f "$packages/ipallow-sanitize-site.pth" ]; then
+        rm -rf "$packages"/ipallow "$packages"/ipallow-*.dist-info   # the build there before site/ existed
+        echo "$SITE" > "$packages/ipallow-sanitize-site.pth"
+    fi
 }
 
 build() {
