@@ -162,6 +162,45 @@ def test_text_loops_survive_a_finalizer_that_empties_the_list(call, outcome):
     assert first.startswith(outcome) or first == "result 0", out
 
 
+# The test above crashed the old loops, but on the current ones its finalizer runs before the core
+# takes the list's length.  This one shrinks the list exactly while the core reads its second slice
+# of 512 items, so the size check between slices is what it exercises.
+SHRINK_DURING_SECOND_SLICE = """
+    import gc, sys, ipallow, ipallow.dataframe
+    al = ipallow.Allowlist(["10.0.0.0/8"])
+    items = [f"10.{i % 256}.{i // 256}.1" for i in range(1536)]
+    items[700] = "\\ud800"       # its UnicodeEncodeError: an allocation while the slice is read
+    probe = items[600]
+    alone = sys.getrefcount(probe)
+    fired = []
+    def shrink_once_the_second_slice_is_held(phase, info):
+        if phase == "start" and items and sys.getrefcount(probe) > alone:
+            fired.append(len(items))
+            items.clear()
+    gc.collect()
+    gc.callbacks.append(shrink_once_the_second_slice_is_held)
+    gc.set_threshold(1)          # a collection, so the callback, at every allocation
+    try:
+        result = CALL
+        print("result", len(result))
+    except RuntimeError as exc:
+        print("RuntimeError", exc)
+    finally:
+        gc.set_threshold(700)
+        gc.callbacks.remove(shrink_once_the_second_slice_is_held)
+    print("fired", fired)
+"""
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12),
+                    reason="from 3.12 the collector runs between bytecodes, never inside the core's loop")
+@pytest.mark.parametrize("call", ["al._match_text(items)", "ipallow.dataframe.contains_many(items, al).values"])
+def test_text_loops_refuse_a_list_emptied_while_a_slice_is_read(call):
+    out = run_isolated(textwrap.dedent(SHRINK_DURING_SECOND_SLICE).replace("CALL", call))
+    assert out.splitlines() == ["RuntimeError the list of addresses changed size during the batch "
+                                "(from 1,536 to 0 items)", "fired [1536]"], out
+
+
 # ---------------------------------------------------------------------------------------------
 # Defect 7: S4 / S16 arrays that hold text are never read as packed bytes
 

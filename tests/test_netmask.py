@@ -8,7 +8,11 @@ by 32 when the mask's first bit was clear, so ``0.0.0.0/1.2.3.4`` registered 0.0
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
+import shutil
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -83,3 +87,14 @@ def test_random_masks_agree_with_ipaddress():
             except ipallow.AddressError:
                 got = None
         assert got == (None if expected is None else [str(expected)]), text
+
+
+def test_validate_refuses_a_file_with_a_non_contiguous_mask(tmp_path):
+    # The operator's check said OK to such a file while the mask opened the whole list.
+    path = tmp_path / "list.txt"
+    path.write_text("10.0.0.0/8\n192.0.2.0/0.0.0.255\n0.0.0.0/1.2.3.4\n")
+    ipallow_cli = shutil.which("ipallow", path=os.path.dirname(sys.executable)) or shutil.which("ipallow")
+    done = subprocess.run([ipallow_cli, "validate", str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done
+    assert f"{path}:3:9: error: invalid network '0.0.0.0/1.2.3.4': netmask is not contiguous" in done.stdout
+    assert ":2:" not in done.stdout                  # the hostmask line is fine

@@ -11,10 +11,17 @@
 #   tools/sanitize.sh run CMD...      run CMD with the sanitizer environment (e.g. `python x.py`)
 #
 # The extension is built with clang, -fsanitize=address,undefined,fuzzer-no-link and
-# -fno-sanitize-recover=all, into a virtualenv of its own ($IPALLOW_SANITIZE_DIR, default
-# build/sanitize/venv): nothing in the checkout or in another environment changes. Python itself
-# is not instrumented, so the ASan runtime is preloaded (atheris's copy, which also carries
-# libFuzzer, so the same build serves the fuzzers).
+# -fno-sanitize-recover=all, and installed with atheris into a directory of its own
+# ($IPALLOW_SANITIZE_DIR/site, default build/sanitize/site) that goes first on PYTHONPATH: nothing
+# in the checkout or in another environment changes. Python itself is not instrumented, so the
+# ASan runtime is preloaded (atheris's copy, which also carries libFuzzer, so the same build
+# serves the fuzzers).
+#
+# The test dependencies come from a Python environment: by default a virtualenv the script
+# creates ($IPALLOW_SANITIZE_DIR/venv); IPALLOW_SANITIZE_PYTHON=/path/to/env/bin/python uses
+# one that already has them (CI passes the virtualenv it tested the wheel in) and installs
+# nothing into it. Before the tests, the script checks that ipallow._trie is the instrumented
+# build from site/ and that the ASan runtime is in the process.
 #
 # Works on a fresh Debian/Ubuntu machine: as root it installs clang and the compiler-rt
 # runtimes with apt-get when they are missing (otherwise it says what to install).
@@ -23,9 +30,15 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 SAN_DIR=${IPALLOW_SANITIZE_DIR:-$ROOT/build/sanitize}
-VENV=$SAN_DIR/venv
-PY=$VENV/bin/python
-STAMP=$SAN_DIR/built-from   # hash of the sources the installed build was made from
+SITE=$SAN_DIR/site          # the instrumented ipallow and atheris (pip --target), first on PYTHONPATH
+STAMP=$SAN_DIR/built-from   # hash of the sources (and the Python) the build in site/ was made from
+if [ -n "${IPALLOW_SANITIZE_PYTHON:-}" ]; then
+    PY=$IPALLOW_SANITIZE_PYTHON             # an environment that has the test dependencies
+    OWN_VENV=false
+else
+    PY=$SAN_DIR/venv/bin/python             # created, with the test dependencies, on first use
+    OWN_VENV=true
+fi
 
 say() { printf 'sanitize.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 2; }
@@ -67,31 +80,33 @@ ensure_toolchain() {
 
 # -- build -----------------------------------------------------------------------------------------
 
-# The venv holds an installed (not editable) copy of the package: any source change means a rebuild.
+# site/ holds an installed (not editable) copy of the package: any source change means a rebuild.
 source_hash() {
-    { cat setup.py pyproject.toml; find src -type f ! -name '*.so' ! -name '*.c' ! -name '*.html' \
+    { echo "$PY"; cat setup.py pyproject.toml; find src -type f ! -name '*.so' ! -name '*.c' ! -name '*.html' \
         ! -path '*/__pycache__/*' | LC_ALL=C sort | xargs cat; } | sha256sum | cut -d' ' -f1
 }
 
+# The Python that runs everything, with site/ first on its path.
+site_python() { PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" "$PY" "$@"; }
+
 SAN_FLAGS="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all -fno-omit-frame-pointer -g"
 
-build() {
-    ensure_toolchain
-    mkdir -p "$SAN_DIR"
-    if [ ! -x "$PY" ]; then
-        say "creating $VENV"
-        python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-        "$PY" -m pip install --quiet --upgrade pip
+# The Python environment with the test dependencies: the one given, or our own virtualenv.
+ensure_python() {
+    if ! $OWN_VENV; then
+        [ -x "$PY" ] || die "IPALLOW_SANITIZE_PYTHON=$PY is not an executable Python"
+        "$PY" -c "import pytest, hypothesis" 2>/dev/null \
+            || die "IPALLOW_SANITIZE_PYTHON=$PY lacks the test dependencies (pip install 'ipallow[test]' there)"
+        return
     fi
-    # atheris builds its sanitizer+libFuzzer runtimes (asan_with_fuzzer.so) with the clang on PATH.
-    if ! "$PY" -c "import atheris" 2>/dev/null; then
-        say "installing atheris"
-        PATH="$(dirname "$CLANG"):$PATH" CLANG_BIN=$CLANG "$PY" -m pip install --quiet atheris \
-            || die "pip install atheris failed"
+    if [ ! -x "$PY" ]; then
+        say "creating $SAN_DIR/venv"
+        python3 -m venv "$SAN_DIR/venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+        "$PY" -m pip install --quiet --upgrade pip
     fi
     if [ ! -f "$SAN_DIR/deps-installed" ]; then
         # The dependencies and test extras as pyproject.toml lists them, without building ipallow
-        # itself an extra time (plain, with gcc) only to replace it.
+        # itself an extra time (plain, with gcc) only to shadow it.
         say "installing the test dependencies"
         "$PY" - > "$SAN_DIR/requirements.txt" <<'EOF'
 import tomllib
@@ -101,20 +116,42 @@ EOF
         "$PY" -m pip install --quiet -r "$SAN_DIR/requirements.txt" && touch "$SAN_DIR/deps-installed" \
             || die "pip install of the test dependencies failed"
     fi
+    # Our own virtualenv also finds site/ without PYTHONPATH (after its own packages, among
+    # which there is no ipallow): a test that replaces PYTHONPATH for a child still runs the
+    # instrumented build.
+    local packages
+    packages=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    if [ ! -f "$packages/ipallow-sanitize-site.pth" ]; then
+        rm -rf "$packages"/ipallow "$packages"/ipallow-*.dist-info   # the build there before site/ existed
+        echo "$SITE" > "$packages/ipallow-sanitize-site.pth"
+    fi
+}
+
+build() {
+    ensure_toolchain
+    mkdir -p "$SAN_DIR"
+    ensure_python
+    # atheris builds its sanitizer+libFuzzer runtimes (asan_with_fuzzer.so) with the clang on PATH.
+    # Into site/, not the environment: a given environment stays as it was.
+    if ! site_python -c "import atheris" 2>/dev/null; then
+        say "installing atheris into $SITE"
+        PATH="$(dirname "$CLANG"):$PATH" CLANG_BIN=$CLANG "$PY" -m pip install --quiet --target "$SITE" atheris \
+            || die "pip install atheris failed"
+    fi
     # Built from a copy of the tree: pip builds in place, and an instrumented build/ or _trie.c
     # left in the checkout could end up in a later plain `pip install .`.
     local tree=$SAN_DIR/tree
-    rm -rf "$tree"
+    rm -rf "$tree" "$SITE"/ipallow "$SITE"/ipallow-*.dist-info
     mkdir -p "$tree"
-    tar -c --exclude=./build --exclude='./.venv*' --exclude=./.git --exclude='*.so' \
+    tar -c --exclude=./build --exclude='./.venv*' --exclude=./.git --exclude=./.ci-work --exclude='*.so' \
         --exclude='./src/ipallow/*.c' --exclude='__pycache__' . | tar -x -C "$tree"
     say "building the extension with $CLANG ($SAN_FLAGS)"
     # setup.py's own flags (-O3) follow CFLAGS: the optimised code is what is checked.
     CC=$CLANG LDSHARED="$CLANG -shared" CFLAGS="$SAN_FLAGS" LDFLAGS="$SAN_FLAGS" \
-        "$PY" -m pip install --quiet --no-deps --force-reinstall "$tree" \
+        "$PY" -m pip install --quiet --no-deps --upgrade --target "$SITE" "$tree" \
         || die "building the instrumented extension failed"
     local so
-    so=$(ls "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')"/ipallow/_trie*.so)
+    so=$(ls "$SITE"/ipallow/_trie*.so)
     nm -D "$so" | grep -q __asan_report || die "$so is not ASan-instrumented"
     nm -D "$so" | grep -q __ubsan_handle || die "$so is not UBSan-instrumented"
     nm -D "$so" | grep -q __sanitizer_cov || die "$so has no libFuzzer coverage instrumentation"
@@ -133,7 +170,7 @@ build_if_needed() {
 
 sanitized() {
     local runtime
-    runtime=$("$PY" -c "import atheris, os; print(os.path.join(atheris.path(), 'asan_with_fuzzer.so'))")
+    runtime=$(site_python -c "import atheris, os; print(os.path.join(atheris.path(), 'asan_with_fuzzer.so'))")
     [ -e "$runtime" ] || die "atheris did not build $runtime (was clang on PATH when it was installed?)"
     # detect_leaks=0: CPython deliberately never frees some interpreter-lifetime memory
     #   (interned strings, static types, module state), so LeakSanitizer would report the
@@ -146,8 +183,26 @@ sanitized() {
         ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
         UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
         PYTHONMALLOC=malloc \
-        PATH="$VENV/bin:$PATH" \
+        PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" \
+        IPALLOW_SANITIZE_SITE="$SITE" \
+        PATH="$(dirname "$PY"):$SITE/bin:$PATH" \
         "$@"
+}
+
+# Proof that the sanitized run uses the instrumented build: ipallow._trie from site/ (not the
+# environment's own ipallow, which CI's environment has), the ASan runtime mapped in the process.
+check_instrumented() {
+    sanitized "$PY" - <<'EOF' || die "the sanitized interpreter does not run the instrumented build"
+import os, sys
+import ipallow._trie as trie
+site = os.path.realpath(os.environ["IPALLOW_SANITIZE_SITE"])
+loaded = os.path.realpath(trie.__file__)
+with open("/proc/self/maps") as maps:
+    asan = sorted({line.split()[-1] for line in maps if "asan" in line.rsplit("/", 1)[-1]})
+print(f"sanitize.sh: ipallow._trie loaded from {loaded}; ASan runtime in the process: "
+      f"{', '.join(asan) or 'none'}", file=sys.stderr)
+sys.exit(0 if loaded.startswith(site + os.sep) and asan else 1)
+EOF
 }
 
 # Tests that measure the environment rather than ipallow, which cannot hold under ASan:
@@ -166,6 +221,7 @@ NOT_UNDER_ASAN=(
 )
 
 run_tests() {
+    check_instrumented
     say "running the test suite under ASan + UBSan"
     # -p no:cacheprovider: the sanitized run leaves the checkout's .pytest_cache alone.
     # --capture=sys: pytest captures at the Python level only, so a sanitizer report (written to
