@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -179,3 +181,51 @@ def test_scan_network_text_empty_and_types():
     with pytest.raises(TypeError):
         _trie.scan_network_text("10.0.0.0/8")
     assert _trie.scan_network_text(b"10.0.0.1/8", strict=False) is None     # the loader warns
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_core_cover_is_the_numpy_reference(seed):
+    """export.aggregate (the core) and its numpy reference give the same Prefixes."""
+    from ipallow import export
+    nets = random_networks(random.Random(300 + seed), 500)
+    core, reference = export.aggregate(*table(nets)), export.aggregate(*table(nets), reference=True)
+    for v in (4, 6):
+        assert [a.tolist() for a in core[v][1:]] == [a.tolist() for a in reference[v][1:]]
+        assert core[v].version == reference[v].version == v
+
+
+# -- `ipallow export` of a plain text list: the core's one-pass reader, or the one loader ----------
+
+IPALLOW = shutil.which("ipallow")
+
+
+@pytest.mark.skipif(IPALLOW is None, reason="the ipallow executable is not installed")
+@pytest.mark.parametrize("content", [
+    "# a list\n10.0.0.0/9\r\n10.128.0.0/9 # second half\n\n  2001:db8::/33\n2001:db8:8000::/33\n1.2.3.4\n",
+    "10.0.0.0/8\n1.2.3.4 - 1.2.3.9\n",                 # a range: the loader's
+    "\ufeff10.0.0.0/8\n# café\n192.0.2.0/24\n",         # BOM, UTF-8: the loader's
+    "",
+])
+@pytest.mark.parametrize("form", [["cidr"], ["nft"], ["ipset"], ["nft", "--family", "ip6"], ["cidr", "--json"]])
+def test_export_of_a_text_file_is_the_loaders(tmp_path, content, form):
+    """A file (read by the core in one pass where it can) exports exactly as the same list on
+    stdin (always through the one loader): stdout, stderr (but the name) and exit status."""
+    path = tmp_path / "list.txt"
+    path.write_text(content, encoding="utf-8")
+    args = ["export", "--allow-empty", "--format", *form]
+    from_file = subprocess.run([IPALLOW, *args, str(path)], capture_output=True, timeout=120)
+    from_stdin = subprocess.run([IPALLOW, *args, "-"], input=path.read_bytes(), capture_output=True,
+                                timeout=120)
+    assert from_file.returncode == from_stdin.returncode == 0, from_file.stderr
+    assert from_file.stdout == from_stdin.stdout.replace(b"from <stdin>", f"from {path}".encode())
+    assert from_file.stderr == from_stdin.stderr.replace(b"<stdin>", str(path).encode())
+
+
+@pytest.mark.skipif(IPALLOW is None, reason="the ipallow executable is not installed")
+def test_export_of_a_bad_text_file_names_the_line(tmp_path):
+    path = tmp_path / "list.txt"
+    path.write_text("10.0.0.0/8\n10.0.0.1/8\n")
+    done = subprocess.run([IPALLOW, "export", "--format", "cidr", str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"{path}:2:" in done.stderr
