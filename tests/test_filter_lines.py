@@ -37,19 +37,21 @@ def random_block(rng: random.Random, lines: int) -> bytes:
 @pytest.mark.parametrize("strip", [True, False])
 def test_line_rows_is_split_and_strip(seed, strip):
     data = random_block(random.Random(seed), 300)
-    rows, ends = _trie.line_rows(data, strip)
+    packed, rows, starts, ends = _trie.line_rows(data, strip)
     lines = data.split(b"\n")[:-1]
-    texts = [data[rows[2 * i]:rows[2 * i + 1]] for i in range(len(lines))]
+    texts = [packed[rows[i]:rows[i + 1]] for i in range(len(lines))]
     assert texts == ([line.strip() for line in lines] if strip else lines)
+    assert [data[s:s + len(t)] for s, t in zip(starts, texts)] == texts
     assert ends.tolist() == [i for i, c in enumerate(data) if c == 10]
-    assert rows[-1] == len(data) and (np.diff(rows) >= 0).all()
+    assert rows[0] == 0 and rows[-1] == len(packed) and (np.diff(rows) >= 0).all()
 
 
 def test_line_rows_edges():
-    assert [a.tolist() for a in _trie.line_rows(b"", True)] == [[0], []]
-    assert [a.tolist() for a in _trie.line_rows(b"no newline", True)] == [[0], []]
-    rows, ends = _trie.line_rows(b"\n  \n", True)
-    assert (rows.tolist(), ends.tolist()) == ([0, 0, 3, 3, 4], [0, 3])     # a blank line: an empty row
+    assert _trie.line_rows(b"", True)[0] == b"" and _trie.line_rows(b"", True)[1].tolist() == [0]
+    packed, rows, starts, ends = _trie.line_rows(b"no newline", True)
+    assert (packed, rows.tolist(), starts.tolist(), ends.tolist()) == (b"", [0], [], [])
+    packed, rows, starts, ends = _trie.line_rows(b"\n  \n x \n", True)
+    assert (packed, rows.tolist(), starts.tolist(), ends.tolist()) == (b"x", [0, 0, 0, 1], [0, 3, 5], [0, 3, 7])
     with pytest.raises(TypeError):
         _trie.line_rows("1.2.3.4\n", True)
 
@@ -58,7 +60,7 @@ def test_line_rows_edges():
 def test_selected_lines_is_compress(seed):
     rng = random.Random(50 + seed)
     data = random_block(rng, 200)
-    _, ends = _trie.line_rows(data, False)
+    *_, ends = _trie.line_rows(data, False)
     pick = np.array([rng.random() < 0.5 for _ in range(len(ends))])
     lines = data.split(b"\n")[:-1]
     assert _trie.selected_lines(data, ends, pick) == b"".join(l + b"\n" for l, p in zip(lines, pick) if p)

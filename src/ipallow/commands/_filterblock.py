@@ -132,12 +132,11 @@ class Filter:
         """
         lines = None
         if self.column is None:
-            # No object per line: the core finds each line's (stripped) text in the block and
-            # the index reads it there, as Arrow string rows (every other row is the newline).
+            # No object per line: the core packs the lines' (stripped) texts end to end and
+            # the index reads them there, as the rows of an Arrow string array.
             needs_strip = b"\r" in data or b" " in data or b"\t" in data
-            rows, newlines = _trie.line_rows(data, needs_strip)
-            result = np.ascontiguousarray(
-                self.allowlist._match_text_arrow(rows, data, None, 0, len(rows) - 1, large=True)[0::2])
+            packed, rows, text_starts, newlines = _trie.line_rows(data, needs_strip)
+            result = self.allowlist._match_text_arrow(rows, packed, None, 0, len(newlines), large=True)
             bounds = None
         else:
             bounds = _delimited.locate(data, self.column, self.sep)
@@ -146,13 +145,13 @@ class Filter:
         n = block_lines = len(result)
 
         def plain_text(i: int) -> bytes:
-            return data[int(rows[2 * i]):int(rows[2 * i + 1])]
+            return packed[int(rows[i]):int(rows[i + 1])]
 
         # Rows that are neither allowed nor denied: blank lines, or unparseable addresses.
         odd = np.flatnonzero(result < -1)
         if len(odd):
             if bounds is None:
-                is_blank = np.array([rows[2 * i] == rows[2 * i + 1] for i in odd.tolist()], dtype=bool)
+                is_blank = rows[odd] == rows[odd + 1]
             else:
                 is_blank = np.array([not data[s:e].strip() for s, e in
                                      zip(starts[odd].tolist(), ends[odd].tolist())], dtype=bool)
@@ -167,7 +166,7 @@ class Filter:
             if bounds is None:
                 text = plain_text(i)
                 line_start = int(newlines[i - 1]) + 1 if i else 0
-                column = int(rows[2 * i]) - line_start + 1 if text else 1
+                column = int(text_starts[i]) - line_start + 1 if text else 1
                 self._report(first_line_no + i, text, column, True)
             else:
                 self._report(first_line_no + i, texts[i], int(fs[i] - starts[i]) + 1, bool(present[i]))
