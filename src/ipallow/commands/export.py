@@ -201,11 +201,12 @@ def _plain_list(args: argparse.Namespace):
         with open(args.file, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 return None
-            raw = handle.read()
+            raw = handle.read(loaders._HEAD)       # a snapshot or registry is not read twice
+            if (args.list_format or _formats.detect_format(args.file, raw)) != "txt":
+                return None
+            raw += handle.read()
     except OSError:
         return None                 # the loader says what is wrong, as for every command
-    if (args.list_format or _formats.detect_format(args.file, raw[:loaders._HEAD])) != "txt":
-        return None
     with Progress("loading list"):
         table = _trie.scan_network_text(raw)
     if table is None:
