@@ -32,7 +32,10 @@ Two ways to run it:
       python benchmarks/bench_tools.py --rounds 7 [--sizes full] [--only filter|export] [--against SRC]
 
 ``--against SRC`` also runs each ipallow command from another source tree (an older checkout's
-``src``, built) in the same rounds, for a before/after column.
+``src``, built) in the same rounds, for a before/after column.  The same rounds also time the
+floors every Python command pays before it reads a byte (``python -c pass``, ``ipallow
+--version``, which imports no numpy, and ``python -c 'import numpy'``, which the compiled core
+needs), so that a goal out of reach of any such command shows as one.
 """
 
 from __future__ import annotations
@@ -244,7 +247,15 @@ def main(argv: list[str] | None = None) -> int:
                 todo.append(case)
         times: dict[str, dict[str, list[tuple[float, float]]]] = {
             c.name: {"ipallow": [], "peer": [], "against": []} for c in todo}
+        floors = {"python -c pass": [sys.executable, "-c", "pass"],
+                  "ipallow --version (no numpy)": CLI + ["--version"],
+                  "python -c 'import numpy'": [sys.executable, "-c", "import numpy"]}
+        floor_times: dict[str, list[tuple[float, float]]] = {name: [] for name in floors}
         for round_no in range(args.rounds + 1):        # round 0 warms the caches and checks outputs
+            for name, command in floors.items():
+                result = run(command, base / "floor.out", env)
+                if round_no:
+                    floor_times[name].append(result)
             for i, case in enumerate(todo):
                 ours, peer = base / f"{i}.ours", base / f"{i}.peer"
                 old = base / f"{i}.against"
@@ -291,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{med('peer', 1):>9.3f}  {med('peer', 1) / med('ipallow', 1):>8.2f}x"
               + (f"  {cell('against', 0):>20}  {med('against', 1):>11.3f}" if against_env is not None else ""))
     print(f"peers: {', '.join(sorted({c.peer_tool for c in todo}))} (ratio > 1: ipallow is faster)")
+    print("floors (paid before any work):")
+    for name, values in floor_times.items():
+        print(f"  {name:<{width - 2}}  wall {statistics.median(v[0] for v in values):.3f}  "
+              f"CPU {statistics.median(v[1] for v in values):.3f}")
     return 0
 
 
