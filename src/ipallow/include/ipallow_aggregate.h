@@ -31,19 +31,12 @@ static inline uint64_t ia_span4(uint64_t value, int plen)
 }
 
 /* Sort n packed spans by their first address (the high 32 bits); tmp holds n values.
- * Two stable passes of 16 bits each; the low half (last) needs no order. */
-static void ia_sort4(uint64_t *spans, uint64_t *tmp, size_t n)
+ * Two stable passes of 16 bits each; the low half (last) needs no order.
+ * Returns 0, or -1 when the counts cannot be allocated (nothing is sorted then). */
+static int ia_sort4(uint64_t *spans, uint64_t *tmp, size_t n)
 {
     size_t *count = (size_t *)calloc(65536, sizeof(size_t));
-    if (count == NULL) {            /* no memory for the counts: qsort-free fallback, insertion */
-        for (size_t i = 1; i < n; i++) {
-            uint64_t v = spans[i];
-            size_t j = i;
-            while (j > 0 && (spans[j - 1] >> 32) > (v >> 32)) { spans[j] = spans[j - 1]; j--; }
-            spans[j] = v;
-        }
-        return;
-    }
+    if (count == NULL) return -1;
     for (int shift = 32; shift <= 48; shift += 16) {
         uint64_t *src = shift == 32 ? spans : tmp, *dst = shift == 32 ? tmp : spans;
         memset(count, 0, 65536 * sizeof(size_t));
@@ -53,6 +46,7 @@ static void ia_sort4(uint64_t *spans, uint64_t *tmp, size_t n)
         for (size_t i = 0; i < n; i++) dst[count[(src[i] >> shift) & 0xFFFF]++] = src[i];
     }
     free(count);
+    return 0;
 }
 
 /* Merge sorted spans in place (overlapping or touching ones become one); returns how many. */
