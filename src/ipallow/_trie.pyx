@@ -87,3 +87,5 @@ include "_text_batch.pxi"   # the one driver for batches of address text
 include "_batch_input.pxi"  # what a batch is (numpy, list, text) and where its answers go
 include "_index.pxi"        # the Index class
 include "_match.pxi"        # the single-address answer: Index.lookup's Match
+include "_export.pxi"        # export: a text list read in one pass, the minimal CIDR cover, its text
+include "_lines.pxi"         # filter: the lines of a block as rows, and the selected lines copied out

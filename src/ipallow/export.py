@@ -14,7 +14,10 @@ the same addresses, per IP version.  It works on the integer prefix table
 
 The result is the set of maximal aligned blocks inside the covered set, which
 is the unique minimal CIDR cover.  IPv6 values are kept as two ``uint64``
-words (high, low) throughout; IPv4 uses the low word only.
+words (high, low) throughout; IPv4 uses the low word only.  The exports use the
+compiled core's ``aggregate_prefixes`` (spans sorted, merged and cut into
+aligned blocks, in C), which computes the same cover; the numpy version above
+stays as the reference (``aggregate(..., reference=True)``).
 
 The writers turn that list into text:
 
@@ -36,6 +39,7 @@ from typing import IO, Iterable
 import numpy as np
 
 # The one prefix type: export's public ``Prefixes`` is it.
+from ipallow import _trie
 from ipallow._prefixes import Prefixes, split
 
 __all__ = ["Prefixes", "aggregate", "aggregate_allowlist", "address_count", "cidr_texts",
@@ -102,12 +106,15 @@ def _merge_siblings(hi, lo, plen, bits):
 
 
 def aggregate(version: np.ndarray, hi: np.ndarray, lo: np.ndarray,
-              prefixlen: np.ndarray) -> dict[int, Prefixes]:
+              prefixlen: np.ndarray, *, reference: bool = False) -> dict[int, Prefixes]:
     """The minimal CIDR list covering exactly the given prefixes, per IP version.
 
     Arguments:
         version, hi, lo, prefixlen: a prefix table as in ``Compiled`` (one row
             per prefix; IPv4 addresses in ``lo``; host bits must be clear).
+
+        reference: compute it with the numpy steps described above instead of
+            the compiled core (same result; kept to check one against the other).
 
     Returns:
         ``{4: Prefixes, 6: Prefixes}``, each sorted by address, pairwise
@@ -118,6 +125,10 @@ def aggregate(version: np.ndarray, hi: np.ndarray, lo: np.ndarray,
     >>> cidr_texts(agg[4])
     ['10.0.0.0/8']
     """
+    if not reference:
+        addr4, plen4, hi6, lo6, plen6 = _trie.aggregate_prefixes(version, hi, lo, prefixlen)
+        return {4: Prefixes(4, np.zeros(len(addr4), np.uint64), addr4, plen4),
+                6: Prefixes(6, hi6, lo6, plen6)}
     result = split(version, hi, lo, prefixlen)
     for v, p in result.items():
         if len(p):
@@ -146,20 +157,32 @@ def address_count(prefixes: Prefixes) -> int:
 
 # -- text ------------------------------------------------------------------------
 
+def _halved_zero_length(p: Prefixes) -> Prefixes:
+    """A /0 as its two /1 halves (ipset's hash:net cannot store a /0); anything else as is."""
+    if len(p) and int(p.prefixlen.min()) == 0:
+        top = np.uint64(1 << 31) if p.version == 4 else np.uint64(1 << 63)
+        if p.version == 4:
+            return Prefixes(4, np.zeros(2, np.uint64), np.array([0, top], np.uint64), np.ones(2, np.uint8))
+        return Prefixes(6, np.array([0, top], np.uint64), np.zeros(2, np.uint64), np.ones(2, np.uint8))
+    return p
+
+
 def cidr_texts(prefixes: Prefixes, *, no_zero_length: bool = False) -> list[str]:
     """``"address/length"`` for each prefix.
 
     ``no_zero_length``: write a /0 as its two /1 halves (ipset's hash:net
     cannot store a /0).
     """
-    p = prefixes
-    if no_zero_length and len(p) and int(p.prefixlen.min()) == 0:
-        top = np.uint64(1 << 31) if p.version == 4 else np.uint64(1 << 63)
-        if p.version == 4:
-            p = Prefixes(4, np.zeros(2, np.uint64), np.array([0, top], np.uint64), np.ones(2, np.uint8))
-        else:
-            p = Prefixes(6, np.array([0, top], np.uint64), np.zeros(2, np.uint64), np.ones(2, np.uint8))
+    p = _halved_zero_length(prefixes) if no_zero_length else prefixes
     return p.strings()
+
+
+def _text(p: Prefixes, per_line: int = 1, line_start: str = "", item_sep: str = "",
+          line_end: str = "\n") -> str:
+    """The prefixes as one string, written by the compiled core: lines of ``per_line``
+    items, each ``line_start + item (item_sep item)... + line_end``."""
+    return _trie.cidr_text(p.version, p.hi, p.lo, p.prefixlen, per_line, line_start.encode("ascii"),
+                           item_sep.encode("ascii"), line_end.encode("ascii"))
 
 
 # -- writers ---------------------------------------------------------------------
@@ -172,10 +195,8 @@ def _header(out: IO[str], comment: Iterable[str]) -> None:
 def write_cidr(out: IO[str], agg: dict[int, Prefixes], versions: Iterable[int] = (4, 6)) -> None:
     """One CIDR per line, IPv4 first, nothing else."""
     for v in versions:
-        texts = cidr_texts(agg[v])
-        if texts:
-            out.write("\n".join(texts))
-            out.write("\n")
+        if len(agg[v]):
+            out.write(_text(agg[v]))
 
 
 NFT_TYPES = {4: "ipv4_addr", 6: "ipv6_addr"}
@@ -206,12 +227,12 @@ def write_nft(out: IO[str], agg: dict[int, Prefixes], *, table: str, name: str,
     for v, set_name in set_names(name, versions).items():
         out.write(f"add set {family} {table} {set_name} {{ type {NFT_TYPES[v]}; flags interval; }}\n")
         out.write(f"flush set {family} {table} {set_name}\n")
-        texts = cidr_texts(agg[v])
-        for start in range(0, len(texts), _NFT_PER_STATEMENT):
-            chunk = texts[start:start + _NFT_PER_STATEMENT]
+        p = agg[v]
+        for start in range(0, len(p), _NFT_PER_STATEMENT):
+            stop = start + _NFT_PER_STATEMENT
+            chunk = Prefixes(v, p.hi[start:stop], p.lo[start:stop], p.prefixlen[start:stop])
             out.write(f"add element {family} {table} {set_name} {{\n")
-            for line_start in range(0, len(chunk), 8):
-                out.write("\t" + ", ".join(chunk[line_start:line_start + 8]) + ",\n")
+            out.write(_text(chunk, 8, "\t", ", ", ",\n"))
             out.write("}\n")
 
 
@@ -229,9 +250,9 @@ def write_ipset(out: IO[str], agg: dict[int, Prefixes], *, name: str, family: st
     versions = FAMILIES[family]
     _header(out, [*comment, "", "load with: ipset restore -file FILE   (or: ipset restore < FILE)"])
     for v, set_name in set_names(name, versions).items():
-        texts = cidr_texts(agg[v], no_zero_length=True)
+        p = _halved_zero_length(agg[v])
         hashsize = 1024
-        while hashsize * 4 < len(texts):
+        while hashsize * 4 < len(p):
             hashsize *= 2
         params = f"hash:net family {IPSET_FAMILY[v]} hashsize {hashsize} maxelem {IPSET_MAXELEM}"
         temp = f"{set_name}.tmp"
@@ -239,8 +260,10 @@ def write_ipset(out: IO[str], agg: dict[int, Prefixes], *, name: str, family: st
         out.write(f"create {temp} {params} -exist\n")
         out.write(f"flush {temp}\n")
         add = f"add {temp} "
-        if texts:
-            out.write(add + f"\n{add}".join(texts) + "\n")
+        if len(p) and add.isascii():
+            out.write(_text(p, 1, add))
+        elif len(p):                # a name outside ASCII (not from the command line, which checks)
+            out.write(add + f"\n{add}".join(p.strings()) + "\n")
         out.write(f"swap {temp} {set_name}\n")
         out.write(f"destroy {temp}\n")
 

@@ -25,7 +25,8 @@ import stat
 from typing import Any, NamedTuple
 
 from ipallow import _csvrecords, snapshot
-from ipallow._compile import Compiled, compile_entries
+from ipallow import _trie
+from ipallow._compile import Compiled, assemble, compile_entries
 from ipallow._formats import FORMATS, NETWORK_COLUMNS, decode as _decode, detect_format, problem as _problem
 from ipallow._parse import iter_text_lines
 from ipallow.errors import ParseError, Problem
@@ -95,6 +96,14 @@ def _parse_content(raw: bytes, name: str, kind: str, strict: bool) -> Loaded:
         from ipallow.registry import parse_registry
         registry = parse_registry(raw, name, format="jsonl" if kind == "jsonl" else "csv", strict=strict)
         return Loaded(kind, None, registry)
+    if kind == "txt":
+        # The common case in one pass of the core: plain networks, ASCII.  It gives up (None)
+        # on anything else -- a range, an error or a warning to report with its line, UTF-8
+        # to check -- which the Python reader below handles, as it always has.
+        table = _trie.scan_network_text(raw, strict)
+        if table is not None:
+            import numpy as np
+            return Loaded(kind, assemble(*table, np.arange(len(table[0]) + 1, dtype=np.int64), None), None)
     text = _decode(raw, name)
     if kind == "csv":
         items, places, problems = _csv_items(text, name)

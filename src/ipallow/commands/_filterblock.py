@@ -1,8 +1,10 @@
 """`ipallow filter`'s engine: one block of input lines classified, counted and written.
 
-Throughput comes from never touching a line in Python on the common path: the
-block's address column is located with numpy over the raw bytes
-(:mod:`ipallow._delimited`), and the whole block is classified by one call of
+Throughput comes from never touching a line in Python on the common path: plain
+lines are located by the core (``_trie.line_rows``) and read in place by
+``Allowlist._match_text_arrow``, and the selected ones copied out by
+``_trie.selected_lines``; a column of CSV/TSV lines is located with numpy over the
+raw bytes (:mod:`ipallow._delimited`) and classified by one call of
 ``Allowlist._match_text`` (a C loop: parse + lookup).  Only the lines that need a
 message (unparseable ones, the first few in full) are looked at one by one.
 
@@ -13,7 +15,6 @@ module of this package.
 from __future__ import annotations
 
 import argparse
-import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,24 +130,28 @@ class Filter:
 
         Raises Stop (--strict) at the first unparseable address.
         """
+        lines = None
         if self.column is None:
-            lines = data.split(b"\n")
-            lines.pop()
+            # No object per line: the core packs the lines' (stripped) texts end to end and
+            # the index reads them there, as the rows of an Arrow string array.
             needs_strip = b"\r" in data or b" " in data or b"\t" in data
-            texts = [t.strip() for t in lines] if needs_strip else lines
+            packed, rows, text_starts, newlines = _trie.line_rows(data, needs_strip)
+            result = self.allowlist._match_text_arrow(rows, packed, None, 0, len(newlines), large=True)
             bounds = None
         else:
-            lines = None
             bounds = _delimited.locate(data, self.column, self.sep)
             texts, starts, ends, fs, present = bounds
-        result = self.allowlist._match_text(texts)
+            result = self.allowlist._match_text(texts)
         n = block_lines = len(result)
+
+        def plain_text(i: int) -> bytes:
+            return packed[int(rows[i]):int(rows[i + 1])]
 
         # Rows that are neither allowed nor denied: blank lines, or unparseable addresses.
         odd = np.flatnonzero(result < -1)
         if len(odd):
             if bounds is None:
-                is_blank = np.array([not texts[i] for i in odd.tolist()], dtype=bool)
+                is_blank = rows[odd] == rows[odd + 1]
             else:
                 is_blank = np.array([not data[s:e].strip() for s, e in
                                      zip(starts[odd].tolist(), ends[odd].tolist())], dtype=bool)
@@ -159,8 +164,10 @@ class Filter:
             bad, blank, result = bad[:1], blank[blank < n], result[:n]
         for i in bad.tolist():
             if bounds is None:
-                column = lines[i].find(texts[i]) + 1 if texts[i] else 1
-                self._report(first_line_no + i, texts[i], column, True)
+                text = plain_text(i)
+                line_start = int(newlines[i - 1]) + 1 if i else 0
+                column = int(text_starts[i]) - line_start + 1 if text else 1
+                self._report(first_line_no + i, text, column, True)
             else:
                 self._report(first_line_no + i, texts[i], int(fs[i] - starts[i]) + 1, bool(present[i]))
 
@@ -187,10 +194,8 @@ class Filter:
         else:
             select, count = (allowed, n_allowed) if self.mode == "allowed" else (denied, n_denied)
             if count:                       # lines pass through as read (a CR before \n stays)
-                if lines is not None:
-                    chosen = list(itertools.compress(lines, select.tolist()))
-                    chosen.append(b"")
-                    self.out.write(b"\n".join(chosen))
+                if bounds is None:
+                    self.out.write(_trie.selected_lines(data, newlines[:n], select))
                 else:
                     self.out.write(_delimited.selected_lines(data, starts[:n], ends[:n], select))
                 c.output += count

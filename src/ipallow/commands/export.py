@@ -11,9 +11,10 @@ import ipallow
 from ipallow import ParseError, _output
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
 from ipallow.commands._progress import Progress
-from ipallow.commands._common import (AT_HELP, add_list_format_argument, add_parser, counting_text,
-                                      display_name, load_source, output_file, parse_at_argument, plural,
-                                      print_json, stops_quietly_on_closed_output)
+from ipallow.commands._common import (AT_HELP, Source, add_list_format_argument, add_parser,
+                                      counting_text, display_name, load_source, output_file,
+                                      parse_at_argument, plural, print_json,
+                                      stops_quietly_on_closed_output)
 
 # ipallow.export (numpy) is imported by the functions that use it: `ipallow --help` imports this module.
 
@@ -172,6 +173,49 @@ def _previous_summary(name, previous, agg, versions) -> dict | None:
             "lost": {f"ipv{v}": str(export.lost_addresses(previous[v], agg[v])) for v in versions}}
 
 
+class _Registrations:
+    """What an export of a plain text list needs of its allowlist: how many registrations."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def _plain_list(args: argparse.Namespace):
+    """(Source, aggregated prefixes) of a plain text list the core reads in one pass, or None.
+
+    A text file of plain networks needs no index: its prefixes go straight from the
+    core's one-pass reader to the aggregation.  Anything else -- a registry, a CSV list, a
+    snapshot, stdin or a FIFO (which cannot be read twice), a range, a non-ASCII byte, an
+    error to report with its line and column -- goes through the one loader, so the
+    messages and the result are the loader's.
+    """
+    import os
+    import stat
+    from ipallow import _formats, _trie, export, loaders
+    if args.file == "-" or args.format == "mmdb" or args.list_format not in (None, "txt"):
+        return None
+    try:
+        with open(args.file, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            raw = handle.read(loaders._HEAD)       # a snapshot or registry is not read twice
+            if (args.list_format or _formats.detect_format(args.file, raw)) != "txt":
+                return None
+            raw += handle.read()
+    except OSError:
+        return None                 # the loader says what is wrong, as for every command
+    with Progress("loading list"):
+        table = _trie.scan_network_text(raw)
+    if table is None:
+        return None
+    with Progress("aggregating"):
+        agg = export.aggregate(*table)
+    return Source(_Registrations(len(table[0])), None, display_name(args.file), args.at), agg
+
+
 @stops_quietly_on_closed_output
 def cmd_export(args: argparse.Namespace) -> int:
     from ipallow import export
@@ -179,10 +223,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     if problem:
         print(f"ipallow export: {problem}", file=sys.stderr)
         return EXIT_ERROR
-    loaded = load_source(args.file, list_format=args.list_format, at=args.at)
+    fast = _plain_list(args)
+    if fast is not None:
+        loaded, agg = fast
+    else:
+        loaded = load_source(args.file, list_format=args.list_format, at=args.at)
+        with Progress("aggregating"):
+            agg = export.aggregate_allowlist(loaded.allowlist)
     allowlist = loaded.allowlist
-    with Progress("aggregating"):
-        agg = export.aggregate_allowlist(allowlist)
     versions = export.FAMILIES[args.family]
     source = display_name(args.file)
     previous_name, previous = _previous_export(args)
