@@ -29,18 +29,19 @@ def _round_up(n: int, to: int) -> int:
 
 def available() -> bool:
     """Whether this platform can ask for huge pages (Linux with ``MADV_HUGEPAGE``)."""
-    return hasattr(mmap, "MADV_HUGEPAGE") and hasattr(mmap, "MAP_PRIVATE")
+    return all(hasattr(mmap, name) for name in ("MADV_HUGEPAGE", "MADV_NOHUGEPAGE", "MAP_PRIVATE"))
 
 
-def _advised(nbytes: int) -> np.ndarray:
-    """A writable ``uint8`` array of ``nbytes`` starting on a huge page, advised to use them."""
+def _advised(nbytes: int, huge: bool = True) -> np.ndarray:
+    """A writable ``uint8`` array of ``nbytes`` starting on a huge page, advised to use them
+    (or, with ``huge=False``, advised not to: the same layout in 4 KiB pages, for A/B runs)."""
     length = _round_up(nbytes, HUGE_PAGE)
     area = mmap.mmap(-1, length + HUGE_PAGE, flags=mmap.MAP_PRIVATE,
                      prot=mmap.PROT_READ | mmap.PROT_WRITE)
     raw = np.frombuffer(area, dtype=np.uint8)
     start = -raw.ctypes.data % HUGE_PAGE
     try:
-        area.madvise(mmap.MADV_HUGEPAGE, start, length)
+        area.madvise(mmap.MADV_HUGEPAGE if huge else mmap.MADV_NOHUGEPAGE, start, length)
     except OSError:         # a kernel built without THP: plain pages, as before
         pass
     return raw[start:start + nbytes]
@@ -54,18 +55,19 @@ def empty(nbytes: int) -> np.ndarray:
     return _advised(nbytes)
 
 
-def copied(arrays: tuple) -> tuple:
+def copied(arrays: tuple, huge: bool = True) -> tuple:
     """``arrays`` copied end to end into one huge-page-advised mapping, read-only.
 
     Returns the arrays unchanged when huge pages are not available or they fill less
     than one huge page together.  The copies keep the mapping alive; it is unmapped
-    when the last of them is freed.
+    when the last of them is freed.  ``huge=False`` advises the same mapping against
+    huge pages (benchmarks/bench_batch.py measures the two side by side).
     """
     sizes = [_round_up(a.nbytes, ALIGN) for a in arrays]
     total = sum(sizes)
     if not available() or total < HUGE_PAGE:
         return arrays
-    raw = _advised(total)
+    raw = _advised(total, huge)
     out = []
     offset = 0
     for a, size in zip(arrays, sizes):
