@@ -27,6 +27,21 @@ Groups:
     a strided ``uint32`` view, ``int64`` (converted), ``(n, 4)`` ``uint8``, ``S4``,
     a list of ints; IPv6 ``(n, 2)`` ``uint64``, Fortran order, ``(n, 16)`` ``uint8``,
     ``S16``, ``V16``.
+``goals-v4`` / ``goals-v6`` (issue 15)
+    the batch goals side by side in one run, each next to numpy ``searchsorted`` over the
+    table merged into disjoint ranges (the baseline every vectorised user can write):
+    IPv4 ``contains_many`` on a ``uint32`` array (goal: 150 M lookups/s on 1M prefixes)
+    with the tables in transparent huge pages (as the library lays them out on Linux)
+    and the same tables advised against them (the A/B of the huge pages); IPv6 on
+    ``(n, 2)`` ``uint64`` and on ``S16`` packed bytes (goal: ``S16`` within 80% of
+    ``(n, 2) uint64``).  The session summary adds the ratios (per-round medians).
+    For the issue's sizes::
+
+        IPALLOW_BENCH_PREFIXES6=600000 pytest benchmarks/bench_batch.py -k goals \
+            --benchmark-only --benchmark-group-by=group
+
+    ``benchmarks/memory_floor.c`` measures what bounds these figures: the rate of random
+    reads in a buffer the size of the table, with and without huge pages.
 ``threads-v4`` / ``threads-v6`` / ``threads-v4-strings``
     the whole batch in one thread against two threads, each calling ``contains_many``
     on its own half (the calling thread takes one half, a thread started beforehand the
@@ -48,7 +63,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from ipallow import bench
+from ipallow import _hugepages, _trie, bench
 
 PEER_ROUNDS = 3     # the pure-Python comprehensions over a million strings take seconds a round
 
@@ -246,3 +261,64 @@ def test_threads(benchmark, record, summary, request, second_thread, allowlist, 
             benchmark.extra_info["speedup_vs_one_thread_median"] = round(speedup, 2)
             summary.append((group, "two threads vs one (median)", f"{speedup:.2f}", "x speed-up"))
     assert_same(out, want, f"{group} with {threads} thread(s)")
+
+
+# --------------------------------------------------------------------------- issue 15 goals, side by side
+
+GOAL_MEDIANS: dict[tuple[int, str], float] = {}    # (family, case) -> median seconds a round
+GOAL_RATIOS = [   # (family, case A, case B, what it says): median round time of A / that of B
+    (4, "numpy searchsorted", "ipallow uint32", "ipallow uint32 / searchsorted"),
+    (4, "ipallow uint32 4K pages", "ipallow uint32", "huge pages / 4K pages"),
+    (6, "numpy searchsorted S16", "ipallow S16", "ipallow S16 / searchsorted"),
+    (6, "ipallow (n, 2) uint64", "ipallow S16", "S16 throughput / (n, 2) uint64 (goal >= 0.8)"),
+]
+GOAL_CASES = [(4, c) for c in ("ipallow uint32", "ipallow uint32 4K pages", "numpy searchsorted")]
+GOAL_CASES += [(6, c) for c in ("ipallow (n, 2) uint64", "ipallow S16", "numpy searchsorted S16")]
+
+
+def _index_in_pages(allowlist, huge: bool):
+    """An index serving ``allowlist``'s tables from a copy advised for or against huge pages."""
+    d4, h4, b4, d6, h6, b6 = allowlist.compiled.tables
+    d4, h4 = _hugepages.copied((d4, h4), huge=huge)
+    d6, h6 = _hugepages.copied((d6, h6), huge=huge)
+    index = _trie.Index()
+    index._set_tables(d4, h4, b4, d6, h6, b6, allowlist.compiled.prefix_reg)
+    return index
+
+
+@pytest.mark.parametrize("case", GOAL_CASES, ids=lambda c: f"v{c[0]}-{c[1].replace(' ', '-')}")
+def test_goals(benchmark, record, summary, allowlist, allowlist6, v4_queries, v6_queries, v4_answer, v6_answer,
+               v4_ranges, v6_ranges, case):
+    family, impl = case
+    benchmark.group = f"goals-v{family}"
+    want = v4_answer if family == 4 else v6_answer
+    out = np.empty(want.size, dtype=bool)
+    s16 = bench.rows_to_s16(v6_queries) if family == 6 else None
+    if impl == "ipallow uint32":
+        fn, arg = (lambda q: allowlist.contains_many(q, out=out)), v4_queries
+    elif impl == "ipallow uint32 4K pages":
+        if not _hugepages.available():
+            pytest.skip("no madvise(MADV_HUGEPAGE) here: nothing to compare")
+        index = _index_in_pages(allowlist, huge=False)
+        fn, arg = (lambda q: index.contains_many(q, out=out)), v4_queries
+    elif impl == "ipallow (n, 2) uint64":
+        fn, arg = (lambda q: allowlist6.contains_many(q, out=out)), v6_queries
+    elif impl == "ipallow S16":
+        fn, arg = (lambda q: allowlist6.contains_many(q, out=out)), s16
+    else:
+        starts, ends = v4_ranges if family == 4 else v6_ranges
+        fn, arg = (lambda q: bench.searchsorted_contains(starts, ends, q)), (v4_queries if family == 4 else s16)
+        benchmark.extra_info["merged_ranges"] = int(starts.size)
+    benchmark.extra_info.update(impl=impl.split(" ")[0], family=family, operation="contains_many", input=impl)
+    got = benchmark(fn, arg)
+    record(items=want.size)
+    assert_same(got, want, f"{impl} (IPv{family})")
+    stats = benchmark.stats.stats if getattr(benchmark, "stats", None) else None
+    if stats is None:
+        return
+    GOAL_MEDIANS[(family, impl)] = stats.median
+    for fam, num, den, what in GOAL_RATIOS:
+        if fam == family and impl in (num, den) and (fam, num) in GOAL_MEDIANS and (fam, den) in GOAL_MEDIANS:
+            ratio = GOAL_MEDIANS[(fam, num)] / GOAL_MEDIANS[(fam, den)]
+            benchmark.extra_info[what] = round(ratio, 2)
+            summary.append((f"goals-v{fam}", what, f"{ratio:.2f}", "x (of the median rounds)"))

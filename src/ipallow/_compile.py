@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ipallow import _parse, _trie
+from ipallow import _hugepages, _parse, _trie
 from ipallow.errors import HostBitsWarning
 
 # Level-0 sizes.  Big tables get Poptrie's 18 (IPv4) / 16 (IPv6) bits; small
@@ -179,4 +179,7 @@ def build_tables(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.n
     silent = np.ones(count, dtype=bool)
     silent[answering] = False
     rows = np.concatenate([answering, np.flatnonzero(silent)])
+    # in huge pages where the platform has them (a batch reads the tables all over)
+    dir4, heap4 = _hugepages.copied((dir4, heap4))
+    dir6, heap6 = _hugepages.copied((dir6, heap6))
     return (dir4, heap4, bits4, dir6, heap6, bits6), rows
