@@ -329,6 +329,75 @@ def test_explicit_choices_beat_the_environment(tmp_path, plain):
     assert both.returncode == 2 and "not allowed with" in both.stderr
 
 
+# Every command that reads ONE list: the positional LIST, else $IPALLOW_LIST, else exit 2.
+ONE_LIST_COMMANDS = {
+    "validate": ["validate"],
+    "stats": ["stats", "--json"],
+    "export": ["export", "--format", "cidr", "-q"],
+    "compile": ["compile", "--json", "-o", "OUT"],
+    "info": ["info", "--json"],
+}
+
+
+def one_list_command(name, tmp_path):
+    return [str(tmp_path / "out.ipallow") if a == "OUT" else a for a in ONE_LIST_COMMANDS[name]]
+
+
+@pytest.mark.parametrize("name", sorted(ONE_LIST_COMMANDS))
+def test_one_list_commands_without_a_list_stop_with_the_how_to(tmp_path, name):
+    result = run(*one_list_command(name, tmp_path), stdin="")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert "no list given: pass" in result.stderr and "IPALLOW_LIST=FILE" in result.stderr
+    assert "the following arguments are required" not in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(ONE_LIST_COMMANDS))
+def test_one_list_commands_read_the_list_from_the_environment(tmp_path, plain, name):
+    snapshot = tmp_path / "plain.ipallow"
+    assert run("compile", plain, "-o", snapshot).returncode == 0
+    listed = snapshot if name == "info" else plain
+    command = one_list_command(name, tmp_path)
+    from_env = run(*command, env={"IPALLOW_LIST": str(listed)})
+    given = run(*command, listed)
+    assert from_env.returncode == given.returncode == 0, from_env.stderr
+    if name not in ("compile", "info"):          # these two print a timestamp or timings
+        assert from_env.stdout == given.stdout
+    # a positional LIST beats the environment
+    other = tmp_path / "other.txt"
+    other.write_text("this is not a list\n")
+    env = {"IPALLOW_LIST": str(other)}
+    assert run(*command, listed, env=env).returncode == 0
+    assert run(*command, env=env).returncode != 0
+
+
+def test_one_list_commands_name_the_environment_for_a_missing_file(tmp_path):
+    missing = tmp_path / "gone.txt"
+    for name in ONE_LIST_COMMANDS:
+        result = run(*one_list_command(name, tmp_path), env={"IPALLOW_LIST": str(missing)})
+        assert result.returncode == 2, name
+        assert f"{missing} (named by IPALLOW_LIST)" in result.stderr, (name, result.stderr)
+
+
+def test_compile_from_mmdb_needs_no_list_and_ignores_the_environment(tmp_path, plain):
+    mmdb = tmp_path / "plain.mmdb"
+    made = run("export", "--format", "mmdb", "-q", plain, "-o", mmdb)
+    if made.returncode != 0:
+        pytest.skip(f"no MaxMind DB writer: {made.stderr}")
+    out = tmp_path / "from-mmdb.ipallow"
+    result = run("compile", "--from-mmdb", mmdb, "-o", out, env={"IPALLOW_LIST": str(tmp_path / "gone")})
+    assert result.returncode == 0, result.stderr
+    assert len(ipallow.load(out)) > 0
+    both = run("compile", plain, "--from-mmdb", mmdb, "-o", out)
+    assert both.returncode == 2 and "either LIST or --from-mmdb" in both.stderr
+
+
+@pytest.mark.parametrize("name", sorted(ONE_LIST_COMMANDS))
+def test_one_list_commands_help_names_the_environment(name):
+    result = run(ONE_LIST_COMMANDS[name][0], "--help")
+    assert result.returncode == 0 and "IPALLOW_LIST" in result.stdout
+
+
 def test_sample_is_the_bundled_demo_registry():
     result = run("check", "--sample", "203.0.113.9")
     assert result.returncode == 0

@@ -11,7 +11,7 @@ import ipallow
 from ipallow import ParseError, _output
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
 from ipallow.commands._progress import Progress
-from ipallow.commands._common import (AT_HELP, add_list_format_argument, add_parser, counting_text,
+from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, positional_list, add_list_format_argument, add_parser, counting_text,
                                       display_name, load_source, output_file, parse_at_argument, plural,
                                       print_json, stops_quietly_on_closed_output)
 
@@ -175,6 +175,7 @@ def _previous_summary(name, previous, agg, versions) -> dict | None:
 @stops_quietly_on_closed_output
 def cmd_export(args: argparse.Namespace) -> int:
     from ipallow import export
+    args.file = positional_list(args, args.file)
     problem = _check_names(args)
     if problem:
         print(f"ipallow export: {problem}", file=sys.stderr)
@@ -288,7 +289,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "the same addresses, and write it for nftables, ipset or as plain text; or write "
                     "the registrations as a MaxMind DB (nginx geoip2 and every MaxMind reader).",
         examples=EXAMPLES)
-    parser.add_argument("file", metavar="FILE", help="list, registry or snapshot; - for stdin")
+    parser.add_argument("file", metavar="FILE", nargs="?", help=POSITIONAL_LIST_HELP)
     parser.add_argument("--format", required=True, choices=("nft", "ipset", "cidr", "mmdb"),
                         help="nft: 'nft -f' file; ipset: 'ipset restore' script; cidr: plain list; "
                              "mmdb: MaxMind DB")
