@@ -258,6 +258,41 @@ def test_allowlist_save_uses_the_same_rules(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+SAVE_SCRIPT = ("import pathlib, sys, ipallow\n"
+               "al = ipallow.Allowlist(['192.0.2.0/24', '2001:db8::/32'])\n"
+               "target = sys.argv[1]\n"
+               "al.save(pathlib.Path(target) if sys.argv[2] == 'path' else target)\n")
+
+
+def test_allowlist_save_dash_writes_the_snapshot_to_stdout(tmp_path):
+    import sys
+    result = subprocess.run([sys.executable, "-c", SAVE_SCRIPT, "-", "str"], capture_output=True,
+                            cwd=tmp_path, timeout=60, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []                # no file named "-"
+    loaded = ipallow.allowlist.loads(result.stdout)
+    assert "192.0.2.1" in loaded and "2001:db8::1" in loaded and "198.51.100.1" not in loaded
+
+
+@pytest.mark.parametrize("target, kind", [("-", "path"), ("./-", "str")])
+def test_allowlist_save_a_path_named_dash_is_a_file(tmp_path, target, kind):
+    import sys
+    result = subprocess.run([sys.executable, "-c", SAVE_SCRIPT, target, kind], capture_output=True,
+                            cwd=tmp_path, timeout=60, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b""
+    assert "192.0.2.1" in ipallow.load(tmp_path / "-")
+
+
+def test_allowlist_save_dash_without_a_binary_stdout_is_a_type_error(tmp_path, monkeypatch):
+    import io
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    with pytest.raises(TypeError, match="stdout"):
+        ipallow.Allowlist(["192.0.2.0/24"]).save("-")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_allowlist_save_regular_file_and_character_device(tmp_path):
     al = ipallow.Allowlist(["192.0.2.0/24"])
     regular = tmp_path / "snap.ipallow"
