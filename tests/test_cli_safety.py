@@ -191,6 +191,22 @@ def test_output_directory_is_a_usage_error(tmp_path, plain):
     assert list(directory.iterdir()) == [] and leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("command", [
+    ["export", "--format", "cidr", "-q", "LIST", "-o", "OUT"],
+    ["compile", "LIST", "-o", "OUT"],
+    ["merge", "LIST", "LIST", "-o", "OUT"],
+])
+@pytest.mark.parametrize("where", ["a directory", "in a missing directory"])
+def test_a_bad_output_is_refused_before_the_list_is_read(tmp_path, command, where):
+    (tmp_path / "adir").mkdir()
+    out = tmp_path / "adir" if where == "a directory" else tmp_path / "missing" / "out"
+    never_read = tmp_path / "never-read.txt"      # missing: reading it first would name it
+    args = [str(never_read) if a == "LIST" else str(out) if a == "OUT" else a for a in command]
+    result = run(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert str(out) in result.stderr and str(never_read) not in result.stderr, result.stderr
+
+
 def test_output_name_ending_in_a_slash_must_be_a_directory(tmp_path, plain):
     # As cp and install: 'FILE/' names a directory; writing a file called FILE instead is a surprise.
     existing = tmp_path / "allow.cidr"

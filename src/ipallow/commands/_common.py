@@ -234,6 +234,12 @@ def problem_json(problem: Problem, **extra: Any) -> dict[str, Any]:
             "message": problem.message, **extra}
 
 
+def check_output(path: str | None) -> None:
+    """Before the work: raise the OSError writing ``path`` would raise (stdout: nothing to check)."""
+    if path is not None and path != "-":
+        _output.check_writable(path)
+
+
 @contextlib.contextmanager
 def output_file(path: str | None, *, binary: bool = False) -> Iterator[Any]:
     """stdout (``None`` or ``-``), else ``path`` written by the rules of :mod:`ipallow._output`.

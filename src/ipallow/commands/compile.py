@@ -64,7 +64,7 @@ def _save(allowlist, output: str) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from ipallow.commands._common import load_source, positional_list
+    from ipallow.commands._common import check_output, load_source, positional_list
     from ipallow.commands._progress import Progress
     if args.list is not None and args.from_mmdb is not None:
         print("ipallow compile: give either LIST or --from-mmdb FILE", file=sys.stderr)
@@ -75,6 +75,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.where is not None and args.from_mmdb is None:
         print("ipallow compile: --where goes with --from-mmdb FILE", file=sys.stderr)
         return EXIT_ERROR
+    check_output(args.output)           # before loading: a bad -o fails at once, not after the work
     if args.from_mmdb is not None:
         return _compile_mmdb(args)
     started = time.perf_counter()

@@ -11,7 +11,7 @@ import ipallow
 from ipallow import ParseError, _output
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
 from ipallow.commands._progress import Progress
-from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, positional_list, add_list_format_argument, add_parser, counting_text,
+from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, check_output, positional_list, add_list_format_argument, add_parser, counting_text,
                                       display_name, load_source, output_file, parse_at_argument, plural,
                                       print_json, stops_quietly_on_closed_output)
 
@@ -176,6 +176,7 @@ def _previous_summary(name, previous, agg, versions) -> dict | None:
 def cmd_export(args: argparse.Namespace) -> int:
     from ipallow import export
     args.file = positional_list(args, args.file)
+    check_output(args.output)           # before loading: a bad -o fails at once, not after the work
     problem = _check_names(args)
     if problem:
         print(f"ipallow export: {problem}", file=sys.stderr)
