@@ -10,8 +10,8 @@ from typing import Any
 
 from ipallow import bench
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
-from ipallow.commands._common import (AT_HELP, add_list_arguments, add_parser, check_output, chosen_list, load_source,
-                                      output_file, parse_at_argument, plural, print_json,
+from ipallow.commands._common import (AT_HELP, add_list_arguments, add_parser, check_output, chosen_list,
+                                      load_source, output_file, parse_at_argument, plural, print_json,
                                       stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 

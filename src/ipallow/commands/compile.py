@@ -70,8 +70,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print("ipallow compile: give either LIST or --from-mmdb FILE", file=sys.stderr)
         return EXIT_ERROR
     if args.from_mmdb is None:
-        args.list = positional_list(args, args.list,
-                                    what="LIST (a list, registry or snapshot; - for stdin) or --from-mmdb FILE,")
+        args.list = positional_list(
+            args, args.list, what="LIST (a list, registry or snapshot; - for stdin) or --from-mmdb FILE,")
     if args.where is not None and args.from_mmdb is None:
         print("ipallow compile: --where goes with --from-mmdb FILE", file=sys.stderr)
         return EXIT_ERROR

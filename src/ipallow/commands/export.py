@@ -11,9 +11,10 @@ import ipallow
 from ipallow import ParseError, _output
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
 from ipallow.commands._progress import Progress
-from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, check_output, positional_list, add_list_format_argument, add_parser, counting_text,
-                                      display_name, load_source, output_file, parse_at_argument, plural,
-                                      print_json, stops_quietly_on_closed_output)
+from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, add_list_format_argument, add_parser,
+                                      check_output, counting_text, display_name, load_source, output_file,
+                                      parse_at_argument, plural, positional_list, print_json,
+                                      stops_quietly_on_closed_output)
 
 # ipallow.export (numpy) is imported by the functions that use it: `ipallow --help` imports this module.
 

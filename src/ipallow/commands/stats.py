@@ -9,8 +9,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ipallow.commands import EXIT_OK
-from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, positional_list, add_list_format_argument, add_parser, load_source,
-                                      parse_at_argument, plural, print_json,
+from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, add_list_format_argument, add_parser,
+                                      load_source, parse_at_argument, plural, positional_list, print_json,
                                       stops_quietly_on_closed_output)
 from ipallow.commands._format import BYTES, address_count, human
 from ipallow.commands._progress import Progress

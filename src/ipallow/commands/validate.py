@@ -8,8 +8,9 @@ from typing import Any
 
 from ipallow.errors import ParseError, Problem
 from ipallow.commands import EXIT_NEGATIVE, EXIT_OK
-from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, positional_list, STDIN_NAME, add_list_format_argument, add_parser, empty_warning,
-                                      load_source, parse_at_argument, plural, print_json, problem_json,
+from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, STDIN_NAME, add_list_format_argument,
+                                      add_parser, empty_warning, load_source, parse_at_argument, plural,
+                                      positional_list, print_json, problem_json,
                                       stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 
