@@ -165,6 +165,51 @@ def test_plot_writes_a_png(tmp_path, small_list):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _bad_plot_destinations(tmp_path):
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    out = {"a directory": (tmp_path / "adir", "is a directory"),
+           "in a missing directory": (tmp_path / "missing" / "chart.png", "No such file or directory"),
+           "a file name ending in a slash": (f"{tmp_path / 'afile'}/", "Not a directory")}
+    import os
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        out["in a directory it cannot write"] = (locked / "chart.png", "Permission denied")
+    return out
+
+
+@needs_cli
+@pytest.mark.parametrize("case", ["a directory", "in a missing directory", "a file name ending in a slash",
+                                  "in a directory it cannot write"])
+def test_a_bad_plot_destination_stops_before_any_work(tmp_path, case):
+    pytest.importorskip("matplotlib")
+    destinations = _bad_plot_destinations(tmp_path)
+    if case not in destinations:
+        pytest.skip("root may write any directory")
+    plot, reason = destinations[case]
+    # The list does not exist: if the command got as far as reading it (or benchmarking), it
+    # would name the list; it must name the chart it could never write instead.
+    missing_list = tmp_path / "never-read.txt"
+    result = run_cli("--list", str(missing_list), "--queries", "200", "--seconds", "0.2", "--peers", "none",
+                     "--plot", str(plot), timeout=60)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert reason in result.stderr and "--plot" in result.stderr, result.stderr
+    assert str(missing_list) not in result.stderr
+
+
+@needs_cli
+def test_a_good_plot_destination_is_not_created_by_the_check(tmp_path, small_list):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "chart.png"
+    missing_queries = tmp_path / "no-queries.txt"
+    result = run_cli("--list", str(small_list), "--queries", str(missing_queries), "--peers", "none",
+                     "--plot", str(out))
+    assert result.returncode == 2 and not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.txt"]
+
+
 FAKE_PYTRICIA = '''
 """A deliberately wrong stand-in for pytricia: right everywhere except one address."""
 import ipaddress

@@ -191,6 +191,22 @@ def test_output_directory_is_a_usage_error(tmp_path, plain):
     assert list(directory.iterdir()) == [] and leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("command", [
+    ["export", "--format", "cidr", "-q", "LIST", "-o", "OUT"],
+    ["compile", "LIST", "-o", "OUT"],
+    ["merge", "LIST", "LIST", "-o", "OUT"],
+])
+@pytest.mark.parametrize("where", ["a directory", "in a missing directory"])
+def test_a_bad_output_is_refused_before_the_list_is_read(tmp_path, command, where):
+    (tmp_path / "adir").mkdir()
+    out = tmp_path / "adir" if where == "a directory" else tmp_path / "missing" / "out"
+    never_read = tmp_path / "never-read.txt"      # missing: reading it first would name it
+    args = [str(never_read) if a == "LIST" else str(out) if a == "OUT" else a for a in command]
+    result = run(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert str(out) in result.stderr and str(never_read) not in result.stderr, result.stderr
+
+
 def test_output_name_ending_in_a_slash_must_be_a_directory(tmp_path, plain):
     # As cp and install: 'FILE/' names a directory; writing a file called FILE instead is a surprise.
     existing = tmp_path / "allow.cidr"
@@ -256,6 +272,41 @@ def test_allowlist_save_uses_the_same_rules(tmp_path):
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
     assert "192.0.2.1" in ipallow.allowlist.loads(received[0])
     assert leftovers(tmp_path) == []
+
+
+SAVE_SCRIPT = ("import pathlib, sys, ipallow\n"
+               "al = ipallow.Allowlist(['192.0.2.0/24', '2001:db8::/32'])\n"
+               "target = sys.argv[1]\n"
+               "al.save(pathlib.Path(target) if sys.argv[2] == 'path' else target)\n")
+
+
+def test_allowlist_save_dash_writes_the_snapshot_to_stdout(tmp_path):
+    import sys
+    result = subprocess.run([sys.executable, "-c", SAVE_SCRIPT, "-", "str"], capture_output=True,
+                            cwd=tmp_path, timeout=60, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []                # no file named "-"
+    loaded = ipallow.allowlist.loads(result.stdout)
+    assert "192.0.2.1" in loaded and "2001:db8::1" in loaded and "198.51.100.1" not in loaded
+
+
+@pytest.mark.parametrize("target, kind", [("-", "path"), ("./-", "str")])
+def test_allowlist_save_a_path_named_dash_is_a_file(tmp_path, target, kind):
+    import sys
+    result = subprocess.run([sys.executable, "-c", SAVE_SCRIPT, target, kind], capture_output=True,
+                            cwd=tmp_path, timeout=60, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b""
+    assert "192.0.2.1" in ipallow.load(tmp_path / "-")
+
+
+def test_allowlist_save_dash_without_a_binary_stdout_is_a_type_error(tmp_path, monkeypatch):
+    import io
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    with pytest.raises(TypeError, match="stdout"):
+        ipallow.Allowlist(["192.0.2.0/24"]).save("-")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_allowlist_save_regular_file_and_character_device(tmp_path):
@@ -327,6 +378,75 @@ def test_explicit_choices_beat_the_environment(tmp_path, plain):
     assert run("check", "203.0.113.9", env={"IPALLOW_LIST": ""}).returncode == 2     # empty = unset
     both = run("check", "--list", other, "--sample", "203.0.113.9")
     assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
+# Every command that reads ONE list: the positional LIST, else $IPALLOW_LIST, else exit 2.
+ONE_LIST_COMMANDS = {
+    "validate": ["validate"],
+    "stats": ["stats", "--json"],
+    "export": ["export", "--format", "cidr", "-q"],
+    "compile": ["compile", "--json", "-o", "OUT"],
+    "info": ["info", "--json"],
+}
+
+
+def one_list_command(name, tmp_path):
+    return [str(tmp_path / "out.ipallow") if a == "OUT" else a for a in ONE_LIST_COMMANDS[name]]
+
+
+@pytest.mark.parametrize("name", sorted(ONE_LIST_COMMANDS))
+def test_one_list_commands_without_a_list_stop_with_the_how_to(tmp_path, name):
+    result = run(*one_list_command(name, tmp_path), stdin="")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert "no list given: pass" in result.stderr and "IPALLOW_LIST=FILE" in result.stderr
+    assert "the following arguments are required" not in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(ONE_LIST_COMMANDS))
+def test_one_list_commands_read_the_list_from_the_environment(tmp_path, plain, name):
+    snapshot = tmp_path / "plain.ipallow"
+    assert run("compile", plain, "-o", snapshot).returncode == 0
+    listed = snapshot if name == "info" else plain
+    command = one_list_command(name, tmp_path)
+    from_env = run(*command, env={"IPALLOW_LIST": str(listed)})
+    given = run(*command, listed)
+    assert from_env.returncode == given.returncode == 0, from_env.stderr
+    if name not in ("compile", "info"):          # these two print a timestamp or timings
+        assert from_env.stdout == given.stdout
+    # a positional LIST beats the environment
+    other = tmp_path / "other.txt"
+    other.write_text("this is not a list\n")
+    env = {"IPALLOW_LIST": str(other)}
+    assert run(*command, listed, env=env).returncode == 0
+    assert run(*command, env=env).returncode != 0
+
+
+def test_one_list_commands_name_the_environment_for_a_missing_file(tmp_path):
+    missing = tmp_path / "gone.txt"
+    for name in ONE_LIST_COMMANDS:
+        result = run(*one_list_command(name, tmp_path), env={"IPALLOW_LIST": str(missing)})
+        assert result.returncode == 2, name
+        assert f"{missing} (named by IPALLOW_LIST)" in result.stderr, (name, result.stderr)
+
+
+def test_compile_from_mmdb_needs_no_list_and_ignores_the_environment(tmp_path, plain):
+    mmdb = tmp_path / "plain.mmdb"
+    made = run("export", "--format", "mmdb", "-q", plain, "-o", mmdb)
+    if made.returncode != 0:
+        pytest.skip(f"no MaxMind DB writer: {made.stderr}")
+    out = tmp_path / "from-mmdb.ipallow"
+    result = run("compile", "--from-mmdb", mmdb, "-o", out, env={"IPALLOW_LIST": str(tmp_path / "gone")})
+    assert result.returncode == 0, result.stderr
+    assert len(ipallow.load(out)) > 0
+    both = run("compile", plain, "--from-mmdb", mmdb, "-o", out)
+    assert both.returncode == 2 and "either LIST or --from-mmdb" in both.stderr
+
+
+@pytest.mark.parametrize("name", sorted(ONE_LIST_COMMANDS))
+def test_one_list_commands_help_names_the_environment(name):
+    result = run(ONE_LIST_COMMANDS[name][0], "--help")
+    assert result.returncode == 0 and "IPALLOW_LIST" in result.stdout
 
 
 def test_sample_is_the_bundled_demo_registry():

@@ -771,3 +771,92 @@ def test_status_is_consistent_through_failures_and_recovery(tmp_path):
     assert s["failures"] == 6 and s["consecutive_failures"] == 0
     assert "10.99.0.1/16" in s["last_error"] and s["last_error_at"] == T0 + timedelta(seconds=6)
     assert s["loaded_at"] == T0 + timedelta(seconds=7)
+
+
+# -- every format the one loader reads (Allowlist.from_file) serves live too -----------------
+
+PLAIN_FORMATS = {
+    "plain.txt": ("192.0.2.0/24\n# a comment\n198.51.100.7\n", "192.0.2.0/24\n203.0.113.0/24\n"),
+    "plain.csv": ("cidr,owner\n192.0.2.0/24,Acme\n198.51.100.7/32,Bolan\n",
+                  "cidr,owner\n192.0.2.0/24,Acme\n203.0.113.0/24,Indus\n"),
+    "reg.jsonl": ('{"id": "A", "networks": ["192.0.2.0/24", "198.51.100.7/32"]}\n',
+                  '{"id": "A", "networks": ["192.0.2.0/24", "203.0.113.0/24"]}\n'),
+    "reg.csv": (csv_text([("A", "192.0.2.0/24", "active"), ("B", "198.51.100.7/32", "active")]),
+                csv_text([("A", "192.0.2.0/24", "active"), ("C", "203.0.113.0/24", "active")])),
+}
+
+
+def _oracle(text_path) -> set:
+    """What Allowlist.from_file (the one loader) says of each probe, the reference for the live list."""
+    al = Allowlist.from_file(text_path)
+    return {ip for ip in ("192.0.2.9", "198.51.100.7", "203.0.113.9", "10.0.0.1") if ip in al}
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN_FORMATS))
+def test_every_loader_format_serves_and_reloads(tmp_path, name):
+    first, second = PLAIN_FORMATS[name]
+    path = tmp_path / name
+    publish(path, first)
+    expected_first = _oracle(path)
+    live = LiveAllowlist(path, poll=None, clock=FakeClock(), settle=0)
+    probes = ("192.0.2.9", "198.51.100.7", "203.0.113.9", "10.0.0.1")
+    assert {ip for ip in probes if ip in live} == expected_first == {"192.0.2.9", "198.51.100.7"}
+    assert len(live) == len(Allowlist.from_file(path))
+    publish(path, second)
+    assert live.check() is True and live.generation == 2
+    assert {ip for ip in probes if ip in live} == _oracle(path) == {"192.0.2.9", "203.0.113.9"}
+    # a plain list has no lifecycle: the clock moving on changes nothing
+    live._clock.t += 10 * 365 * 86400
+    assert "203.0.113.9" in live and live.generation == 2 and live.next_boundary is None
+
+
+def test_a_plain_snapshot_serves_and_reloads(tmp_path):
+    text = tmp_path / "plain.txt"
+    text.write_text("192.0.2.0/24\n")
+    path = tmp_path / "plain.ipallow"
+    Allowlist.from_file(text).save(path)
+    live = LiveAllowlist(path, poll=None, clock=FakeClock(), settle=0)
+    assert "192.0.2.9" in live and "203.0.113.9" not in live
+    text.write_text("192.0.2.0/24\n203.0.113.0/24\n")
+    Allowlist.from_file(text).save(path)
+    assert live.check() is True and "203.0.113.9" in live
+
+
+def test_a_bad_plain_list_fails_as_the_loader_does_and_a_failed_reload_changes_nothing(tmp_path):
+    path = tmp_path / "plain.txt"
+    publish(path, "192.0.2.0/24\nnot-an-address\n")
+    with pytest.raises(ParseError) as from_file:
+        Allowlist.from_file(path)
+    with pytest.raises(ParseError) as live_error:
+        LiveAllowlist(path, poll=None, settle=0)
+    assert str(live_error.value) == str(from_file.value)
+    publish(path, "192.0.2.0/24\n")
+    live = LiveAllowlist(path, poll=None, clock=FakeClock(), settle=0)
+    publish(path, "192.0.2.0/24\n203.0.113.0/24\nbad line\n")
+    assert live.check() is False
+    assert isinstance(live.last_error, ParseError)
+    assert "192.0.2.9" in live and "203.0.113.9" not in live and live.generation == 1
+
+
+def test_a_plain_list_that_loses_most_entries_is_refused_like_a_registry(tmp_path):
+    path = tmp_path / "plain.txt"
+    publish(path, "".join(f"10.0.{i}.0/24\n" for i in range(10)))
+    live = LiveAllowlist(path, poll=None, clock=FakeClock(), settle=0, max_loss=0.5)
+    publish(path, "10.0.0.0/24\n")
+    with pytest.raises(ReloadRefused):
+        live.reload()
+    assert "10.0.9.1" in live and live.generation == 1
+    assert live.reload(force=True) == 2 and "10.0.9.1" not in live
+
+
+def test_format_names_the_loaders_formats(tmp_path):
+    path = tmp_path / "list.data"
+    publish(path, "cidr\n192.0.2.0/24\n")
+    live = LiveAllowlist(path, poll=None, clock=FakeClock(), settle=0, format="csv")
+    assert "192.0.2.9" in live
+    # "csv" keeps reading a registry CSV, as it did before plain lists were served
+    registry = tmp_path / "reg.data"
+    publish(registry, csv_text([("A", "192.0.2.0/24", "active")]))
+    assert "192.0.2.9" in LiveAllowlist(registry, poll=None, clock=FakeClock(), settle=0, format="csv")
+    with pytest.raises(ValueError):
+        LiveAllowlist(path, poll=None, settle=0, format="xml")

@@ -118,6 +118,31 @@ def open_output(path: str | os.PathLike, *, binary: bool = False) -> Iterator[IO
     _fsync_directory(directory)
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise the OSError that writing ``path`` would raise, writing nothing.
+
+    For the commands, which check their outputs before the work (loading a
+    list, a benchmark) rather than fail after it: what :func:`resolve`
+    refuses, a directory to create the file in that is missing or not a
+    directory, or one (or a file written through) this process may not write.
+    """
+    target, st, through = resolve(path)
+    name = os.fspath(path)
+    if through:
+        if not os.access(target, os.W_OK):
+            raise PermissionError(errno.EACCES, "Permission denied", name)
+        return
+    directory = os.path.dirname(os.path.abspath(target))
+    try:
+        parent = os.stat(directory)
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, name) from None
+    if not stat.S_ISDIR(parent.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", name)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "Permission denied", name)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes | bytearray | memoryview) -> None:
     """Write ``data`` to ``path`` by the rules in the module docstring."""
     with open_output(path, binary=True) as handle:

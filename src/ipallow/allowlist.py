@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import sys
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
@@ -449,7 +450,10 @@ class Allowlist(SetAlgebra, _trie.Index):
 
         A file is replaced atomically (temporary file, fsync, rename); a
         symlink's target is replaced the same way; a FIFO or character device
-        is written through (see :mod:`ipallow._output`).  The
+        is written through (see :mod:`ipallow._output`).  The str ``"-"``
+        writes the snapshot to standard output (``sys.stdout.buffer``), as
+        ``-o -`` does on the command line; ``pathlib.Path("-")`` or ``"./-"``
+        is a file named ``-``.  The
         same allowlist always gives the same bytes for the same ``created``
         (Unix seconds or an aware datetime; default ``$SOURCE_DATE_EPOCH`` if
         set, else now).  Registration data must be JSON (or a type registered
@@ -457,12 +461,26 @@ class Allowlist(SetAlgebra, _trie.Index):
 
         Raises:
             TypeError: registration data that cannot be saved; ``created`` of
-                another type than int or datetime.
+                another type than int or datetime; ``"-"`` when ``sys.stdout``
+                has no binary ``buffer`` (a text stream such as io.StringIO).
             ValueError: ``created`` negative, out of range or a naive datetime.
             OSError: the file cannot be written (nothing is replaced then), or
                 ``path`` is a directory, a block device or a socket.
         """
+        if isinstance(path, str) and path == "-":
+            self._save_to_stdout(created)
+            return
         snapshot.save(self._compiled, path, created, lifecycle=self._lifecycle_section())
+
+    def _save_to_stdout(self, created: int | datetime | None) -> None:
+        out = getattr(sys.stdout, "buffer", None)
+        if out is None:
+            raise TypeError(f"save('-') writes bytes to sys.stdout.buffer, but sys.stdout "
+                            f"({type(sys.stdout).__name__}) has none; pass a file path")
+        data = snapshot.to_bytes(self._compiled, created, self._lifecycle_section())
+        sys.stdout.flush()          # text already printed goes out before the snapshot
+        out.write(data)
+        out.flush()
 
     def _lifecycle_section(self) -> bytes | None:
         """A registry's lifecycle for its snapshot (see :meth:`reevaluated`), or None."""

@@ -117,6 +117,27 @@ def chosen_list(args: argparse.Namespace) -> str:
                      f"or set {LIST_ENV}=FILE; --sample uses the bundled demo registry")
 
 
+POSITIONAL_LIST_HELP = (f"list (one entry a line, or CSV with a cidr column), registry (CSV with an id "
+                        f"column, or JSON Lines) or snapshot; - for stdin. Default: ${LIST_ENV}; "
+                        f"without either the command stops (exit 2)")
+
+
+def positional_list(args: argparse.Namespace, given: str | None, *,
+                    what: str = "LIST (a list, registry or snapshot; - for stdin)") -> str:
+    """The list of a command that names it as a positional: LIST, else $IPALLOW_LIST, else a UsageError.
+
+    The same order as :func:`chosen_list`, for validate, stats, export, compile
+    and info, so that one exported variable serves every command.
+    """
+    if given is not None:
+        return given
+    from_env = os.environ.get(LIST_ENV, "")
+    if from_env:
+        args.list_from_env = from_env        # so that an error can say where the name came from
+        return from_env
+    raise UsageError(f"no list given: pass {what} or set {LIST_ENV}=FILE")
+
+
 class Source:
     """A loaded list or registry, as the commands use it.
 
@@ -211,6 +232,12 @@ def print_json(obj: Any, stream=None) -> None:
 def problem_json(problem: Problem, **extra: Any) -> dict[str, Any]:
     return {"path": problem.path, "line": problem.line, "column": problem.column,
             "message": problem.message, **extra}
+
+
+def check_output(path: str | None) -> None:
+    """Before the work: raise the OSError writing ``path`` would raise (stdout: nothing to check)."""
+    if path is not None and path != "-":
+        _output.check_writable(path)
 
 
 @contextlib.contextmanager

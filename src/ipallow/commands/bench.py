@@ -10,8 +10,8 @@ from typing import Any
 
 from ipallow import bench
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
-from ipallow.commands._common import (AT_HELP, add_list_arguments, add_parser, chosen_list, load_source,
-                                      output_file, parse_at_argument, plural, print_json,
+from ipallow.commands._common import (AT_HELP, add_list_arguments, add_parser, check_output, chosen_list,
+                                      load_source, output_file, parse_at_argument, plural, print_json,
                                       stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 
@@ -228,6 +228,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             bench.require_matplotlib()
         except bench.PlotUnavailable as exc:
             print(f"ipallow bench: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        try:
+            check_output(args.plot)     # before the benchmark, not after minutes of it
+        except OSError as exc:
+            print(f"ipallow bench: --plot {args.plot}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_ERROR
     if args.peers is not None:
         absent = [p.name for p in args.peers if not p.available()]

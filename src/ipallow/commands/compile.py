@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from ipallow import _output
-from ipallow.commands import EXIT_ERROR, EXIT_OK
+from ipallow.commands import EXIT_ERROR, EXIT_OK, LIST_ENV
 
 EXAMPLES = """\
 examples:
@@ -64,14 +64,18 @@ def _save(allowlist, output: str) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from ipallow.commands._common import load_source
+    from ipallow.commands._common import check_output, load_source, positional_list
     from ipallow.commands._progress import Progress
-    if (args.list is None) == (args.from_mmdb is None):
+    if args.list is not None and args.from_mmdb is not None:
         print("ipallow compile: give either LIST or --from-mmdb FILE", file=sys.stderr)
         return EXIT_ERROR
+    if args.from_mmdb is None:
+        args.list = positional_list(
+            args, args.list, what="LIST (a list, registry or snapshot; - for stdin) or --from-mmdb FILE,")
     if args.where is not None and args.from_mmdb is None:
         print("ipallow compile: --where goes with --from-mmdb FILE", file=sys.stderr)
         return EXIT_ERROR
+    check_output(args.output)           # before loading: a bad -o fails at once, not after the work
     if args.from_mmdb is not None:
         return _compile_mmdb(args)
     started = time.perf_counter()
@@ -143,7 +147,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     from ipallow.commands._common import AT_HELP, add_list_format_argument, parse_at_argument
     parser.add_argument("list", metavar="LIST", nargs="?",
-                        help="list, registry or snapshot file; - for stdin (or --from-mmdb)")
+                        help="list, registry or snapshot file; - for stdin (or --from-mmdb). "
+                             f"Default: ${LIST_ENV} (not with --from-mmdb); without either the "
+                             "command stops (exit 2)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="snapshot to write (- for stdout); see below for what FILE may be")
     add_list_format_argument(parser)

@@ -11,9 +11,9 @@ import ipallow
 from ipallow import ParseError, _output
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
 from ipallow.commands._progress import Progress
-from ipallow.commands._common import (AT_HELP, Source, add_list_format_argument, add_parser,
-                                      counting_text, display_name, load_source, output_file,
-                                      parse_at_argument, plural, print_json,
+from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, Source, add_list_format_argument,
+                                      add_parser, check_output, counting_text, display_name, load_source,
+                                      output_file, parse_at_argument, plural, positional_list, print_json,
                                       stops_quietly_on_closed_output)
 
 # ipallow.export (numpy) is imported by the functions that use it: `ipallow --help` imports this module.
@@ -219,6 +219,8 @@ def _plain_list(args: argparse.Namespace):
 @stops_quietly_on_closed_output
 def cmd_export(args: argparse.Namespace) -> int:
     from ipallow import export
+    args.file = positional_list(args, args.file)
+    check_output(args.output)           # before loading: a bad -o fails at once, not after the work
     problem = _check_names(args)
     if problem:
         print(f"ipallow export: {problem}", file=sys.stderr)
@@ -336,7 +338,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "the same addresses, and write it for nftables, ipset or as plain text; or write "
                     "the registrations as a MaxMind DB (nginx geoip2 and every MaxMind reader).",
         examples=EXAMPLES)
-    parser.add_argument("file", metavar="FILE", help="list, registry or snapshot; - for stdin")
+    parser.add_argument("file", metavar="FILE", nargs="?", help=POSITIONAL_LIST_HELP)
     parser.add_argument("--format", required=True, choices=("nft", "ipset", "cidr", "mmdb"),
                         help="nft: 'nft -f' file; ipset: 'ipset restore' script; cidr: plain list; "
                              "mmdb: MaxMind DB")

@@ -34,6 +34,8 @@ def _lifecycle(allowlist, facts: dict) -> dict | None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from ipallow import snapshot                 # here: numpy, which --help does without
+    from ipallow.commands._common import positional_list
+    args.file = positional_list(args, args.file, what="FILE (a snapshot written by 'ipallow compile')")
     facts = snapshot.info(args.file)
     allowlist = ipallow.load(args.file)       # full validation, as a server would do
     facts["prefixes"] = allowlist.prefix_count
@@ -68,6 +70,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "info", help="validate a snapshot file and describe it",
         description="Validate a snapshot (header, checksums, table structure) and print what it holds.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("file", metavar="FILE", help="snapshot written by 'ipallow compile'")
+    from ipallow.commands import LIST_ENV
+    parser.add_argument("file", metavar="FILE", nargs="?",
+                        help=f"snapshot written by 'ipallow compile'. Default: ${LIST_ENV}; without "
+                             f"either the command stops (exit 2)")
     parser.add_argument("--json", action="store_true", help="one JSON object")
     parser.set_defaults(handler=cmd_info)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ipallow.commands import EXIT_OK
-from ipallow.commands._common import (AT_HELP, UsageError, add_list_format_argument, add_parser,
+from ipallow.commands._common import (AT_HELP, UsageError, check_output, add_list_format_argument, add_parser,
                                       display_name, load_source, output_file, parse_at_argument, plural,
                                       print_json, stops_quietly_on_closed_output)
 
@@ -52,6 +52,7 @@ def cmd_setops(args: argparse.Namespace) -> int:
     if args.lists.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
     operation = COMMANDS[args.command][0]
+    check_output(args.output)           # before loading: a bad -o fails at once, not after the work
     # Every input loads (and fails) before anything is written.
     sources = [load_source(path, list_format=args.list_format, at=args.at, label=f"loading {path}")
                for path in args.lists]

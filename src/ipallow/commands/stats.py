@@ -9,8 +9,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ipallow.commands import EXIT_OK
-from ipallow.commands._common import (AT_HELP, add_list_format_argument, add_parser, load_source,
-                                      parse_at_argument, plural, print_json,
+from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, add_list_format_argument, add_parser,
+                                      load_source, parse_at_argument, plural, positional_list, print_json,
                                       stops_quietly_on_closed_output)
 from ipallow.commands._format import BYTES, address_count, human
 from ipallow.commands._progress import Progress
@@ -153,6 +153,7 @@ def render(s: dict[str, Any]) -> str:
 
 @stops_quietly_on_closed_output
 def cmd_stats(args: argparse.Namespace) -> int:
+    args.file = positional_list(args, args.file)
     source = load_source(args.file, list_format=args.list_format, at=args.at)
     with Progress("counting"):
         stats = collect(source)
@@ -171,7 +172,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Describe a list or registry: registrations, prefixes, covered addresses "
                     "and the size of the compiled tables.",
         examples=EXAMPLES)
-    parser.add_argument("file", metavar="FILE", help="list, registry or snapshot; - for stdin")
+    parser.add_argument("file", metavar="FILE", nargs="?", help=POSITIONAL_LIST_HELP)
     add_list_format_argument(parser)
     parser.add_argument("--at", metavar="TIME", type=parse_at_argument, help=AT_HELP)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")

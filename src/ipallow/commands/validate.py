@@ -8,8 +8,9 @@ from typing import Any
 
 from ipallow.errors import ParseError, Problem
 from ipallow.commands import EXIT_NEGATIVE, EXIT_OK
-from ipallow.commands._common import (AT_HELP, STDIN_NAME, add_list_format_argument, add_parser, empty_warning,
-                                      load_source, parse_at_argument, plural, print_json, problem_json,
+from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, STDIN_NAME, add_list_format_argument,
+                                      add_parser, empty_warning, load_source, parse_at_argument, plural,
+                                      positional_list, print_json, problem_json,
                                       stops_quietly_on_closed_output)
 from ipallow.commands._progress import Progress
 
@@ -41,6 +42,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     errors: list[Problem] = []
     warnings = Found([], [], [], [], [], [], [], None, None)
     source = None
+    args.file = positional_list(args, args.file)
     name = STDIN_NAME if args.file == "-" else args.file
     try:
         source = load_source(args.file, list_format=args.list_format, at=args.at, label="loading")
@@ -107,9 +109,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "path:line:col: message, plus duplicate and overlapping prefixes as warnings. "
                     "Nothing else is written.",
         examples=EXAMPLES)
-    parser.add_argument("file", metavar="FILE", help="list (one entry a line, or CSV with a cidr column), "
-                                                     "registry (CSV with an id column, or JSON Lines) "
-                                                     "or snapshot; - for stdin")
+    parser.add_argument("file", metavar="FILE", nargs="?", help=POSITIONAL_LIST_HELP)
     add_list_format_argument(parser)
     parser.add_argument("--strict", action="store_true", help="warnings make the file invalid (exit 1)")
     parser.add_argument("--no-warnings", action="store_true", help="skip the overlap and duplicate checks")

@@ -19,12 +19,12 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from ipallow import snapshot
+from ipallow import loaders, snapshot
 from ipallow.allowlist import Allowlist
 from ipallow.live._poller import start as start_poller
 from ipallow.live._timed import TimedList, build_at, open_snapshot
 from ipallow.live._watch import ReloadRefused, WatchedFile
-from ipallow.registry import Registry, parse_registry
+from ipallow.registry import Registry
 
 log = logging.getLogger("ipallow.live")
 
@@ -48,10 +48,13 @@ class LiveAllowlist:
     immutable), or use the batch methods, which pay it once per array.
 
     Arguments:
-        source: path of a registry file (CSV or JSON Lines, see
-            :func:`ipallow.load_registry`) or of a compiled snapshot
-            (``ipallow compile`` / :meth:`Allowlist.save`: memory-mapped, no
-            lifecycle of its own), or a :class:`~ipallow.Registry` /
+        source: path of any file :meth:`Allowlist.from_file` reads, read by
+            the same loader with the same errors: a registry (CSV with an
+            ``id`` column, or JSON Lines, see :func:`ipallow.load_registry`),
+            a plain list (one entry a line, or CSV with a ``cidr`` column: no
+            lifecycle, served as it is until the file changes) or a compiled
+            snapshot (``ipallow compile`` / :meth:`Allowlist.save`), or a
+            :class:`~ipallow.Registry` /
             iterable of :class:`~ipallow.Registration` (then only the clock
             changes the list).
         poll: seconds between file checks by the background thread; ``None``
@@ -69,7 +72,10 @@ class LiveAllowlist:
             serving registry's registrations missing (0..1; 1 disables).
         clock: returns POSIX seconds (default :func:`time.time`); inject a
             fake one in tests.
-        format: ``"csv"`` / ``"jsonl"`` to override format detection.
+        format: one of :data:`ipallow.loaders.FORMATS` to override format
+            detection, as for :meth:`Allowlist.from_file`; ``"csv"`` reads a
+            CSV with an ``id`` column as a registry (as it always did) and
+            any other CSV as a plain list.
 
     Raises:
         ParseError / OSError / ReloadRefused / SnapshotError: the first load
@@ -109,6 +115,10 @@ class LiveAllowlist:
         self._now()   # a clock that does not return seconds fails here, not in a reader
         self._poll = poll
         self._max_loss = float(max_loss)
+        if format is not None and not isinstance(format, str):
+            raise TypeError(f"format must be a str or None, not {type(format).__name__}")
+        if format is not None and format not in loaders.FORMATS:
+            raise ValueError(f"format must be one of {', '.join(loaders.FORMATS)}, not {format!r}")
         self._format = format
 
         self._path: str | None = None
@@ -417,8 +427,7 @@ class LiveAllowlist:
                 snap = opened if opened is not None else open_snapshot(raw, self._path)
                 registry = snap.registry          # a registry's snapshot carries its registry
             else:
-                snap = None
-                registry = parse_registry(raw, self._path, format=self._format)
+                snap, registry = self._parse(raw)
             count = len(registry) if registry is not None else len(snap.allowlist)
             old = self._snap
             old_count = 0 if old is None else old.registrations
@@ -440,6 +449,22 @@ class LiveAllowlist:
         log.info("loaded %s: generation %d, %d registrations, %d counting now",
                  self._path, snap.generation, count, len(snap.allowlist))
         return True
+
+    def _parse(self, raw: bytes) -> tuple[TimedList | None, Registry | None]:
+        """Read ``raw`` with the one loader (as :meth:`Allowlist.from_file` does): a registry to
+        build from, or a plain list, right at all times (it has no lifecycle)."""
+        loaded = loaders.load_bytes(raw, self._path, format=self._loader_format(raw))
+        if loaded.registry is not None:
+            return None, loaded.registry
+        # (a snapshot never gets here: _take opens content starting with the magic itself)
+        return TimedList(Allowlist._from_compiled(loaded.compiled), None, -math.inf, math.inf), None
+
+    def _loader_format(self, raw: bytes) -> str | None:
+        # "csv" meant a registry CSV before plain lists were served live; it still
+        # does when the header says so (an id column), else it is a plain CSV list.
+        if self._format == "csv" and loaders.detect_format(self._path, raw[:65536]) == "registry-csv":
+            return "registry-csv"
+        return self._format
 
     def _note_failure(self, exc: BaseException) -> None:
         self.failures += 1
