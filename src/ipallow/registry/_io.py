@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import warnings
 
+from ipallow import _csvrecords
 from ipallow.errors import HostBitsWarning, ParseError, Problem
 from ipallow._formats import decode as _decode, detect_format
 from ipallow.registry._fields import check_fields
 from ipallow.registry._record import Registration
 from ipallow.registry._registry import Registry, _merge_duplicate
 from ipallow.registry._rows import _Cell, _csv_rows, _json_fields, _jsonl_cells, _jsonl_rows
+from ipallow.registry._rows import with_columns as _csv_with_columns
 
 
 def is_registry_file(name: str, head: bytes | None = None) -> bool:
@@ -72,13 +74,20 @@ def parse_registry(raw: bytes | str, name: str = "<registry>", *, format: str | 
         raise TypeError(f"registry content must be bytes or str, not {type(raw).__name__}")
     kind = _detect_format(name, text, format)
     problems: list[Problem] = []
-    rows = _csv_rows(text, name, problems) if kind == "csv" else _jsonl_rows(text, name, problems)
+    # Rows are read without column positions (column < 0), the most of a load otherwise;
+    # a row with a problem is read again with them, for its messages.
+    rows = (_csv_rows(text, name, problems, positions=False) if kind == "csv"
+            else _jsonl_rows(text, name, problems))
     masked = [0]
     records: dict[str, tuple[Registration, int]] = {}
     lines: list[str] = []
 
     def with_columns(row: dict[str, _Cell]) -> dict[str, _Cell]:
-        """A JSON row read by the fast decoder, read again with column positions (for messages)."""
+        """A row read without column positions, with them (for messages)."""
+        if kind == "csv":
+            if not lines:
+                lines.extend(_csvrecords.physical_lines(text))
+            return _csv_with_columns(row, lines)
         if row["id"].column >= 0:
             return row
         if not lines:
@@ -87,7 +96,7 @@ def parse_registry(raw: bytes | str, name: str = "<registry>", *, format: str | 
         return _jsonl_cells(_json_fields(lines[number - 1].rstrip("\r")), number, name, []) or row
 
     for row in rows:
-        if row["id"].column < 0:            # a JSON line read without column positions
+        if row["id"].column < 0:            # a row read without column positions
             found: list[Problem] = []
             record = _build_record(row, name, strict, found, masked)
             if found:                       # rare: redo it with columns for the messages
