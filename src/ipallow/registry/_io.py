@@ -8,7 +8,7 @@ import warnings
 from ipallow import _csvrecords
 from ipallow.errors import HostBitsWarning, ParseError, Problem
 from ipallow._formats import decode as _decode, detect_format
-from ipallow.registry._fields import check_fields
+from ipallow.registry._fields import check_fields, quick_fields
 from ipallow.registry._record import Registration
 from ipallow.registry._registry import Registry, _merge_duplicate
 from ipallow.registry._rows import _Cell, _csv_rows, _json_fields, _jsonl_cells, _jsonl_rows
@@ -145,6 +145,10 @@ def _build_record(row: dict[str, _Cell], name: str, strict: bool, problems: list
                   masked: list[int]) -> Registration | None:
     """The record of one row, or None after reporting its problems at their cells."""
     values = {key: cell.value for key, cell in row.items()}
+    quick = quick_fields(values, strict)
+    if quick is not None:
+        masked[0] += quick[1]
+        return Registration._from_checked(quick[0])
     checked = check_fields(values, from_file=True, strict=strict)
     for found in checked.problems:
         cell = row[found.field]
