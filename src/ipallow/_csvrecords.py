@@ -79,7 +79,7 @@ def data_records(reader: Iterator[Record], width: int, name: str,
         except CsvError as exc:
             problems.append(Problem(name, exc.line, 1, f"unreadable CSV record: {exc}"))
             return
-        if not record.fields or all(not value.strip() for value in record.fields):
+        if not "".join(record.fields).strip():      # no fields, or only blank ones
             continue
         if len(record.fields) != width:
             problems.append(Problem(name, record.line, 1,

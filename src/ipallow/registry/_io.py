@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import warnings
 
@@ -73,6 +74,18 @@ def parse_registry(raw: bytes | str, name: str = "<registry>", *, format: str | 
     else:
         raise TypeError(f"registry content must be bytes or str, not {type(raw).__name__}")
     kind = _detect_format(name, text, format)
+    # A load makes a few objects per row and no reference cycles: the cyclic collector
+    # would only rescan the growing heap again and again (a third of a large load).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_text(text, name, kind, strict)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse_text(text: str, name: str, kind: str, strict: bool) -> Registry:
     problems: list[Problem] = []
     # Rows are read without column positions (column < 0), the most of a load otherwise;
     # a row with a problem is read again with them, for its messages.
@@ -122,7 +135,7 @@ def parse_registry(raw: bytes | str, name: str = "<registry>", *, format: str | 
         raise ParseError(sorted(problems, key=lambda p: (p.line, p.column)))
     if masked[0] and not strict:
         warnings.warn(HostBitsWarning(f"strict=False: host bits cleared in {masked[0]} "
-                                      f"network{'s' if masked[0] != 1 else ''}"), stacklevel=3)
+                                      f"network{'s' if masked[0] != 1 else ''}"), stacklevel=4)
     return Registry((r for r, _ in records.values()), source=name)
 
 
