@@ -70,9 +70,8 @@ def range_to_networks(version: int, first: int, last: int) -> list[Network]:
     networks = []
     while first <= last:
         # The largest block that starts at `first` (alignment) and fits before `last`.
-        size_bits = (first & -first).bit_length() - 1 if first else bits
-        while first + (1 << size_bits) - 1 > last:
-            size_bits -= 1
+        aligned = (first & -first).bit_length() - 1 if first else bits
+        size_bits = min(aligned, (last - first + 1).bit_length() - 1)
         networks.append((version, first, bits - size_bits))
         first += 1 << size_bits
     return networks

@@ -1,5 +1,5 @@
-"""The registry loader's fast path (#15) stores exactly what the careful check stores, and leaves
-every problem to it: messages, places and rules are the careful path's."""
+"""The loaders' fast paths (#15) give exactly what the careful paths give, and leave every problem
+to them: messages, places and rules are the careful paths'."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import random
 
 import pytest
 
-from ipallow import ParseError, _parse
+import numpy as np
+
+from ipallow import ParseError, _compile, _parse
 from ipallow.registry import parse_registry
 from ipallow.registry._fields import check_fields, quick_fields
 from ipallow.registry._rows import _csv_rows
@@ -135,3 +137,34 @@ def test_a_load_leaves_the_cyclic_collector_as_it_found_it(enabled):
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+def test_block_ranges_compile_as_one_by_one(monkeypatch):
+    """IPv4 ranges that are one CIDR block are compiled in bulk; the result, and the problems of
+    the ranges that are not, are those of the one-by-one path."""
+    rng = random.Random(11)
+    items: list = []
+    for _ in range(5000):
+        prefixlen = rng.randint(0, 32)
+        network = ipaddress.IPv4Network((rng.getrandbits(prefixlen) << (32 - prefixlen) if prefixlen else 0,
+                                         prefixlen))
+        first, last = network.network_address, network.broadcast_address
+        items.append(rng.choice([f"{first} - {last}", f"{first}-{last}", f"{first} - {last + 0}",
+                                 (f"{first} - {last}", "data"), str(network),
+                                 f"{first} - {ipaddress.IPv4Address(min(int(first) + rng.randint(0, 999), 2**32 - 1))}",
+                                 rng.choice(["1.2.3.4 - 1.2.3.0", "::1 - ::2", "1.2.3.0/24 - 1.2.3.255",
+                                             "1.2.3.4-", "::ffff:1.2.3.0 - ::ffff:1.2.3.255", "a - b",
+                                             "1.2.3.4 - 1.2.3.7 - 1.2.3.9", "0.0.0.0 - 255.255.255.255"])]))
+
+    def compiled():
+        problems: list = []
+        _compile.compile_entries(items, on_error=lambda i, exc: problems.append((i, type(exc), str(exc))))
+        bad = {i for i, _, _ in problems}
+        result = _compile.compile_entries([item for i, item in enumerate(items) if i not in bad])
+        fields = ("version", "hi", "lo", "prefixlen", "reg_first", "prefix_reg", "reg_rows")
+        return [np.asarray(getattr(result, f)).tolist() for f in fields], result.data, problems
+
+    bulk = compiled()
+    monkeypatch.setattr(_compile, "_block_ranges_in_bulk", lambda *args: None)
+    assert bulk == compiled()
+    assert bulk[2]       # some items were bad
