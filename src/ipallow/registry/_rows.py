@@ -17,6 +17,9 @@ class _Cell(NamedTuple):
     column: int
 
 
+_new_cell = tuple.__new__
+
+
 # -- CSV ----------------------------------------------------------------------------
 
 def _canonical_columns(keys: list[str]) -> dict[str, int]:
@@ -81,8 +84,8 @@ def _csv_rows(text: str, name: str, problems: list[Problem], *,
     core = [(position, canonical) for position, canonical in enumerate(canonical_at) if canonical]
     rows: list[dict[str, _Cell]] = []
     for first_line, row, starts in _csvrecords.data_records(reader, len(keys), name, problems):
-        if starts is None:
-            cells = {canonical: _Cell(row[position], first_line, -1 - position)
+        if starts is None:     # (tuple.__new__: _Cell(...) runs a Python __new__, 6 cells a row)
+            cells = {canonical: _new_cell(_Cell, (row[position], first_line, -1 - position))
                      for position, canonical in core}
         else:
             cells = {}
