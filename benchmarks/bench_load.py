@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 SEED = 15
+INPUTS = ("plain.txt", "registry.csv", "cidrs4.txt", "ranges4.txt")
 
 
 def make_inputs(folder: Path, count: int) -> dict[str, Path]:
@@ -45,7 +46,7 @@ def make_inputs(folder: Path, count: int) -> dict[str, Path]:
         prefixlen = rng.randint(32, 64)
         v6.append(ipaddress.IPv6Network((rng.getrandbits(prefixlen) << (128 - prefixlen), prefixlen)))
     networks = v4 + v6
-    paths = {name: folder / name for name in ("plain.txt", "registry.csv", "cidrs4.txt", "ranges4.txt")}
+    paths = {name: folder / name for name in INPUTS}
     paths["plain.txt"].write_text("".join(f"{n}\n" for n in networks))
     categories = ("company_vpn", "freelancer_vpn", "call_center", "video_conference", "other")
     paths["registry.csv"].write_text("id,cidr,owner,category,status,expires_at\n" + "".join(
@@ -93,12 +94,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--networks", type=int, default=100_000, help="IPv4 networks, as many IPv6")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--against", metavar="SRC", help="another source tree to run the same cases from")
+    parser.add_argument("--make-inputs", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.make_inputs:
+        make_inputs(Path(args.make_inputs), args.networks)
+        return
     trees = {"": os.environ.get("PYTHONPATH") or None}
     if args.against:
         trees = {"new ": trees[""], "old ": args.against}
     with tempfile.TemporaryDirectory() as folder:
-        paths = make_inputs(Path(folder), args.networks)
+        # Made by a child: a process forked from a big parent starts with the parent's peak RSS.
+        subprocess.run([sys.executable, __file__, "--make-inputs", folder, "--networks", str(args.networks)],
+                       check=True)
+        paths = {name: Path(folder) / name for name in INPUTS}
         runs = {(tree, name): [] for tree in trees for name in cases(paths, Path(folder) / "out")}
         for _ in range(args.rounds):
             for tree, src in trees.items():
@@ -108,11 +116,13 @@ def main(argv: list[str] | None = None) -> None:
                "ranges4": args.networks}
     print(f"{args.networks:,} IPv4 + {args.networks:,} IPv6 networks, {args.rounds} rounds "
           f"(median user CPU, median peak RSS)")
+    print("(B/entry: peak RSS / entries; above import: (peak - the import's peak) / entries)")
     for (tree, name), results in runs.items():
         user = statistics.median(r[0] for r in results)
         peak = statistics.median(r[1] for r in results)
+        base = statistics.median(r[1] for r in runs[tree, "import ipallow"])
         count = entries.get(name.split()[-1])
-        per_entry = f"{peak / count:8.0f} B/entry" if count else ""
+        per_entry = f"{peak / count:6.0f} B/entry, {(peak - base) / count:6.0f} above import" if count else ""
         print(f"{tree}{name:18} {user:7.2f} s user {peak / 2**20:8.1f} MiB {per_entry}")
     for tree in trees:
         median = {name: statistics.median(r[0] for r in results) for (t, name), results in runs.items()
