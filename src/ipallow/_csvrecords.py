@@ -10,13 +10,14 @@ import csv
 import io
 from typing import Iterator, NamedTuple
 
-__all__ = ["Record", "CsvError", "records", "data_records"]
+__all__ = ["Record", "CsvError", "records", "data_records", "starts_at"]
 
 
 class Record(NamedTuple):
     line: int                        # first physical line of the record
     fields: list[str]
-    starts: list[tuple[int, int]]    # (line, column) where each field's value starts
+    starts: list[tuple[int, int]] | None   # (line, column) where each field's value starts
+                                           # (None: not computed, see starts_at)
 
 
 class CsvError(ValueError):
@@ -27,8 +28,13 @@ class CsvError(ValueError):
         super().__init__(message)
 
 
-def records(text: str) -> Iterator[Record]:
-    """Every CSV record of ``text`` (excel dialect), the header included."""
+def records(text: str, positions: bool = True) -> Iterator[Record]:
+    """Every CSV record of ``text`` (excel dialect), the header included.
+
+    ``positions=False`` leaves ``starts`` None for a record on one line (a reader that
+    only needs them for messages computes them for the rare record with a problem:
+    :func:`starts_at`); computing them for every record was most of a registry's load.
+    """
     physical = io.StringIO(text, newline="").readlines()   # the lines csv.reader sees
     reader = csv.reader(iter(physical))
     previous_end = 0
@@ -40,9 +46,24 @@ def records(text: str) -> Iterator[Record]:
         except csv.Error as exc:
             raise CsvError(previous_end + 1, str(exc)) from None
         first_line = previous_end + 1
-        record_text = "".join(physical[previous_end:reader.line_num])
+        starts = None
+        if positions or reader.line_num - previous_end > 1:    # (a record over several lines is rare)
+            starts = field_starts("".join(physical[previous_end:reader.line_num]), first_line)
         previous_end = reader.line_num
-        yield Record(first_line, row, field_starts(record_text, first_line))
+        yield Record(first_line, row, starts)
+
+
+def physical_lines(text: str) -> list[str]:
+    """The lines of ``text`` as :func:`records` reads them (for :func:`starts_at`)."""
+    return io.StringIO(text, newline="").readlines()
+
+
+def starts_at(physical: list[str], first_line: int) -> list[tuple[int, int]]:
+    """The field starts of the record that begins at ``first_line`` (as :func:`records`
+    with positions would have given them), ``physical`` from :func:`physical_lines`."""
+    reader = csv.reader(iter(physical[first_line - 1:]))
+    next(reader)
+    return field_starts("".join(physical[first_line - 1:first_line - 1 + reader.line_num]), first_line)
 
 
 def data_records(reader: Iterator[Record], width: int, name: str,
@@ -58,7 +79,7 @@ def data_records(reader: Iterator[Record], width: int, name: str,
         except CsvError as exc:
             problems.append(Problem(name, exc.line, 1, f"unreadable CSV record: {exc}"))
             return
-        if not record.fields or all(not value.strip() for value in record.fields):
+        if not "".join(record.fields).strip():      # no fields, or only blank ones
             continue
         if len(record.fields) != width:
             problems.append(Problem(name, record.line, 1,

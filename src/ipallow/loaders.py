@@ -112,12 +112,22 @@ def _parse_content(raw: bytes, name: str, kind: str, strict: bool) -> Loaded:
     return Loaded(kind, _compile_or_raise(items, places, problems, name, strict), None)
 
 
+class _TextPlaces:
+    """(line, column) of each entry of a text list, worked out when first asked for: only
+    messages need them, and a tuple per entry was a third of a large list's peak memory."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._places: list[tuple[int, int]] | None = None
+
+    def __getitem__(self, position: int) -> tuple[int, int]:
+        if self._places is None:
+            self._places = [(line, column) for line, column, _ in iter_text_lines(self._text)]
+        return self._places[position]
+
+
 def _text_items(text: str):
-    items, places = [], []
-    for line, column, entry in iter_text_lines(text):
-        items.append(entry)
-        places.append((line, column))
-    return items, places, []
+    return [entry for _, _, entry in iter_text_lines(text)], _TextPlaces(text), []
 
 
 def _csv_items(text: str, name: str):

@@ -106,6 +106,139 @@ def check_fields(values: Mapping[str, Any], *, from_file: bool, strict: bool = T
     return Checked(out, problems, masked)
 
 
+# -- the fast path of a file's well-formed row ----------------------------------------------
+
+_CATEGORY_SET = frozenset(CATEGORIES)
+_STATUS_SET = frozenset(STATUSES)
+_TIMES: dict[str, datetime] = {}      # time text -> parsed (registries repeat their dates)
+_EXTRA_CLASHES = frozenset(_CORE_FIELDS + REGISTRY_NETWORK_COLUMNS)
+_NO_EXTRA = FrozenMap()
+
+
+class _Unusual(Exception):
+    """A value :func:`quick_fields` leaves to :func:`check_fields`."""
+
+
+def _quick_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Unusual
+    parsed = _TIMES.get(value)
+    if parsed is None:
+        if not value.strip():
+            return None
+        try:
+            parsed = _parse_time_text(value)
+        except ValueError:
+            raise _Unusual from None
+        if len(_TIMES) < 4096:
+            _TIMES[value] = parsed
+    return parsed
+
+
+def _quick_choice(value: Any, choices: frozenset) -> str:
+    if not isinstance(value, str):
+        raise _Unusual
+    normal = value.strip().lower()
+    if normal not in choices:
+        raise _Unusual
+    return normal
+
+
+def _quick_networks(value: Any, strict: bool) -> tuple[tuple, int]:
+    if type(value) is str:
+        texts = (value,)
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        texts = value
+    else:
+        raise _Unusual
+    seen: set = set()
+    out: list = []
+    masked = 0
+    for text in texts:
+        for part in (_LIST_SEPARATORS.split(text) if ("," in text or ";" in text) else (text,)):
+            piece = part.strip()
+            if not piece:
+                continue
+            try:
+                found, count = _parse.entry_networks(piece, strict)
+            except (TypeError, ValueError):     # AddressError included
+                raise _Unusual from None
+            masked += count
+            for network in found:
+                if network not in seen:
+                    seen.add(network)
+                    out.append(_parse.network_object(*network))
+    if not out:
+        raise _Unusual
+    return tuple(out), masked
+
+
+def quick_fields(values: Mapping[str, Any], strict: bool) -> tuple[dict[str, Any], int] | None:
+    """What :func:`check_fields` (``from_file=True``) stores for a file's row, and the masked
+    count, when the row is well formed; None for anything else, which the careful check
+    then reports (its messages, positions and rules stay the one source).
+
+    A registry's load is mostly this, once per row: it works on the text (the compiled
+    core's parser, choices in sets, each distinct time text parsed once) where the careful
+    check builds ``FieldProblem`` machinery and an ``ipaddress`` object per network to
+    compare them.
+    """
+    if "id" not in values or "networks" not in values:
+        return None
+    try:
+        rid = values["id"]
+        if isinstance(rid, int) and not isinstance(rid, bool):
+            rid = str(rid)
+        if not isinstance(rid, str):
+            return None
+        rid = rid.strip()
+        if not rid:
+            return None
+        networks, masked = _quick_networks(values["networks"], strict)
+        get = values.get
+        owner = get("owner")
+        if owner is None:
+            owner = ""
+        elif isinstance(owner, str):
+            owner = owner.strip()
+        else:
+            return None
+        category = _quick_choice(values["category"], _CATEGORY_SET) if "category" in values else "other"
+        status = _quick_choice(values["status"], _STATUS_SET) if "status" in values else "active"
+        valid_from = _quick_time(get("valid_from"))
+        expires_at = _quick_time(get("expires_at"))
+        if valid_from is not None and expires_at is not None and expires_at <= valid_from:
+            return None
+        tags = get("tags")
+        if tags is None:
+            tags = ()
+        else:
+            if isinstance(tags, str):
+                tags = _LIST_SEPARATORS.split(tags)
+            elif not (isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)):
+                return None
+            kept: list[str] = []
+            for tag in tags:
+                tag = tag.strip()
+                if tag and tag not in kept:
+                    kept.append(tag)
+            tags = tuple(kept)
+        extra = get("extra")
+        if extra is None or (type(extra) is dict and not extra):
+            extra = _NO_EXTRA                  # immutable: one for every row without extra columns
+        elif type(extra) is dict and _EXTRA_CLASHES.isdisjoint(extra) and all(
+                type(key) is str for key in extra):
+            extra = FrozenMap(extra)
+        else:
+            return None
+    except _Unusual:
+        return None
+    return {"id": rid, "networks": networks, "owner": owner, "category": category, "status": status,
+            "valid_from": valid_from, "expires_at": expires_at, "tags": tags, "extra": extra}, masked
+
+
 # -- one field at a time: each returns the stored value (None when it has a problem) ----------
 
 def _check_id(value: Any, from_file: bool, problems: list[FieldProblem]) -> str | None:

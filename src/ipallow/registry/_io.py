@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import warnings
 
+from ipallow import _csvrecords
 from ipallow.errors import HostBitsWarning, ParseError, Problem
 from ipallow._formats import decode as _decode, detect_format
-from ipallow.registry._fields import check_fields
+from ipallow.registry._fields import check_fields, quick_fields
 from ipallow.registry._record import Registration
 from ipallow.registry._registry import Registry, _merge_duplicate
 from ipallow.registry._rows import _Cell, _csv_rows, _json_fields, _jsonl_cells, _jsonl_rows
+from ipallow.registry._rows import with_columns as _csv_with_columns
 
 
 def is_registry_file(name: str, head: bytes | None = None) -> bool:
@@ -71,14 +74,33 @@ def parse_registry(raw: bytes | str, name: str = "<registry>", *, format: str | 
     else:
         raise TypeError(f"registry content must be bytes or str, not {type(raw).__name__}")
     kind = _detect_format(name, text, format)
+    # A load makes a few objects per row and no reference cycles: the cyclic collector
+    # would only rescan the growing heap again and again (a third of a large load).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse_text(text, name, kind, strict)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse_text(text: str, name: str, kind: str, strict: bool) -> Registry:
     problems: list[Problem] = []
-    rows = _csv_rows(text, name, problems) if kind == "csv" else _jsonl_rows(text, name, problems)
+    # Rows are read without column positions (column < 0), the most of a load otherwise;
+    # a row with a problem is read again with them, for its messages.
+    rows = (_csv_rows(text, name, problems, positions=False) if kind == "csv"
+            else _jsonl_rows(text, name, problems))
     masked = [0]
     records: dict[str, tuple[Registration, int]] = {}
     lines: list[str] = []
 
     def with_columns(row: dict[str, _Cell]) -> dict[str, _Cell]:
-        """A JSON row read by the fast decoder, read again with column positions (for messages)."""
+        """A row read without column positions, with them (for messages)."""
+        if kind == "csv":
+            if not lines:
+                lines.extend(_csvrecords.physical_lines(text))
+            return _csv_with_columns(row, lines)
         if row["id"].column >= 0:
             return row
         if not lines:
@@ -87,7 +109,7 @@ def parse_registry(raw: bytes | str, name: str = "<registry>", *, format: str | 
         return _jsonl_cells(_json_fields(lines[number - 1].rstrip("\r")), number, name, []) or row
 
     for row in rows:
-        if row["id"].column < 0:            # a JSON line read without column positions
+        if row["id"].column < 0:            # a row read without column positions
             found: list[Problem] = []
             record = _build_record(row, name, strict, found, masked)
             if found:                       # rare: redo it with columns for the messages
@@ -113,7 +135,7 @@ def parse_registry(raw: bytes | str, name: str = "<registry>", *, format: str | 
         raise ParseError(sorted(problems, key=lambda p: (p.line, p.column)))
     if masked[0] and not strict:
         warnings.warn(HostBitsWarning(f"strict=False: host bits cleared in {masked[0]} "
-                                      f"network{'s' if masked[0] != 1 else ''}"), stacklevel=3)
+                                      f"network{'s' if masked[0] != 1 else ''}"), stacklevel=4)
     return Registry((r for r, _ in records.values()), source=name)
 
 
@@ -136,6 +158,10 @@ def _build_record(row: dict[str, _Cell], name: str, strict: bool, problems: list
                   masked: list[int]) -> Registration | None:
     """The record of one row, or None after reporting its problems at their cells."""
     values = {key: cell.value for key, cell in row.items()}
+    quick = quick_fields(values, strict)
+    if quick is not None:
+        masked[0] += quick[1]
+        return Registration._from_checked(quick[0])
     checked = check_fields(values, from_file=True, strict=strict)
     for found in checked.problems:
         cell = row[found.field]

@@ -17,6 +17,9 @@ class _Cell(NamedTuple):
     column: int
 
 
+_new_cell = tuple.__new__
+
+
 # -- CSV ----------------------------------------------------------------------------
 
 def _canonical_columns(keys: list[str]) -> dict[str, int]:
@@ -33,8 +36,15 @@ def _canonical_columns(keys: list[str]) -> dict[str, int]:
     return positions
 
 
-def _csv_rows(text: str, name: str, problems: list[Problem]) -> list[dict[str, _Cell]]:
-    reader = _csvrecords.records(text)
+def _csv_rows(text: str, name: str, problems: list[Problem], *,
+              positions: bool = True) -> list[dict[str, _Cell]]:
+    """The data rows of a CSV registry as cells.
+
+    ``positions=False``: a cell of a record on one line gets the record's line and,
+    for column, ``-1 - field position`` (negative: not known yet); :func:`with_columns`
+    gives it its place when a message needs it.
+    """
+    reader = _csvrecords.records(text, positions=positions)
     try:
         header = next(reader)
     except StopIteration:
@@ -45,6 +55,8 @@ def _csv_rows(text: str, name: str, problems: list[Problem]) -> list[dict[str, _
         return []
     keys = [h.strip() for h in header.fields]
     header_starts = header.starts
+    if header_starts is None:
+        header_starts = _csvrecords.starts_at(_csvrecords.physical_lines(text), 1)
     seen: dict[str, int] = {}
     for position, key in enumerate(keys):
         line, column = header_starts[position] if position < len(header_starts) else (1, 1)
@@ -65,21 +77,42 @@ def _csv_rows(text: str, name: str, problems: list[Problem]) -> list[dict[str, _
             problems.append(Problem(name, 1, 1, label))
     if problems:
         return []
-    by_position = {position: canonical for canonical, position in columns.items()}
+    canonical_at = [None] * len(keys)
+    for canonical, position in columns.items():
+        canonical_at[position] = canonical
+    extra_keys = [(position, key) for position, key in enumerate(keys) if canonical_at[position] is None]
+    core = [(position, canonical) for position, canonical in enumerate(canonical_at) if canonical]
     rows: list[dict[str, _Cell]] = []
     for first_line, row, starts in _csvrecords.data_records(reader, len(keys), name, problems):
-        cells: dict[str, _Cell] = {}
-        extra: dict[str, Any] = {}
-        for position, value in enumerate(row):
-            line, column = starts[position] if position < len(starts) else (first_line, 1)
-            canonical = by_position.get(position)
-            if canonical is None:
-                extra[keys[position]] = value
-            else:
-                cells[canonical] = _Cell(value, line, column)
-        cells["extra"] = _Cell(extra, first_line, 1)
+        if starts is None:     # (tuple.__new__: _Cell(...) runs a Python __new__, 6 cells a row)
+            cells = {canonical: _new_cell(_Cell, (row[position], first_line, -1 - position))
+                     for position, canonical in core}
+        else:
+            cells = {}
+            for position, canonical in core:
+                line, column = starts[position] if position < len(starts) else (first_line, 1)
+                cells[canonical] = _Cell(row[position], line, column)
+        cells["extra"] = _Cell({key: row[position] for position, key in extra_keys}, first_line, 1)
         rows.append(cells)
     return rows
+
+
+def with_columns(row: dict[str, _Cell], physical: list[str]) -> dict[str, _Cell]:
+    """A CSV row read without positions (see :func:`_csv_rows`), with them;
+    ``physical`` from :func:`ipallow._csvrecords.physical_lines`."""
+    if all(cell.column >= 0 for cell in row.values()):
+        return row
+    first_line = row["extra"].line
+    starts = _csvrecords.starts_at(physical, first_line)
+    out: dict[str, _Cell] = {}
+    for key, cell in row.items():
+        position = -1 - cell.column
+        if cell.column >= 0:
+            out[key] = cell
+        else:
+            line, column = starts[position] if position < len(starts) else (first_line, 1)
+            out[key] = _Cell(cell.value, line, column)
+    return out
 
 
 # -- JSON Lines -------------------------------------------------------------------
