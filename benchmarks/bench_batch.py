@@ -40,8 +40,9 @@ Groups:
         IPALLOW_BENCH_PREFIXES6=600000 pytest benchmarks/bench_batch.py -k goals \
             --benchmark-only --benchmark-group-by=group
 
-    ``benchmarks/memory_floor.c`` measures what bounds these figures: the rate of random
-    reads in a buffer the size of the table, with and without huge pages.
+    ``benchmarks/memory_floor.c`` (in the repository, not the sdist: the sdist ships no C)
+    measures what bounds these figures: the rate of random reads in a buffer the size of
+    the table, with and without huge pages.
 ``threads-v4`` / ``threads-v6`` / ``threads-v4-strings``
     the whole batch in one thread against two threads, each calling ``contains_many``
     on its own half (the calling thread takes one half, a thread started beforehand the
