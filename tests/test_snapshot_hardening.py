@@ -156,6 +156,7 @@ ready_read, ready_write = os.pipe()
 go_read, go_write = os.pipe()
 pid = os.fork()
 if pid == 0:                             # the child's pages were copied out at the fork
+    os.close(go_write)                   # so that a parent that dies ends this read, not the test's wait
     os.write(ready_write, b"%d" % al.shared)
     os.read(go_read, 1)
     os._exit(0 if al.lookup_many([query]).tolist() == expected and len(list(al)) == len(al) else 3)
@@ -179,6 +180,39 @@ def test_a_forked_child_of_a_shared_reader_survives_a_rewrite(tmp_path):
 
     _, out = run_reader(FORKED, [str(path), "198.51.100.20"], truncate_while_reading)
     assert out.split() == ["child", "0", "parent", "1", "0"]
+
+
+BLOCKED = r"""
+import signal, sys
+import ipallow
+path, query = sys.argv[1:3]
+al = ipallow.load(path, share=True)
+expected = al.lookup_many([query]).tolist()
+# A main thread that cannot run the lease-break handler: blocking the signal here stands for one
+# inside a long C call, or one that entered a blocking call just after the signal came (Python runs
+# a handler between bytecodes only, so it would wait for that call to return).
+signal.pthread_sigmask(signal.SIG_BLOCK, {ipallow.snapshot.LEASE_SIGNAL})
+print("shared", int(al.shared), flush=True)
+sys.stdin.readline()                     # the test truncates the file meanwhile
+print(int(al.lookup_many([query]).tolist() == expected), int(al.shared), flush=True)
+"""
+
+
+@pytest.mark.skipif(not leases_possible(), reason="needs file leases")
+def test_a_writer_gets_through_while_the_readers_main_thread_cannot_take_the_signal(tmp_path):
+    # Regression: the lease-break signal went to the process and its handler ran on the main thread
+    # only; one that came just before sys.stdin.readline() waited for the line, the writer waited
+    # out lease-break-time (45 s), truncated, and the reader died of SIGBUS (CI, session 5).
+    path = tmp_path / "list.ipallow"
+    ipallow.Allowlist(random_entries(11, 300)).save(path)
+    truncate = [sys.executable, "-c", "import os, sys; os.truncate(sys.argv[1], 0)", str(path)]
+
+    def truncate_while_reading(first_line: str) -> None:
+        assert first_line.split() == ["shared", "1"]
+        subprocess.run(truncate, check=True, timeout=20)   # well under lease-break-time
+
+    _, out = run_reader(BLOCKED, [str(path), "198.51.100.20"], truncate_while_reading)
+    assert out.split() == ["1", "0"]
 
 
 LIVE_READER = r"""

@@ -3,13 +3,17 @@
 Mapping the file itself lets every process serving it share one copy of its
 pages, but a writer could then change or truncate pages a lookup is reading.
 A read lease (``F_SETLEASE``) makes the kernel hold any such writer and tell
-this process first (signal :data:`LEASE_SIGNAL`, ``SIGRTMIN + 6``); the
-handler moves a private copy over the mapping in one ``mremap`` and only then
-lets the writer through.  A forked child gets its own copy at once: the lease
-stays the parent's.  Where no lease can be had (not Linux, not the file's
-owner, a handler already installed, ...) the caller is warned with
-:class:`NotSharedWarning` and reads a private copy instead.  See
-docs/snapshots.md.
+this process first (signal :data:`LEASE_SIGNAL`, ``SIGRTMIN + 6``); a
+private copy of the pages is then moved over the mapping in one ``mremap``
+and only then is the writer let through.  The signal is aimed at one
+watcher thread (``F_SETOWN_EX``) that waits for it with ``sigwaitinfo``: a
+Python signal handler runs on the main thread only, between bytecodes, so
+a main thread blocked in a C call would keep the writer waiting until the
+kernel gives up on the lease and exposes the pages.  A forked child gets its
+own copy at once: the lease stays the parent's.  Where no lease can be had
+(not Linux, not the file's owner, a handler already installed, ...) the
+caller is warned with :class:`NotSharedWarning` and reads a private copy
+instead.  See docs/snapshots.md.
 
 This is the one part of ipallow that handles signals and raw memory
 mappings, kept apart so that the rest of the snapshot code never meets them.
@@ -22,6 +26,7 @@ import errno
 import mmap
 import os
 import signal
+import struct
 import threading
 import warnings
 import weakref
@@ -66,6 +71,7 @@ def _c_library():
 
 
 _MAP_FAILED = ctypes.c_void_p(-1).value
+_F_SETOWN_EX, _F_GETOWN_EX, _F_OWNER_TID = 15, 16, 0   # linux/fcntl.h; Python's fcntl lacks them
 _MREMAP_MAYMOVE, _MREMAP_FIXED = 1, 2      # linux/mman.h
 
 
@@ -82,11 +88,11 @@ class SharedFile:
     Linux holds any open of the file for writing, and any truncate, until the
     lease holder gives the lease up (or ``/proc/sys/fs/lease-break-time``
     seconds, 45 by default, pass).  When that happens the kernel sends
-    :data:`LEASE_SIGNAL`; its handler (Python runs signal handlers on the main
-    thread) copies the mapped pages into anonymous private memory, moves that
-    memory over the mapping in one ``mremap`` -- so a lookup running at that
-    moment in any thread reads the same bytes before and after -- and only then
-    releases the lease and the descriptor.  ``release()`` (``Allowlist.close()``)
+    :data:`LEASE_SIGNAL` to the watcher thread, which copies the mapped pages
+    into anonymous private memory, moves that memory over the mapping in one
+    ``mremap`` -- so a lookup running at that moment in any thread reads the
+    same bytes before and after -- and only then releases the lease and the
+    descriptor.  ``release()`` (``Allowlist.close()``)
     does the same without waiting for a writer.
     """
 
@@ -195,6 +201,10 @@ def _take_lease(fd: int) -> str | None:
     if why is not None:
         return why
     try:
+        watcher = _watcher_thread_id()
+    except RuntimeError as exc:                 # no thread can be started
+        return f"no thread to take the lease-break signal: {exc}"
+    try:
         fcntl.fcntl(fd, fcntl.F_SETSIG, LEASE_SIGNAL)
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
     except OSError as exc:
@@ -202,6 +212,14 @@ def _take_lease(fd: int) -> str | None:
                    errno.EACCES: "only the file's owner (or CAP_LEASE) may lease it",
                    errno.EINVAL: "its file system has no leases"}
         return f"no read lease: {reasons.get(exc.errno, exc.strerror)}"
+    try:
+        # F_SETLEASE made the whole process the signal's target; aim it at the watcher.  A writer
+        # in between signals the process: the fallback handler and SharedFile.open's own check
+        # after registering the file cover that moment.
+        fcntl.fcntl(fd, _F_SETOWN_EX, struct.pack("ii", _F_OWNER_TID, watcher))
+    except OSError as exc:
+        _drop_lease(fd)
+        return f"cannot aim the lease-break signal at a thread: {exc.strerror}"
     return None
 
 
@@ -228,20 +246,61 @@ def _install_lease_handler() -> str | None:
     return None
 
 
-def _on_lease_break(signum, frame) -> None:
-    """A writer waits for a lease: give up every lease being broken (after copying its pages)."""
+def _release_breaking_leases(*, from_signal: bool) -> None:
+    """Give up every lease a writer waits for, each after copying its pages out."""
     for shared in list(_SHARED):
         if shared._lease_breaking():
             try:
-                shared.release(from_signal=True)
+                shared.release(from_signal=from_signal)
             except OSError as exc:   # no memory for the copy: the writer waits out lease-break-time
                 warnings.warn(NotSharedWarning(f"{shared.name}: could not copy the snapshot out of "
                                                f"the file before a writer: {exc}"))
 
 
+def _on_lease_break(signum, frame) -> None:
+    """The process-wide handler: only a writer that came between a lease and its F_SETOWN_EX
+    signals the process rather than the watcher (and without a handler the signal would kill it)."""
+    _release_breaking_leases(from_signal=True)
+
+
+_watcher_lock = threading.Lock()
+_watcher_id: int | None = None         # native id of this process's watcher thread, once started
+
+
+def _watcher_thread_id() -> int:
+    """The watcher thread's native id (what F_SETOWN_EX names), starting the thread on first use."""
+    global _watcher_id
+    with _watcher_lock:
+        if _watcher_id is None:
+            started = threading.Event()
+            found: list[int] = []
+            threading.Thread(target=_watch_lease_breaks, args=(started, found),
+                             name="ipallow-lease-breaks", daemon=True).start()
+            started.wait()
+            _watcher_id = found[0]
+        return _watcher_id
+
+
+def _watch_lease_breaks(started: threading.Event, found: list[int]) -> None:
+    # Blocked here, the signal aimed at this thread stays pending until sigwaitinfo takes it; no
+    # handler runs, and nothing depends on what the main thread is doing.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {LEASE_SIGNAL})
+    found.append(threading.get_native_id())
+    started.set()
+    while True:
+        signal.sigwaitinfo({LEASE_SIGNAL})
+        try:
+            _release_breaking_leases(from_signal=False)
+        except Exception as exc:       # pragma: no cover - keep watching whatever one release did
+            warnings.warn(NotSharedWarning(f"releasing a snapshot lease failed: {exc!r}"))
+
+
 def _after_fork_in_child() -> None:
     # The child shares the parent's lease, which the parent alone will give up
-    # when a writer comes; the child's mapping must not depend on it.
+    # when a writer comes; the child's mapping must not depend on it.  The
+    # parent's watcher thread did not come along: a share=True load here starts one.
+    global _watcher_lock, _watcher_id
+    _watcher_lock, _watcher_id = threading.Lock(), None
     for shared in list(_SHARED):
         shared._busy = threading.Lock()        # another parent thread may have held it at the fork
         shared.release(keep_lease=True)
