@@ -33,11 +33,13 @@ from pathlib import Path
 import pytest
 
 SEED = 15
-INPUTS = ("plain.txt", "registry.csv", "cidrs4.txt", "ranges4.txt")
+INPUTS = ("plain.txt", "registry.csv", "cidrs4.txt", "ranges4.txt", "ragged4.txt", "ragged_cidrs4.txt")
 
 
 def make_inputs(folder: Path, count: int) -> dict[str, Path]:
-    """plain.txt, registry.csv (the same networks), cidrs4.txt and ranges4.txt (the same space)."""
+    """plain.txt, registry.csv (the same networks), cidrs4.txt and ranges4.txt (the same space, each
+    range one CIDR block), ragged4.txt and ragged_cidrs4.txt (ranges with ends anywhere, as merged
+    lists have them, and the same space as the CIDRs that cover each range exactly)."""
     rng = random.Random(SEED)
     v4, v6 = [], []
     for _ in range(count):
@@ -54,6 +56,15 @@ def make_inputs(folder: Path, count: int) -> dict[str, Path]:
         f"{2030 + i % 7}-01-01\n" for i, n in enumerate(networks)))
     paths["cidrs4.txt"].write_text("".join(f"{n}\n" for n in v4))
     paths["ranges4.txt"].write_text("".join(f"{n.network_address} - {n.broadcast_address}\n" for n in v4))
+    ragged = []
+    for n in v4:                             # each network, its ends moved by up to 1/4 of its size
+        size = n.num_addresses
+        first = int(n.network_address) + rng.randrange(0, max(size // 4, 1))
+        ragged.append((ipaddress.IPv4Address(first),
+                       ipaddress.IPv4Address(max(first, int(n.broadcast_address) - rng.randrange(0, max(size // 4, 1))))))
+    paths["ragged4.txt"].write_text("".join(f"{a} - {b}\n" for a, b in ragged))
+    paths["ragged_cidrs4.txt"].write_text("".join(
+        f"{c}\n" for a, b in ragged for c in ipaddress.summarize_address_range(a, b)))
     return paths
 
 
@@ -70,6 +81,8 @@ def cases(paths: dict[str, Path], out: Path) -> dict[str, list[str]]:
         "compile registry": python + [cli, "compile", str(paths["registry.csv"]), "-o", str(out)],
         "compile cidrs4": python + [cli, "compile", str(paths["cidrs4.txt"]), "-o", str(out)],
         "compile ranges4": python + [cli, "compile", str(paths["ranges4.txt"]), "-o", str(out)],
+        "compile ragged4": python + [cli, "compile", str(paths["ragged4.txt"]), "-o", str(out)],
+        "compile ragged_cidrs4": python + [cli, "compile", str(paths["ragged_cidrs4.txt"]), "-o", str(out)],
         "validate plain": python + [cli, "validate", str(paths["plain.txt"])],
     }
 
@@ -113,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                 for name, command in cases(paths, Path(folder) / "out.ipallow").items():
                     runs[tree, name].append(run_once(command, src))
     entries = {"plain": 2 * args.networks, "registry": 2 * args.networks, "cidrs4": args.networks,
-               "ranges4": args.networks}
+               "ranges4": args.networks, "ragged4": args.networks}
     print(f"{args.networks:,} IPv4 + {args.networks:,} IPv6 networks, {args.rounds} rounds "
           f"(median user CPU, median peak RSS)")
     print("(B/entry: peak RSS / entries; above import: (peak - the import's peak) / entries)")
@@ -129,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
                   if t == tree}
         print(f"{tree}registry / plain load: {median['load registry'] / median['load plain']:.2f}x, "
               f"compile: {median['compile registry'] / median['compile plain']:.2f}x; "
-              f"ranges / CIDRs compile: {median['compile ranges4'] / median['compile cidrs4']:.2f}x")
+              f"ranges / CIDRs compile: {median['compile ranges4'] / median['compile cidrs4']:.2f}x, "
+              f"ragged: {median['compile ragged4'] / median['compile ragged_cidrs4']:.2f}x")
 
 
 # -- pytest-benchmark: the loads in-process, small ----------------------------------------------
@@ -139,7 +153,7 @@ def inputs(tmp_path_factory):
     return make_inputs(tmp_path_factory.mktemp("load"), 20_000)
 
 
-@pytest.mark.parametrize("name", ["plain.txt", "registry.csv", "cidrs4.txt", "ranges4.txt"])
+@pytest.mark.parametrize("name", INPUTS)
 def test_load(benchmark, inputs, name):
     from ipallow import Allowlist
     benchmark.pedantic(Allowlist.from_file, args=(str(inputs[name]),), rounds=3, iterations=1)

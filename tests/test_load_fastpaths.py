@@ -165,6 +165,31 @@ def test_block_ranges_compile_as_one_by_one(monkeypatch):
         return [np.asarray(getattr(result, f)).tolist() for f in fields], result.data, problems
 
     bulk = compiled()
-    monkeypatch.setattr(_compile, "_block_ranges_in_bulk", lambda *args: None)
+    monkeypatch.setattr(_compile, "_ranges_in_bulk", lambda *args: None)
     assert bulk == compiled()
     assert bulk[2]       # some items were bad
+
+
+def test_ranges_cut_in_bulk_are_the_blocks_ipaddress_summarizes():
+    """range_blocks (every range at once, numpy) against ipaddress.summarize_address_range (one
+    by one): ranges of every size from one address to all of IPv4, ends at and beside block
+    boundaries, several ranges per registration row given out of order."""
+    rng = random.Random(12)
+    firsts, lasts = [0, 0, 2**32 - 1, 0, 1, 2**31 - 1], [2**32 - 1, 0, 2**32 - 1, 2**31, 2**32 - 2, 2**31]
+    for _ in range(3000):
+        span_bits = rng.randint(0, 32)
+        first = rng.getrandbits(32)
+        if rng.random() < 0.3:                                   # start on a block boundary
+            first &= ~((1 << rng.randint(0, 32)) - 1) & 0xFFFFFFFF
+        last = min(first + rng.getrandbits(span_bits) + rng.choice([0, 0, 1, -1]) * (span_bits > 0), 2**32 - 1)
+        firsts.append(first)
+        lasts.append(max(last, first))
+    rows = np.array(rng.sample(range(10 * len(firsts)), len(firsts)), dtype=np.int64)
+    blocks = _compile.range_blocks(rows, np.array(firsts, dtype=np.uint64), np.array(lasts, dtype=np.uint64))
+    assert blocks.rows.tolist() == sorted(rows.tolist())
+    expected = {int(row): [(int(n.network_address), n.prefixlen) for n in ipaddress.summarize_address_range(
+        ipaddress.IPv4Address(f), ipaddress.IPv4Address(l))] for row, f, l in zip(rows, firsts, lasts)}
+    for row, first_block, count in zip(blocks.rows.tolist(), blocks.first_block.tolist(), blocks.counts.tolist()):
+        got = list(zip(blocks.start[first_block:first_block + count].tolist(),
+                       blocks.prefixlen[first_block:first_block + count].tolist()))
+        assert got == expected[row], row

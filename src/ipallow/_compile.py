@@ -89,7 +89,7 @@ def compile_entries(entries: Any, strict: bool = True,
         raise TypeError(f"expected an iterable of entries, got {type(entries).__name__}") from None
     version, hi, lo, plen, status, data, masked = _trie.parse_entries(items, strict)
 
-    _block_ranges_in_bulk(items, version, hi, lo, plen, status)
+    blocks = _ranges_in_bulk(items, version, hi, lo, plen, status)
     # Items the C fast path left alone: other types, ranges, errors to report.
     multi: dict[int, list[_parse.Network]] = {}
     failed = False
@@ -121,16 +121,18 @@ def compile_entries(entries: Any, strict: bool = True,
         warnings.warn(HostBitsWarning(f"strict=False: host bits cleared in {masked} "
                                       f"network{'s' if masked != 1 else ''}")
                       , stacklevel=3)
-    version, hi, lo, plen, reg_first = _lay_out(version, hi, lo, plen, multi)
+    version, hi, lo, plen, reg_first = _lay_out(version, hi, lo, plen, multi, blocks)
     return assemble(version, hi, lo, plen, reg_first, data)
 
 
-def _block_ranges_in_bulk(items: list, version, hi, lo, plen, status) -> None:
-    """Compile the IPv4 ranges ``a - b`` that are exactly one CIDR block (a list exported
-    from CIDRs) with the core's parser, all at once, and mark them done in ``status``.
+def _ranges_in_bulk(items: list, version, hi, lo, plen, status) -> "Blocks | None":
+    """Compile the IPv4 ranges ``a - b`` given as text with the core's parser and numpy, all at
+    once, and mark them done in ``status``.
 
-    One by one (:func:`ipallow._parse.entry_networks`) they cost 3x their CIDRs; any other
-    pending item (other ranges, IPv6, errors for their messages) is left to that path.
+    A range that is one CIDR block is written into its row here; the blocks of the others are
+    returned for :func:`_lay_out`.  One by one (:func:`ipallow._parse.entry_networks`) ranges
+    cost 3x their CIDRs; any other pending item (IPv6 ranges, errors for their messages) is left
+    to that path, which gives the same blocks in the same order.
     """
     picked, lefts, rights = [], [], []
     for i in np.flatnonzero(status).tolist():
@@ -141,28 +143,99 @@ def _block_ranges_in_bulk(items: list, version, hi, lo, plen, status) -> None:
             lefts.append(left.strip())
             rights.append(right.strip())
     if not picked:
-        return
+        return None
     v1, _, first, plen1, bad1, _, _ = _trie.parse_entries(lefts, True)
     v2, _, last, plen2, bad2, _, _ = _trie.parse_entries(rights, True)
-    size = last - first + np.uint64(1)
     done = ((bad1 == 0) & (bad2 == 0) & (v1 == 4) & (v2 == 4) & (plen1 == 32) & (plen2 == 32)
-            & (first <= last) & ((size & (size - np.uint64(1))) == 0)       # a power of two ...
-            & ((first & (size - np.uint64(1))) == 0))                        # ... aligned on it
+            & (first <= last))
     rows = np.asarray(picked, dtype=np.int64)[done]
-    version[rows], hi[rows] = 4, 0
-    lo[rows] = first[done]
-    plen[rows] = 32 - np.log2(size[done].astype(np.float64)).astype(np.uint8)   # exact: 2**k
+    blocks = range_blocks(rows, first[done], last[done])
+    one = blocks.counts == 1                       # rows with one block: written in place
+    single_rows = rows[one]
+    at = blocks.first_block[one]
+    version[single_rows], hi[single_rows] = 4, 0
+    lo[single_rows], plen[single_rows] = blocks.start[at], blocks.prefixlen[at]
     status[rows] = 0
+    return blocks.only(~one) if not one.all() else None
 
 
-def _lay_out(version, hi, lo, plen, multi):
-    """Prefix table grouped by registration; ranges contribute several rows."""
+@dataclass
+class Blocks:
+    """CIDR blocks of several registrations, grouped by registration in ascending order."""
+
+    rows: np.ndarray          # int64, the registrations (ascending), one per group
+    counts: np.ndarray        # int64, blocks per registration
+    first_block: np.ndarray   # int64, where each registration's blocks start
+    start: np.ndarray         # uint64, the blocks' first addresses (IPv4)
+    prefixlen: np.ndarray     # uint8
+
+    def only(self, keep: np.ndarray) -> "Blocks":
+        picked = np.concatenate([np.arange(f, f + c) for f, c in
+                                 zip(self.first_block[keep].tolist(), self.counts[keep].tolist())]
+                                or [np.zeros(0, np.int64)])
+        counts = self.counts[keep]
+        first_block = np.zeros(len(counts), dtype=np.int64)
+        np.cumsum(counts[:-1], out=first_block[1:])
+        return Blocks(self.rows[keep], counts, first_block, self.start[picked], self.prefixlen[picked])
+
+
+def range_blocks(rows: np.ndarray, first: np.ndarray, last: np.ndarray) -> Blocks:
+    """The minimal CIDR blocks covering each IPv4 range ``first[i]..last[i]`` (inclusive), in
+    ascending order: :func:`ipallow._parse.range_to_networks` for every range at once.
+
+    Each round cuts the largest block that starts at a range's next address (its alignment) and
+    fits before its end; a range of 2**32 addresses needs at most 62 rounds.
+    """
+    first = first.astype(np.uint64)
+    last = last.astype(np.uint64)
+    order = np.argsort(rows, kind="stable")
+    rows, first, last = rows[order], first[order], last[order]
+    active = np.arange(len(rows))
+    at = first.copy()
+    found_group, found_start, found_bits = [], [], []
+    while len(active):
+        start, end = at[active], last[active]
+        # alignment: the lowest set bit of start (2**32 for 0.0.0.0)
+        align_bits = np.where(start == 0, 32, _low_bit_index(start))
+        fits_bits = _high_bit_index(end - start + np.uint64(1))          # floor(log2(remaining))
+        bits = np.minimum(align_bits, fits_bits)
+        found_group.append(active)
+        found_start.append(start)
+        found_bits.append(bits)
+        at[active] = start + (np.uint64(1) << bits.astype(np.uint64))
+        active = active[at[active] <= end]
+    group = np.concatenate(found_group) if found_group else np.zeros(0, np.int64)
+    by_group = np.argsort(group, kind="stable")          # rounds are in ascending address order
+    counts = np.bincount(group, minlength=len(rows)).astype(np.int64)
+    first_block = np.zeros(len(rows), dtype=np.int64)
+    np.cumsum(counts[:-1], out=first_block[1:])
+    start = np.concatenate(found_start)[by_group] if found_start else np.zeros(0, np.uint64)
+    bits = np.concatenate(found_bits)[by_group] if found_bits else np.zeros(0, np.int64)
+    return Blocks(rows, counts, first_block, start, (32 - bits).astype(np.uint8))
+
+
+def _low_bit_index(values: np.ndarray) -> np.ndarray:
+    """Index of the lowest set bit of each (nonzero) uint64 value."""
+    return _high_bit_index(values & (~values + np.uint64(1)))
+
+
+def _high_bit_index(values: np.ndarray) -> np.ndarray:
+    """floor(log2(v)) of each nonzero uint64 value below 2**53 (exact: frexp does not round)."""
+    _, exponent = np.frexp(values.astype(np.float64))
+    return (exponent - 1).astype(np.int64)
+
+
+def _lay_out(version, hi, lo, plen, multi, blocks: Blocks | None = None):
+    """Prefix table grouped by registration; ranges contribute several rows (``multi``: Python
+    networks per registration; ``blocks``: IPv4 blocks cut in bulk)."""
     count = len(version)
-    if not multi:
+    if not multi and blocks is None:
         return version, hi, lo, plen, np.arange(count + 1, dtype=np.int64)
     sizes = np.ones(count, dtype=np.int64)
     for i, networks in multi.items():
         sizes[i] = len(networks)
+    if blocks is not None:
+        sizes[blocks.rows] = blocks.counts
     reg_first = np.zeros(count + 1, dtype=np.int64)
     np.cumsum(sizes, out=reg_first[1:])
     total = int(reg_first[-1])
@@ -171,6 +244,11 @@ def _lay_out(version, hi, lo, plen, multi):
     starts = reg_first[:-1][single]
     for dst, src in zip(out, (version, hi, lo, plen)):
         dst[starts] = src[single]
+    if blocks is not None:
+        # block k of registration r goes to row reg_first[r] + (k - first_block of r)
+        owner = np.repeat(np.arange(len(blocks.rows)), blocks.counts)
+        at = reg_first[blocks.rows][owner] + (np.arange(len(owner)) - blocks.first_block[owner])
+        out[0][at], out[1][at], out[2][at], out[3][at] = 4, 0, blocks.start, blocks.prefixlen
     for i, networks in multi.items():
         for j, (v, value, length) in enumerate(networks):
             row = reg_first[i] + j
