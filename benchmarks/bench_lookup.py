@@ -41,7 +41,9 @@ length as its value), so a fast wrong peer -- or a wrong ipallow -- fails the ru
     half inside a prefix, in a new order each round: ``q in al``, ``lookup(q)`` (bound
     once, as the peers' calls are), the same reading ``.data`` (what a gateway logs),
     ``al.lookup(q)`` as users write it, pytricia ``get``, py-radix
-    ``search_best``.  Goal: ``lookup`` at least 5x faster than pytricia ``get`` and at
+    ``search_best``; ``, dropped`` rows drop each answer at once (a gateway's pattern)
+    instead of keeping all of them in a list, and script mode's ``, collector on`` rows
+    keep them with CPython's cyclic collector on.  Goal: ``lookup`` at least 5x faster than pytricia ``get`` and at
     most about 2x the cost of ``in``.
 
 The peer structures are built by ``ipallow.bench``'s Peer classes, one per family, as
@@ -237,7 +239,17 @@ def ipallow_passes(al) -> dict:
         "ipallow lookup .data": lambda qs: [m.data if (m := lookup(q)) is not None else None for q in qs],
         # as users write it: the attribute is looked up on every call
         "ipallow al.lookup": lambda qs: [al.lookup(q) for q in qs],
+        # a gateway's pattern: use the answer, drop it (no list of 300,000 answers kept)
+        "ipallow lookup, dropped": lambda qs: each_dropped(lookup, qs),
+        # the answers kept with CPython's cyclic collector on, as a program runs (_timed)
+        "ipallow lookup, collector on": lambda qs: [lookup(q) for q in qs],
     }
+
+
+def each_dropped(call, qs) -> None:
+    """One pass calling ``call(q)`` for every query and dropping each answer at once."""
+    for q in qs:
+        call(q)
 
 
 def peer_passes(family: int, cidrs: list, plens: list) -> dict:
@@ -253,6 +265,8 @@ def peer_passes(family: int, cidrs: list, plens: list) -> dict:
             t.insert(cidr, plen)
         get = t.get
         passes["pytricia get"] = lambda qs: [get(q, -1) for q in qs]
+        passes["pytricia get, dropped"] = lambda qs: each_dropped(get, qs)
+        passes["pytricia get, collector on"] = lambda qs: [get(q, -1) for q in qs]
     try:
         import radix
     except ImportError:
@@ -268,11 +282,11 @@ def peer_passes(family: int, cidrs: list, plens: list) -> dict:
 
 def prefix_lengths(name: str, answers: list) -> list:
     """Every pass's answers as matched prefix lengths (-1: none), to check they agree."""
-    if name == "pytricia get":
+    if name in ("pytricia get", "pytricia get, collector on"):
         return answers
     if name == "py-radix search_best":
         return [n.prefixlen if n is not None else -1 for n in answers]
-    if name in ("ipallow lookup", "ipallow al.lookup"):
+    if name in ("ipallow lookup", "ipallow al.lookup", "ipallow lookup, collector on"):
         return [m.prefixlen if m is not None else -1 for m in answers]
     return None
 
@@ -289,7 +303,7 @@ def cold(request):
 
 
 COLD_CASES = ["ipallow in", "ipallow lookup", "ipallow lookup .data", "ipallow al.lookup", "pytricia get",
-              "py-radix search_best"]
+              "py-radix search_best", "ipallow lookup, dropped", "pytricia get, dropped"]
 
 
 @pytest.mark.parametrize("name", COLD_CASES, ids=lambda n: n.replace(" ", "-"))
@@ -315,12 +329,15 @@ def test_cold(benchmark, record, cold, name):
 
 # --------------------------------------------------------------------------- script mode
 
-def _timed(run, qs) -> tuple[float, list]:
+def _timed(run, qs, collector: bool = False) -> tuple[float, list]:
     """CPU seconds of one pass and its answers.  CPU time, not wall time: on a shared machine
     the pass loses the CPU to others at random; and the collector off, as ``timeit`` has it,
-    so the 300,000 answers kept do not bill each pass for sweeping the peers' million objects."""
+    so the 300,000 answers kept do not bill each pass for sweeping the peers' million objects
+    -- unless ``collector`` (the ``, collector on`` rows: what a program keeping its answers
+    pays for the objects they are)."""
     gc.collect()
-    gc.disable()
+    if not collector:
+        gc.disable()
     try:
         t0 = time.process_time()
         answers = run(qs)
@@ -383,7 +400,7 @@ def _run_family(family: int, args) -> list[str]:
                 times[name].append(reply["seconds"])
                 assert reply["check"] in (None, want_check), "the baseline's longest matches differ"
                 continue
-            seconds, answers = _timed(run, qs)
+            seconds, answers = _timed(run, qs, collector=name.endswith("collector on"))
             times[name].append(seconds)
             lengths = prefix_lengths(name, answers)
             assert lengths is None or lengths == [want[q] for q in qs], f"{name}: longest matches differ"

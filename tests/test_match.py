@@ -273,3 +273,41 @@ def test_set_answers_checks_its_arrays():
         index._set_tables(*c.tables, c.prefix_reg)
         with pytest.raises(error):
             index._set_answers(bad, None, {})
+
+
+# -- the cyclic garbage collector ------------------------------------------------------
+
+def test_a_plain_list_match_is_not_followed_by_the_collector_until_it_holds_a_network():
+    """A lookup on a list without data answers with a Match CPython's collector need not follow
+    (it refers to nothing that could refer back), so keeping many costs no collections; once it
+    holds an object that could lead back to it (its network), it is followed again."""
+    import gc
+    al = Allowlist(["10.0.0.0/8", "10.1.0.0/16"])
+    match = al.lookup("10.1.2.3")
+    assert not gc.is_tracked(match)
+    assert match.network == ipaddress.ip_network("10.1.0.0/16")
+    assert gc.is_tracked(match)
+    assert gc.is_tracked(Allowlist([("10.0.0.0/8", {"id": 1})]).lookup("10.1.2.3"))   # has data
+    assert gc.is_tracked(Match(None, 1, {}))                                           # made by hand
+
+
+@pytest.mark.parametrize("through", ["network", "data"])
+def test_a_cycle_through_a_match_is_collected(through):
+    import gc
+    import weakref
+
+    class Box:
+        pass
+
+    box = Box()
+    if through == "network":
+        match = Allowlist(["10.0.0.0/8"]).lookup("10.1.2.3")
+        match.network.box = box              # match -> network -> box -> match
+    else:
+        match = Allowlist([("10.0.0.0/8", {})]).lookup("10.1.2.3")
+        match.data["box"] = box              # match -> data -> box -> match
+    box.match = match
+    gone = weakref.ref(box)
+    del box, match
+    gc.collect()
+    assert gone() is None

@@ -10,6 +10,11 @@ from cpython.list cimport PyList_GET_ITEM
 from cpython.long cimport PyLong_FromSsize_t
 from cpython.object cimport PyTypeObject
 
+cdef extern from "Python.h":
+    void PyObject_GC_Track(object o)
+    void PyObject_GC_UnTrack(object o)
+    bint PyObject_GC_IsTracked(object o)
+
 # ipaddress network objects kept per allowlist (rows -> networks), shared by
 # Match.network, covering() and al[i]; cleared when full.
 NETWORK_CACHE_SIZE = 65536
@@ -127,6 +132,12 @@ cdef object match_of(Index index, object ip):
     if data is None:
         m.reg = -1                          # read from the row when .index is asked for
         m.data = None
+        # It refers to nothing that could refer back (its rows, and None), so no cycle can
+        # pass through it: like a tuple of ints, CPython's collector need not follow it.  A
+        # caller keeping many (``[al.lookup(q) for q in flows]``) would otherwise pay for
+        # collections that walk every one of them and can find nothing.  Storing a network
+        # in it tracks it again (``network``).
+        PyObject_GC_UnTrack(m)
         return m
     reg = answers.rows.prefix_reg[row]
     m.reg = reg
@@ -191,6 +202,8 @@ cdef class Match:
             # network stored is the one every reader gets.
             if self._network is None:
                 self._network = network
+                if not PyObject_GC_IsTracked(self):   # an object now: it could lead back here
+                    PyObject_GC_Track(self)
         return self._network
 
     cdef int prefix_key(self, uint64_t* hi, uint64_t* lo) noexcept:
