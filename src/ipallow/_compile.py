@@ -170,12 +170,13 @@ class Blocks:
     prefixlen: np.ndarray     # uint8
 
     def only(self, keep: np.ndarray) -> "Blocks":
-        picked = np.concatenate([np.arange(f, f + c) for f, c in
-                                 zip(self.first_block[keep].tolist(), self.counts[keep].tolist())]
-                                or [np.zeros(0, np.int64)])
+        """The registrations where ``keep`` is True, with their blocks."""
         counts = self.counts[keep]
         first_block = np.zeros(len(counts), dtype=np.int64)
         np.cumsum(counts[:-1], out=first_block[1:])
+        # block j of kept registration r was block (old first_block of r) + j
+        shift = np.repeat(self.first_block[keep] - first_block, counts)
+        picked = np.arange(int(counts.sum()), dtype=np.int64) + shift
         return Blocks(self.rows[keep], counts, first_block, self.start[picked], self.prefixlen[picked])
 
 

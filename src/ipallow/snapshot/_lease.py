@@ -71,7 +71,7 @@ def _c_library():
 
 
 _MAP_FAILED = ctypes.c_void_p(-1).value
-_F_SETOWN_EX, _F_GETOWN_EX, _F_OWNER_TID = 15, 16, 0   # linux/fcntl.h; Python's fcntl lacks them
+_F_SETOWN_EX, _F_OWNER_TID = 15, 0        # linux/fcntl.h; Python's fcntl lacks them
 _MREMAP_MAYMOVE, _MREMAP_FIXED = 1, 2      # linux/mman.h
 
 
