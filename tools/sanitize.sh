@@ -150,11 +150,14 @@ build() {
     CC=$CLANG LDSHARED="$CLANG -shared" CFLAGS="$SAN_FLAGS" LDFLAGS="$SAN_FLAGS" \
         "$PY" -m pip install --quiet --no-deps --upgrade --target "$SITE" "$tree" \
         || die "building the instrumented extension failed"
-    local so
+    local so symbols
     so=$(ls "$SITE"/ipallow/_trie*.so)
-    nm -D "$so" | grep -q __asan_report || die "$so is not ASan-instrumented"
-    nm -D "$so" | grep -q __ubsan_handle || die "$so is not UBSan-instrumented"
-    nm -D "$so" | grep -q __sanitizer_cov || die "$so has no libFuzzer coverage instrumentation"
+    # Read once, then searched: `nm | grep -q` fails under pipefail whenever grep exits at its
+    # first match before nm has written the rest (nm dies of SIGPIPE) -- it failed CI once.
+    symbols=$(nm -D "$so") || die "nm -D $so failed"
+    grep -q __asan_report <<<"$symbols" || die "$so is not ASan-instrumented"
+    grep -q __ubsan_handle <<<"$symbols" || die "$so is not UBSan-instrumented"
+    grep -q __sanitizer_cov <<<"$symbols" || die "$so has no libFuzzer coverage instrumentation"
     source_hash > "$STAMP"
 }
 
