@@ -140,8 +140,8 @@ def test_a_load_leaves_the_cyclic_collector_as_it_found_it(enabled):
 
 
 def test_block_ranges_compile_as_one_by_one(monkeypatch):
-    """IPv4 ranges that are one CIDR block are compiled in bulk; the result, and the problems of
-    the ranges that are not, are those of the one-by-one path."""
+    """IPv4 text ranges are compiled in bulk (one CIDR block or several); the result, and the
+    problems of the items left to the one-by-one path, are those of that path alone."""
     rng = random.Random(11)
     items: list = []
     for _ in range(5000):
@@ -173,7 +173,7 @@ def test_block_ranges_compile_as_one_by_one(monkeypatch):
 def test_ranges_cut_in_bulk_are_the_blocks_ipaddress_summarizes():
     """range_blocks (every range at once, numpy) against ipaddress.summarize_address_range (one
     by one): ranges of every size from one address to all of IPv4, ends at and beside block
-    boundaries, several ranges per registration row given out of order."""
+    boundaries, registration rows given out of order."""
     rng = random.Random(12)
     firsts, lasts = [0, 0, 2**32 - 1, 0, 1, 2**31 - 1], [2**32 - 1, 0, 2**32 - 1, 2**31, 2**32 - 2, 2**31]
     for _ in range(3000):

@@ -4,10 +4,12 @@ Match keeps from its NamedTuple days, and the lazily built ``network``."""
 from __future__ import annotations
 
 import copy
+import gc
 import ipaddress
 import pickle
 import random
 import threading
+import weakref
 from collections.abc import Sequence
 
 import pytest
@@ -281,7 +283,6 @@ def test_a_plain_list_match_is_not_followed_by_the_collector_until_it_holds_a_ne
     """A lookup on a list without data answers with a Match CPython's collector need not follow
     (it refers to nothing that could refer back), so keeping many costs no collections; once it
     holds an object that could lead back to it (its network), it is followed again."""
-    import gc
     al = Allowlist(["10.0.0.0/8", "10.1.0.0/16"])
     match = al.lookup("10.1.2.3")
     assert not gc.is_tracked(match)
@@ -293,9 +294,6 @@ def test_a_plain_list_match_is_not_followed_by_the_collector_until_it_holds_a_ne
 
 @pytest.mark.parametrize("through", ["network", "data"])
 def test_a_cycle_through_a_match_is_collected(through):
-    import gc
-    import weakref
-
     class Box:
         pass
 
