@@ -24,7 +24,7 @@ SOURCE = Path(importlib.util.find_spec(PACKAGE).origin).resolve().parent
 #: before it, never after.  ``ipallow`` (the package, which re-exports) is the top.
 LAYERS: list[tuple[str, set[str]]] = [
     ("errors", {"errors", "_version"}),
-    ("core", {"_parse", "_hugepages", "_compile", "_output"}),   # and the compiled _trie
+    ("core", {"_parse", "_hugepages", "_blocks", "_compile", "_output"}),   # and the compiled _trie
     ("prefixes", {"_prefixes"}),
     ("columns", {"_columns", "_delimited"}),
     # ipallow.snapshot: the layout, the data encoding and the lease, then validating, writing, reading

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ipallow import _hugepages, _parse, _trie
+from ipallow._blocks import cut_ranges
 from ipallow.errors import HostBitsWarning
 
 # Level-0 sizes.  Big tables get Poptrie's 18 (IPv4) / 16 (IPv6) bits; small
@@ -182,48 +183,17 @@ class Blocks:
 
 def range_blocks(rows: np.ndarray, first: np.ndarray, last: np.ndarray) -> Blocks:
     """The minimal CIDR blocks covering each IPv4 range ``first[i]..last[i]`` (inclusive), in
-    ascending order: :func:`ipallow._parse.range_to_networks` for every range at once.
-
-    Each round cuts the largest block that starts at a range's next address (its alignment) and
-    fits before its end; a range of 2**32 addresses needs at most 62 rounds.
-    """
-    first = first.astype(np.uint64)
-    last = last.astype(np.uint64)
+    ascending order, grouped by ``rows`` (ascending): :func:`ipallow._parse.range_to_networks`
+    for every range at once, by :func:`ipallow._prefixes.cut_ranges`."""
     order = np.argsort(rows, kind="stable")
-    rows, first, last = rows[order], first[order], last[order]
-    active = np.arange(len(rows))
-    at = first.copy()
-    found_group, found_start, found_bits = [], [], []
-    while len(active):
-        start, end = at[active], last[active]
-        # alignment: the lowest set bit of start (2**32 for 0.0.0.0)
-        align_bits = np.where(start == 0, 32, _low_bit_index(start))
-        fits_bits = _high_bit_index(end - start + np.uint64(1))          # floor(log2(remaining))
-        bits = np.minimum(align_bits, fits_bits)
-        found_group.append(active)
-        found_start.append(start)
-        found_bits.append(bits)
-        at[active] = start + (np.uint64(1) << bits.astype(np.uint64))
-        active = active[at[active] <= end]
-    group = np.concatenate(found_group) if found_group else np.zeros(0, np.int64)
-    by_group = np.argsort(group, kind="stable")          # rounds are in ascending address order
-    counts = np.bincount(group, minlength=len(rows)).astype(np.int64)
+    rows = rows[order]
+    zeros = np.zeros(len(rows), dtype=np.uint64)
+    owner, _, start, prefixlen = cut_ranges(4, zeros, first[order], zeros, last[order])
+    by_owner = np.argsort(owner, kind="stable")          # each range's blocks stay in order
+    counts = np.bincount(owner, minlength=len(rows)).astype(np.int64)
     first_block = np.zeros(len(rows), dtype=np.int64)
     np.cumsum(counts[:-1], out=first_block[1:])
-    start = np.concatenate(found_start)[by_group] if found_start else np.zeros(0, np.uint64)
-    bits = np.concatenate(found_bits)[by_group] if found_bits else np.zeros(0, np.int64)
-    return Blocks(rows, counts, first_block, start, (32 - bits).astype(np.uint8))
-
-
-def _low_bit_index(values: np.ndarray) -> np.ndarray:
-    """Index of the lowest set bit of each (nonzero) uint64 value."""
-    return _high_bit_index(values & (~values + np.uint64(1)))
-
-
-def _high_bit_index(values: np.ndarray) -> np.ndarray:
-    """floor(log2(v)) of each nonzero uint64 value below 2**53 (exact: frexp does not round)."""
-    _, exponent = np.frexp(values.astype(np.float64))
-    return (exponent - 1).astype(np.int64)
+    return Blocks(rows, counts, first_block, start[by_owner], prefixlen[by_owner])
 
 
 def _lay_out(version, hi, lo, plen, multi, blocks: Blocks | None = None):

@@ -15,22 +15,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ipallow._blocks import ALL_ONES, low_mask64
 from ipallow._parse import MAX_BITS
 
 __all__ = ["ALL_ONES", "low_mask64", "host_masks", "v6_network_masks", "ipv4_strings",
            "ipv6_strings", "Prefixes", "split", "ranges_to_ints", "Overlaps", "DUPLICATE", "OVERLAP", "KINDS",
            "find_overlaps"]
-
-ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def low_mask64(bits: np.ndarray) -> np.ndarray:
-    """``2**bits - 1`` as uint64 for ``bits`` in 0..64 (numpy shifts by 64 are undefined)."""
-    bits = np.asarray(bits, dtype=np.uint64)
-    safe = np.minimum(bits, np.uint64(63))
-    m = (np.uint64(1) << safe) - np.uint64(1)
-    return np.where(bits >= np.uint64(64), ALL_ONES, m)
-
 
 def v6_network_masks(plens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(hi, lo) network masks for IPv6 prefix lengths 0..128."""

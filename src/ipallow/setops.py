@@ -26,7 +26,8 @@ import numpy as np
 
 from ipallow import _parse
 from ipallow._compile import Compiled, assemble
-from ipallow._prefixes import ALL_ONES, Prefixes, _dense_rank, low_mask64, split
+from ipallow._blocks import cut_ranges
+from ipallow._prefixes import Prefixes, _dense_rank, split
 
 __all__ = ["OPERATIONS", "Ranges", "address_ranges", "combine_ranges", "ranges_to_prefixes",
            "address_set", "combine", "covers", "overlaps", "query_networks"]
@@ -138,67 +139,15 @@ def _empty(version: int) -> Ranges:
 # ranges -> the minimal CIDR list
 # ---------------------------------------------------------------------------
 
-def _bit_length64(x: np.ndarray) -> np.ndarray:
-    """``int.bit_length`` of each uint64 (0 for 0), exactly."""
-    # float64 gets it right or one too high (a value just below 2**k rounds up): check and fix.
-    e = np.minimum(np.frexp(x.astype(np.float64))[1], 64).astype(np.int64)
-    shift = np.maximum(e - 1, 0).astype(np.uint64)
-    too_high = (e > 0) & ((x >> shift) == _ZERO)
-    return e - too_high
-
-
-def _trailing_zeros(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Trailing zero bits of each 128-bit value (128 for zero)."""
-    low_bit_lo = lo & (~lo + _ONE)
-    low_bit_hi = hi & (~hi + _ONE)
-    return np.where(lo != _ZERO, _bit_length64(low_bit_lo) - 1,
-                    np.where(hi != _ZERO, 64 + _bit_length64(low_bit_hi) - 1, 128))
-
-
-def _pow2(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(hi, lo) words of 2**e for e in 0..127."""
-    e = np.asarray(e, dtype=np.int64)
-    lo = np.where(e < 64, _ONE << np.minimum(e, 63).astype(np.uint64), _ZERO)
-    hi = np.where(e >= 64, _ONE << np.clip(e - 64, 0, 63).astype(np.uint64), _ZERO)
-    return hi, lo
-
-
 def ranges_to_prefixes(ranges: Ranges) -> Prefixes:
     """The minimal CIDR list covering exactly ``ranges`` (sorted by address).
 
-    Greedy from each range's start: the largest aligned block that starts there
-    and ends inside the range, then the next, all ranges at once.  On maximal
-    ranges (as :func:`combine_ranges` gives) the blocks are the maximal aligned
-    blocks of the set, which is the unique minimal cover.
+    :func:`ipallow._prefixes.cut_ranges` cuts every range into aligned blocks; on
+    maximal ranges (as :func:`combine_ranges` gives) the blocks are the maximal
+    aligned blocks of the set, which is the unique minimal cover.
     """
-    bits = _parse.MAX_BITS[ranges.version]
-    cur_hi, cur_lo = ranges.first_hi.copy(), ranges.first_lo.copy()
-    end_hi, end_lo = ranges.last_hi, ranges.last_lo
-    out_hi, out_lo, out_len = [], [], []
-    while len(cur_lo):
-        # span = end - cur (no overflow: cur <= end)
-        span_lo = end_lo - cur_lo
-        span_hi = end_hi - cur_hi - (end_lo < cur_lo).astype(np.uint64)
-        length = np.where(span_hi != _ZERO, 64 + _bit_length64(span_hi), _bit_length64(span_lo))
-        mask_hi, mask_lo = low_mask64(np.clip(length - 64, 0, 64)), low_mask64(np.clip(length, 0, 64))
-        all_ones = (span_hi == mask_hi) & (span_lo == mask_lo)      # span + 1 is a power of two
-        fits = np.where(all_ones, length, length - 1)               # floor(log2(span + 1))
-        e = np.minimum(np.minimum(_trailing_zeros(cur_hi, cur_lo), bits), fits)
-        out_hi.append(cur_hi)
-        out_lo.append(cur_lo)
-        out_len.append((bits - e).astype(np.uint8))
-        done = all_ones & (e == length)       # this block ends exactly at the range's end
-        keep = ~done
-        cur_hi, cur_lo, e = cur_hi[keep], cur_lo[keep], e[keep]
-        end_hi, end_lo = end_hi[keep], end_lo[keep]
-        add_hi, add_lo = _pow2(e)
-        new_lo = cur_lo + add_lo
-        cur_hi = cur_hi + add_hi + (new_lo < cur_lo).astype(np.uint64)
-        cur_lo = new_lo
-    if not out_lo:
-        empty = np.zeros(0, np.uint64)
-        return Prefixes(ranges.version, empty, empty, np.zeros(0, np.uint8))
-    hi, lo, plen = np.concatenate(out_hi), np.concatenate(out_lo), np.concatenate(out_len)
+    _, hi, lo, plen = cut_ranges(ranges.version, ranges.first_hi, ranges.first_lo,
+                                 ranges.last_hi, ranges.last_lo)
     order = np.lexsort((lo, hi))
     return Prefixes(ranges.version, hi[order], lo[order], plen[order])
 
