@@ -118,6 +118,36 @@ def test_same_input_gives_byte_identical_files(tmp_path, monkeypatch):
     assert snapshot.info(third)["created"] == 1_700_000_000
 
 
+def test_a_saved_file_is_written_a_section_at_a_time_and_holds_the_same_bytes(tmp_path):
+    """``save`` and ``write_to`` stream the sections (no whole-file copy in memory): the file
+    must be byte for byte what ``to_bytes`` gives, for every kind of content -- plain, with
+    data, a registry with its lifecycle, one family only, and empty."""
+    import io
+    registry = ipallow.Allowlist.from_registry(ipallow.SAMPLE_LIST)
+    cases = {
+        "plain": ipallow.Allowlist(random_entries(7, 900)),
+        "data": ipallow.Allowlist([("10.0.0.0/8", {"n": 1}), ("2001:db8::/32", "six"), ("10.1.0.0/16", None)]),
+        "registry": registry,
+        "ipv4 only": ipallow.Allowlist(["192.0.2.0/24"]),
+        "empty": ipallow.Allowlist([]),
+    }
+    for name, al in cases.items():
+        lifecycle = al._lifecycle_section()
+        want = bytes(snapshot.to_bytes(al._compiled, 1_700_000_000, lifecycle))
+        path = tmp_path / f"{name}.ipallow"
+        al.save(path, created=1_700_000_000)
+        assert path.read_bytes() == want, name
+        stream = io.BytesIO()
+        snapshot.write_to(stream, al._compiled, 1_700_000_000, lifecycle)
+        assert stream.getvalue() == want, name
+        assert answers(ipallow.load(path), probes(al, 3)) == answers(al, probes(al, 3)), name
+    with pytest.raises(TypeError):                  # a bad stamp: nothing written, nothing replaced
+        cases["plain"].save(tmp_path / "plain.ipallow", created="yesterday")
+    assert tmp_path.joinpath("plain.ipallow").read_bytes() == bytes(
+        snapshot.to_bytes(cases["plain"]._compiled, 1_700_000_000))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.ipallow" for n in cases)
+
+
 def test_every_truncation_is_rejected(snapshot_bytes):
     small = bytes(snapshot.to_bytes(ipallow.Allowlist(["10.0.0.0/8", "2001:db8::/32"])._compiled, 0))
     for length in range(len(small)):

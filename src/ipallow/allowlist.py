@@ -477,9 +477,8 @@ class Allowlist(SetAlgebra, _trie.Index):
         if out is None:
             raise TypeError(f"save('-') writes bytes to sys.stdout.buffer, but sys.stdout "
                             f"({type(sys.stdout).__name__}) has none; pass a file path")
-        data = snapshot.to_bytes(self._compiled, created, self._lifecycle_section())
         sys.stdout.flush()          # text already printed goes out before the snapshot
-        out.write(data)
+        snapshot.write_to(out, self._compiled, created, self._lifecycle_section())
         out.flush()
 
     def _lifecycle_section(self) -> bytes | None:

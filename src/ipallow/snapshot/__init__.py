@@ -29,7 +29,8 @@ The package's modules, lowest first, each owning one part::
     _lease              sharing a file's pages under a Linux read lease (signals, mremap, fork);
                         imported on first use (share=True)
     _header             validating the header and section table (read_header, info)
-    _write              Compiled -> bytes, and to a file atomically (to_bytes, save);
+    _write              Compiled -> bytes, to a file object a section at a time, and to a
+                        file atomically (to_bytes, write_to, save);
                         imported on first use
     _read               bytes or a file -> Compiled, verified (from_buffer, read_file, map_file)
 """
@@ -43,10 +44,10 @@ from ipallow.snapshot._registration_data import register_json_type
 from ipallow.snapshot._header import file_header, info, read_header
 from ipallow.snapshot._read import from_buffer, map_file, read_file
 
-__all__ = ["save", "map_file", "to_bytes", "from_buffer", "SnapshotError", "NotSharedWarning",
+__all__ = ["save", "map_file", "to_bytes", "write_to", "from_buffer", "SnapshotError", "NotSharedWarning",
            "register_json_type", "FORMAT_VERSION"]
 
-_WRITING = ("save", "to_bytes", "MAX_CREATED")
+_WRITING = ("save", "to_bytes", "write_to", "MAX_CREATED")
 _SHARING = ("NotSharedWarning", "LEASE_SIGNAL")
 
 

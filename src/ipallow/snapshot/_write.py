@@ -2,8 +2,9 @@
 
 The bytes are a pure function of the compiled tables, their data and the
 ``created`` stamp, so the same allowlist always gives the same file when
-``created`` is fixed (``$SOURCE_DATE_EPOCH``).  :func:`save` hands them to
-:mod:`ipallow._output`, which replaces a file only once it is complete.
+``created`` is fixed (``$SOURCE_DATE_EPOCH``).  :func:`save` writes them a section at a
+time (:func:`write_to`) through :mod:`ipallow._output`, which replaces a file only once it
+is complete.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numbers
 import os
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -36,6 +37,32 @@ def _arrays_of(compiled: Compiled, lifecycle: Any = None) -> dict[str, np.ndarra
     return arrays
 
 
+def _plan(compiled: Compiled, created: int | datetime | None,
+          lifecycle: Any) -> tuple[bytes, list[tuple[int, np.ndarray]], int]:
+    """The snapshot's header (with its section table), each section's start and bytes (the
+    arrays' own memory, not copies), and the file's size."""
+    created = _created_seconds(created)
+    arrays = _arrays_of(compiled, lifecycle)
+    names = [name for name in SECTION_ID if name in arrays]
+    header_size = HEADER.size + SECTION.size * len(names)
+    offset = aligned(header_size)
+    table, sections = [], []
+    for name in names:
+        array = np.ascontiguousarray(arrays[name])
+        raw = array.view(np.uint8).reshape(-1)
+        table.append(SECTION.pack(SECTION_ID[name], array.dtype.itemsize, offset, raw.nbytes, len(array),
+                                  _trie.checksum(raw)))
+        sections.append((offset, raw))
+        offset = aligned(offset + raw.nbytes)
+    file_size = offset
+    flags = FLAG_HAS_DATA if "data_offsets" in arrays else 0
+    dir_bits4, dir_bits6 = compiled.tables[2], compiled.tables[5]
+    fields = [MAGIC, FORMAT_VERSION, BYTE_ORDER_MARK, flags, len(names), header_size, file_size,
+              created, len(compiled.reg_first) - 1, len(compiled.prefix_reg), dir_bits4, dir_bits6, 0]
+    fields[-1] = _trie.checksum(HEADER.pack(*fields) + b"".join(table))
+    return HEADER.pack(*fields) + b"".join(table), sections, file_size
+
+
 def to_bytes(compiled: Compiled, created: int | datetime | None = None,
              lifecycle: Any = None) -> bytearray:
     """The snapshot of ``compiled`` as one buffer.
@@ -49,31 +76,32 @@ def to_bytes(compiled: Compiled, created: int | datetime | None = None,
         ValueError: ``created`` is negative, beyond the format's 63 bits, a naive
             datetime, or ``$SOURCE_DATE_EPOCH`` is not a non-negative integer.
     """
-    created = _created_seconds(created)
-    arrays = _arrays_of(compiled, lifecycle)
-    names = [name for name in SECTION_ID if name in arrays]
-    header_size = HEADER.size + SECTION.size * len(names)
-    offset = aligned(header_size)
-    rows = []
-    for name in names:
-        array = np.ascontiguousarray(arrays[name])
-        raw = array.view(np.uint8).reshape(-1)
-        rows.append((SECTION_ID[name], array.dtype.itemsize, offset, raw.nbytes, len(array),
-                     _trie.checksum(raw), raw))
-        offset = aligned(offset + raw.nbytes)
-    file_size = offset
+    head, sections, file_size = _plan(compiled, created, lifecycle)
     buffer = bytearray(file_size)
-    table = b"".join(SECTION.pack(*row[:6]) for row in rows)
-    flags = FLAG_HAS_DATA if "data_offsets" in arrays else 0
-    dir_bits4, dir_bits6 = compiled.tables[2], compiled.tables[5]
-    fields = [MAGIC, FORMAT_VERSION, BYTE_ORDER_MARK, flags, len(names), header_size, file_size,
-              created, len(compiled.reg_first) - 1, len(compiled.prefix_reg), dir_bits4, dir_bits6, 0]
-    fields[-1] = _trie.checksum(HEADER.pack(*fields) + table)
-    buffer[:HEADER.size] = HEADER.pack(*fields)
-    buffer[HEADER.size:header_size] = table
-    for _, _, start, nbytes, _, _, raw in rows:
-        buffer[start:start + nbytes] = raw.tobytes() if nbytes else b""
+    buffer[:len(head)] = head
+    for start, raw in sections:
+        buffer[start:start + raw.nbytes] = memoryview(raw)    # straight from the array (no bytes copy)
     return buffer
+
+
+def write_to(handle: BinaryIO, compiled: Compiled, created: int | datetime | None = None,
+             lifecycle: Any = None) -> None:
+    """Write the bytes :func:`to_bytes` makes to the binary file ``handle``, a section at a
+    time: the file is never also held in memory (for a world-sized list that was as much
+    again as the tables, at the peak of ``ipallow compile``)."""
+    _write_plan(handle, _plan(compiled, created, lifecycle))
+
+
+def _write_plan(handle: BinaryIO, plan: tuple[bytes, list[tuple[int, np.ndarray]], int]) -> None:
+    head, sections, file_size = plan
+    handle.write(head)
+    at = len(head)
+    for start, raw in sections:
+        handle.write(bytes(start - at))             # the padding that aligns the section
+        if raw.nbytes:
+            handle.write(memoryview(raw))
+        at = start + raw.nbytes
+    handle.write(bytes(file_size - at))
 
 
 MAX_CREATED = (1 << 63) - 1     # the header field is a signed 64-bit integer
@@ -109,4 +137,6 @@ def save(compiled: Compiled, path: str | os.PathLike, created: int | datetime | 
          lifecycle: Any = None) -> None:
     """Write a snapshot: a regular file atomically (temporary file beside it, fsync, rename),
     a symlink's target likewise, a FIFO or device written through (see :mod:`ipallow._output`)."""
-    _output.write_bytes(path, to_bytes(compiled, created, lifecycle))
+    plan = _plan(compiled, created, lifecycle)      # a bad ``created`` or data: nothing opened yet
+    with _output.open_output(path, binary=True) as handle:
+        _write_plan(handle, plan)
