@@ -73,6 +73,25 @@ def test_validate_warnings_at_the_right_places(tmp_path):
     assert quiet.returncode == 0 and quiet.stdout == ""
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_validate_places_warnings_of_a_generated_list_by_line(tmp_path, newline):
+    """A list with an entry flush left on every line is placed by counting lines (no line
+    strings made): CRLF files and a missing last newline must still land on the right lines."""
+    entries = [f"10.{i}.0.0/16" for i in range(40)] + ["10.7.3.0/24", "10.0.0.0/8", "10.7.3.0/24"]
+    path = tmp_path / "generated.txt"
+    path.write_bytes(newline.join(entries).encode())          # no newline after the last
+    result = run("validate", str(path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (f"{path}:1:1: warning: 10.0.0.0/16 lies inside 10.0.0.0/8 (line 42); "
+                        f"lookups return the longer prefix")
+    assert lines[-2] == (f"{path}:41:1: warning: 10.7.3.0/24 lies inside 10.0.0.0/8 (line 42); "
+                         f"lookups return the longer prefix")
+    assert len(lines) == 42
+    assert lines[-1] == (f"{path}:43:1: warning: 10.7.3.0/24 is registered again (line 41); "
+                         f"the first (line 41) answers lookups")
+
+
 def test_validate_every_error_and_exit_one(tmp_path):
     path = tmp_path / "bad.txt"
     path.write_text("10.0.0.0/8\n10.0.0.1/8\n1.2.3.256\n\n10.0.0.0/40 # x\n10.1.0.0/16\n")

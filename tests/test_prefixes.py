@@ -92,3 +92,15 @@ def test_last_addresses_across_the_word_boundary():
 def test_empty_table():
     p = Prefixes(6, np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.uint8))
     assert ranges_to_ints(*p.merged_ranges()) == [] and len(p.outermost()) == 0 and p.strings() == []
+
+
+def test_line_count_is_splitlines_without_the_lines():
+    """validate places a generated list's warnings by counting its lines; the count must be
+    ``len(str.splitlines())`` for every line break splitlines knows, mixed, at either end."""
+    from ipallow.commands._overlaps import _line_count
+    rng = random.Random(1550)
+    pieces = ["10.0.0.0/8", "", " ", "\n", "\r", "\r\n", "\n\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e",
+              "\x85", "\u2028", "\u2029"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
+        assert _line_count(text) == len(text.splitlines()), repr(text)

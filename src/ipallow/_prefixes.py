@@ -109,9 +109,12 @@ def _dense_rank(h: np.ndarray, l: np.ndarray) -> np.ndarray:
     # One sort key when the high words are all zero (IPv4): about twice as fast.
     order = np.argsort(l, kind="stable") if not h.any() else np.lexsort((l, h))
     step = np.zeros(len(order), dtype=np.int64)
-    step[1:] = (h[order][1:] != h[order][:-1]) | (l[order][1:] != l[order][:-1])
+    for word in (h, l):     # a word at a time: one sorted copy alive, not four
+        ordered = word[order]
+        step[1:] |= ordered[1:] != ordered[:-1]
+        del ordered
     rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.cumsum(step)
+    rank[order] = np.cumsum(step, out=step)
     return rank
 
 
@@ -123,16 +126,23 @@ def _reach(end_h: np.ndarray, end_l: np.ndarray) -> tuple[np.ndarray, np.ndarray
     (-1 for the first row); and the earliest row before it reaching that far.
     CIDRs either nest or are disjoint, so a row lies inside an earlier one
     exactly when ``rank <= reach`` (and then inside ``reach_row``, the outermost).
-    The largest-so-far is a running maximum over the ranks (one ufunc).
+    The largest-so-far is a running maximum over the ranks (one ufunc), worked in
+    place: a validate of a world-sized list peaks here.
     """
     n = len(end_h)
     rank = _dense_rank(end_h, end_l)
     # Running maximum of the rank; ties go to the earliest row (the outermost prefix).
-    best = np.maximum.accumulate(rank * n + (n - 1 - np.arange(n)))
+    best = rank * n
+    best += np.arange(n - 1, -1, -1, dtype=np.int64)
+    np.maximum.accumulate(best, out=best)
     before = np.empty(n, dtype=np.int64)
     before[:1] = -1
     before[1:] = best[:-1]
-    return rank, before // n, n - 1 - before % n
+    del best
+    reach_row = before % n
+    np.subtract(n - 1, reach_row, out=reach_row)
+    before //= n
+    return rank, before, reach_row
 
 
 class Prefixes(NamedTuple):
@@ -258,24 +268,38 @@ def find_overlaps(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.
         rows = np.flatnonzero(version == v)
         if len(rows) < 2:
             continue
-        h, l, p = hi[rows], lo[rows], plen[rows].astype(np.int64)
-        order = np.lexsort((rows, p, l, h))
+        # lexsort is stable and ``rows`` ascends: equal prefixes stay in row order.  Each
+        # step rebinds its arrays so the ones before it are freed (the peak of a validate).
+        h, l, p = hi[rows], lo[rows], plen[rows]
+        order = np.lexsort((p, l, h))
         rows, h, l, p = rows[order], h[order], l[order], p[order]
+        del order
         same = np.zeros(len(rows), dtype=bool)
         same[1:] = (h[1:] == h[:-1]) & (l[1:] == l[:-1]) & (p[1:] == p[:-1])
-        leader = np.maximum.accumulate(np.where(same, 0, np.arange(len(rows))))
         dup = np.flatnonzero(same)
-        kinds.append(np.full(len(dup), DUPLICATE, np.int8))
-        inners.append(rows[dup])
-        outers.append(rows[leader[dup]])
-        keep = np.flatnonzero(~same)
-        rows, h, l, p = rows[keep], h[keep], l[keep], p[keep]
+        if len(dup):
+            leader = np.maximum.accumulate(np.where(same, 0, np.arange(len(rows))))
+            kinds.append(np.full(len(dup), DUPLICATE, np.int8))
+            inners.append(rows[dup])
+            outers.append(rows[leader[dup]])
+            del leader
+            keep = np.flatnonzero(~same)
+            rows, h, l, p = rows[keep], h[keep], l[keep], p[keep]
+            del keep
+        del same, dup
         hi_mask, lo_mask = host_masks(bits, p)
-        rank, reach, reach_row = _reach(h | hi_mask, l | lo_mask)
+        del p
+        h |= hi_mask                           # each prefix's last address, in place
+        l |= lo_mask
+        del hi_mask, lo_mask
+        rank, reach, reach_row = _reach(h, l)
+        del h, l
         inside = np.flatnonzero(rank <= reach)
+        del rank, reach
         kinds.append(np.full(len(inside), OVERLAP, np.int8))
         inners.append(rows[inside])
         outers.append(rows[reach_row[inside]])
+        del rows, reach_row, inside
     if not kinds:
         return Overlaps(np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))
     return Overlaps(np.concatenate(kinds), np.concatenate(inners).astype(np.int64),

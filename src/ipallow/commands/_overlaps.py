@@ -32,10 +32,22 @@ def _plain_places(name: str, text: str, count: int, format: str) -> np.ndarray:
         places = _csv_items(text, name)[1]
     else:
         # Generated lists have an entry on every line, flush left: then line = index + 1.
-        if len(text.splitlines()) == count and not re.search(r"(?m)^[ \t]", text):
+        if _line_count(text) == count and not re.search(r"(?m)^[ \t]", text):
             return np.stack([np.arange(1, count + 1), np.ones(count, dtype=np.int64)], axis=1)
         places = [(line, column) for line, column, _ in _parse.iter_text_lines(text)]
     return np.array(places, dtype=np.int64).reshape(-1, 2)
+
+
+# Line breaks str.splitlines knows besides "\n" and "\r\n".
+_OTHER_LINE_BREAKS = re.compile("\r(?!\n)|[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _line_count(text: str) -> int:
+    """``len(text.splitlines())`` without making the lines (for a world-sized list, a
+    million strings: the peak of a validate)."""
+    if _OTHER_LINE_BREAKS.search(text):
+        return len(text.splitlines())
+    return text.count("\n") + (not text.endswith("\n") and bool(text))
 
 
 def _registry_places(name: str, text: str, format: str) -> dict[str, tuple[int, int]]:
@@ -105,6 +117,9 @@ def warnings_of(source, file_name: str, text: str) -> Found:
     first.sort()
     kind, inner, outer = found.kind[first], found.inner[first], found.outer[first]
     inner_reg, outer_reg = inner_reg[first], outer_reg[first]
+    if not len(first):          # nothing to place: no line positions worked out
+        return Found([], [], [], [], [], [], [], None if source.registry is None else [],
+                     None if source.registry is None else [])
     if source.registry is not None:
         by_id = _registry_places(file_name, text, source.format)
         all_ids = [registration_label(d, i) for i, d in enumerate(c.data or [None] * count)]
