@@ -57,9 +57,11 @@ def assemble(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.ndarr
              reg_first: np.ndarray, data: list | None) -> Compiled:
     """Compile a prefix table laid out by registration (registration i owns
     rows ``reg_first[i]:reg_first[i+1]``), renumbering the rows as the tables do."""
+    tables, order = build_tables(version, hi, lo, plen)
+    # After the tables, not before: a world-sized list's compile peaks in build_tables.
     sizes = np.diff(reg_first)
     prefix_reg = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
-    tables, order = build_tables(version, hi, lo, plen)
+    del sizes
     reg_rows = np.empty(len(order), dtype=np.int32)
     reg_rows[order] = np.arange(len(order), dtype=np.int32)
     return Compiled(version[order], hi[order], lo[order], plen[order], reg_first,
@@ -247,7 +249,9 @@ def build_tables(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.n
     dir4, heap4, appear4 = _trie.build_table(
         np.ascontiguousarray(addr4[order] << np.uint64(32)), np.zeros(len(order), np.uint64),
         np.ascontiguousarray(plen4[order]), np.ascontiguousarray(val4[order]), bits4, 1, count)
+    del addr4, plen4, val4                 # each family's inputs go before the next is built
     is6 = ~is4
+    del is4
     hi6, lo6, plen6, val6 = hi[is6], lo[is6], plen[is6], values[is6]
     order = np.lexsort((val6, plen6, lo6, hi6))
     bits6 = DIR_BITS_6[len(order) >= BIG_TABLE]
@@ -255,6 +259,7 @@ def build_tables(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.n
         np.ascontiguousarray(hi6[order]), np.ascontiguousarray(lo6[order]),
         np.ascontiguousarray(plen6[order]), np.ascontiguousarray(val6[order]), bits6,
         len(appear4) + 1, count)
+    del hi6, lo6, plen6, val6, values, order
     answering = np.concatenate([appear4, appear6]).astype(np.int64) - 1
     silent = np.ones(count, dtype=bool)
     silent[answering] = False
