@@ -5,6 +5,11 @@ Goals: a registry loads within 2x the plain list of its networks; ``a - b`` rang
 1.5x of the same space written as CIDRs; ``validate`` and ``compile`` peak at <= 150 bytes per
 entry on world-sized lists.
 
+The world-sized list is the one issue #15 measured: the IPFire location data Debian ships in
+``tor-geoipdb`` (``apt-get install tor-geoipdb``: ``/usr/share/tor/geoip`` and ``geoip6``, country
+ranges), cut into CIDRs (561,828 IPv4 and 595,148 IPv6 with the 2025 data); without the package
+the ``world`` cases are skipped, with that reason.
+
 Every case is a whole process (its own imports, its own peak), timed by the kernel: user CPU and
 peak RSS (``os.wait4``'s rusage), so the figures are the ones ``/usr/bin/time -f '%U %M'`` gives.
 The inputs are generated with a fixed seed: N random IPv4 networks and N random IPv6 networks.
@@ -68,6 +73,33 @@ def make_inputs(folder: Path, count: int) -> dict[str, Path]:
     return paths
 
 
+WORLD = (Path("/usr/share/tor/geoip"), Path("/usr/share/tor/geoip6"))
+
+
+def make_world(path: Path) -> int | None:
+    """The world list (see the module docstring) as CIDR text at ``path``: its entry count, or
+    None when tor-geoipdb is not installed."""
+    if not all(source.exists() for source in WORLD):
+        return None
+    import numpy as np
+    from ipallow._blocks import cut_ranges
+    from ipallow._prefixes import ipv4_strings, ipv6_strings
+    texts: list[str] = []
+    for version, source in zip((4, 6), WORLD):
+        firsts, lasts = [], []
+        for line in source.read_text().splitlines():
+            if line and not line.startswith("#"):
+                first, last = line.split(",")[:2]
+                firsts.append(int(first) if version == 4 else int(ipaddress.IPv6Address(first)))
+                lasts.append(int(last) if version == 4 else int(ipaddress.IPv6Address(last)))
+        words = [np.array([v >> 64 for v in firsts], np.uint64), np.array([v & (2**64 - 1) for v in firsts], np.uint64),
+                 np.array([v >> 64 for v in lasts], np.uint64), np.array([v & (2**64 - 1) for v in lasts], np.uint64)]
+        _, hi, lo, plen = cut_ranges(version, *words)
+        texts += ipv4_strings(lo, plen) if version == 4 else ipv6_strings(hi, lo, plen)
+    path.write_text("\n".join(texts) + "\n")
+    return len(texts)
+
+
 def cases(paths: dict[str, Path], out: Path) -> dict[str, list[str]]:
     """Name -> command (each in its own process)."""
     python = [sys.executable, "-c"]
@@ -84,6 +116,9 @@ def cases(paths: dict[str, Path], out: Path) -> dict[str, list[str]]:
         "compile ragged4": python + [cli, "compile", str(paths["ragged4.txt"]), "-o", str(out)],
         "compile ragged_cidrs4": python + [cli, "compile", str(paths["ragged_cidrs4.txt"]), "-o", str(out)],
         "validate plain": python + [cli, "validate", str(paths["plain.txt"])],
+        **({"compile world": python + [cli, "compile", str(paths["world.txt"]), "-o", str(out)],
+            "validate world": python + [cli, "validate", str(paths["world.txt"])]}
+           if "world.txt" in paths else {}),
     }
 
 
@@ -111,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.make_inputs:
         make_inputs(Path(args.make_inputs), args.networks)
+        make_world(Path(args.make_inputs) / "world.txt")
         return
     trees = {"": os.environ.get("PYTHONPATH") or None}
     if args.against:
@@ -120,16 +156,22 @@ def main(argv: list[str] | None = None) -> None:
         subprocess.run([sys.executable, __file__, "--make-inputs", folder, "--networks", str(args.networks)],
                        check=True)
         paths = {name: Path(folder) / name for name in INPUTS}
+        world = None
+        if (Path(folder) / "world.txt").exists():
+            paths["world.txt"] = Path(folder) / "world.txt"
+            world = sum(1 for _ in paths["world.txt"].open())
         runs = {(tree, name): [] for tree in trees for name in cases(paths, Path(folder) / "out")}
         for _ in range(args.rounds):
             for tree, src in trees.items():
                 for name, command in cases(paths, Path(folder) / "out.ipallow").items():
                     runs[tree, name].append(run_once(command, src))
     entries = {"plain": 2 * args.networks, "registry": 2 * args.networks, "cidrs4": args.networks,
-               "ranges4": args.networks, "ragged4": args.networks}
+               "ranges4": args.networks, "ragged4": args.networks, "world": world}
     print(f"{args.networks:,} IPv4 + {args.networks:,} IPv6 networks, {args.rounds} rounds "
           f"(median user CPU, median peak RSS)")
     print("(B/entry: peak RSS / entries; above import: (peak - the import's peak) / entries)")
+    print(f"world list: {world:,} CIDRs from tor-geoipdb" if world else
+          "world list: skipped (no /usr/share/tor/geoip{,6}: apt-get install tor-geoipdb)")
     for (tree, name), results in runs.items():
         user = statistics.median(r[0] for r in results)
         peak = statistics.median(r[1] for r in results)

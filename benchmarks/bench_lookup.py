@@ -44,7 +44,13 @@ length as its value), so a fast wrong peer -- or a wrong ipallow -- fails the ru
     ``search_best``; ``, dropped`` rows drop each answer at once (a gateway's pattern)
     instead of keeping all of them in a list, and script mode's ``, collector on`` rows
     keep them with CPython's cyclic collector on.  Goal: ``lookup`` at least 5x faster than pytricia ``get`` and at
-    most about 2x the cost of ``in``.
+    most about 2x the cost of ``in``.  Script mode adds ``in, object kept``: ``q in al and
+    object()``, the membership test plus the least a fresh answer can be (a 16-byte
+    ``object()`` for every hit, kept in the list): on a big table keeping *any* new object
+    per hit costs several hundred nanoseconds more than ``in`` alone (the new objects and
+    the table compete for the caches), so ``lookup`` less this row is what its ``Match``
+    costs beyond having an answer object at all.  pytricia's ``get`` returns the value it
+    stores and makes no object.
 
 The peer structures are built by ``ipallow.bench``'s Peer classes, one per family, as
 ``ipallow bench`` builds them.  netaddr's ``IPSet`` takes about half a minute to build
@@ -370,7 +376,9 @@ def _run_family(family: int, args) -> list[str]:
     cidrs, plens, texts = cold_data(family, args.prefixes, args.queries)
     al = ipallow.Allowlist(cidrs)
     empty = ()    # the loop itself: iterate, test against an empty tuple, append (see ``loop floor``)
+    new_object = object    # the least a fresh answer can be (see ``in, object kept``)
     passes = {"loop floor": lambda qs: [q in empty for q in qs],
+              "in, object kept": lambda qs: [q in al and new_object() for q in qs],
               **ipallow_passes(al), **peer_passes(family, cidrs, plens)}
     baseline = None
     if args.baseline:
