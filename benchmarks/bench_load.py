@@ -104,7 +104,7 @@ def cases(paths: dict[str, Path], out: Path) -> dict[str, list[str]]:
     """Name -> command (each in its own process)."""
     python = [sys.executable, "-c"]
     load = "import sys; from ipallow import Allowlist; Allowlist.from_file(sys.argv[1])"
-    cli = "import sys; from ipallow.cli import main; sys.exit(main(sys.argv[1:]))"
+    cli = "import sys; from ipallow import cli; sys.exit(getattr(cli, 'console_main', cli.main)())"
     return {
         "import ipallow": python + ["import ipallow"],
         "load plain": python + [load, str(paths["plain.txt"])],

@@ -46,7 +46,7 @@ def make_snapshots(folder: Path) -> dict[str, str]:
 
 def cases(snapshots: dict[str, str]) -> dict[str, list[str]]:
     """name -> the arguments after the interpreter."""
-    cli = ["-c", "import sys; from ipallow.cli import main; sys.exit(main())"]   # what the console script runs
+    cli = ["-c", "import sys; from ipallow import cli; sys.exit(getattr(cli, 'console_main', cli.main)())"]   # what the console script runs
     return {
         "python -c 'import numpy'": ["-c", "import numpy"],
         "ipallow check (plain list snapshot)": [*cli, "check", ADDRESS, "--list", snapshots["plain"]],

@@ -64,7 +64,7 @@ SIZES = {
     "small": {"filter": (1_000_000,), "export": (100_000,)},
     "full": {"filter": (1_000_000, 10_000_000), "export": (100_000, 1_000_000)},
 }
-CLI = [sys.executable, "-c", "import sys; from ipallow.cli import main; sys.exit(main())"]
+CLI = [sys.executable, "-c", "import sys; from ipallow import cli; sys.exit(getattr(cli, 'console_main', cli.main)())"]
 
 
 # -- inputs ---------------------------------------------------------------------------------

@@ -96,3 +96,23 @@ def test_module_entry_point_matches():
     result = subprocess.run([sys.executable, "-m", "ipallow.cli", "check", "--sample", "8.8.8.8"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "denied" in result.stdout
+
+
+def test_the_executable_runs_numpy_with_one_blas_thread_unless_told_otherwise(monkeypatch, capsys):
+    """``console_main`` (the ``ipallow`` executable) asks OpenBLAS for one thread: no command
+    does linear algebra, and a thread per core spinning at numpy's import costs CPU.  A
+    setting of the user's own is kept."""
+    import os
+
+    import ipallow
+    from ipallow import cli
+    monkeypatch.setattr(sys, "argv", ["ipallow", "--version"])
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    with pytest.raises(SystemExit) as done:
+        cli.console_main()
+    assert done.value.code == 0 and os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    with pytest.raises(SystemExit):
+        cli.console_main()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
+    assert ipallow.__version__ in capsys.readouterr().out

@@ -85,5 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_ERROR
 
 
+def console_main() -> int:
+    """The ``ipallow`` executable: :func:`main` in a process of its own."""
+    # numpy's OpenBLAS starts a thread per core when numpy is imported, and each spins a
+    # while waiting for work; no command does linear algebra.  One thread saves ~0.1 s of
+    # CPU a command (0.34 -> 0.21 s for a small filter).  The user's own setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return main()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())
