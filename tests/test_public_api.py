@@ -16,7 +16,7 @@ IMPORTED = {
     "ipallow.dataframe": ["contains_many", "lookup_many", "match_codes", "classify", "ship", "Shipment",
                           "installed", "registration_labels", "worker_stats", "ColumnMatch", "BadRowError",
                           "NO_MATCH", "UNPARSEABLE", "NULL"],
-    "ipallow.snapshot": ["save", "map_file", "to_bytes", "from_buffer", "read_file", "read_header",
+    "ipallow.snapshot": ["save", "map_file", "to_bytes", "write_to", "from_buffer", "read_file", "read_header",
                          "file_header", "info", "register_json_type", "SnapshotError", "NotSharedWarning",
                          "LEASE_SIGNAL", "FORMAT_VERSION", "MAGIC", "HEADER", "SECTION", "MAX_SECTIONS",
                          "LAZY"],
