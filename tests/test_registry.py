@@ -525,3 +525,26 @@ def test_registry_built_allowlist_pickles_with_its_registrations():
     back = pickle.loads(pickle.dumps(al))
     assert back.lookup("10.1.2.3").data == al.lookup("10.1.2.3").data
     assert isinstance(back.lookup("10.1.2.3").data, Registration) and len(back) == 1
+
+
+def test_format_time_is_the_same_instant_text_cached_or_not():
+    """Registry times are formatted through a cache for UTC datetimes: its text must be what
+    the plain formatting gives, for any instant, and a zone's repeated hour (two instants
+    that compare equal, differing only by ``fold``) must keep its two texts."""
+    from zoneinfo import ZoneInfo
+
+    from ipallow.registry import format_time
+    from ipallow.registry._time import _format
+    rng = random.Random(1530)
+    utc = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    for _ in range(3000):
+        moment = utc + timedelta(seconds=rng.randrange(0, 2**32), microseconds=rng.choice([0, rng.randrange(10**6)]))
+        for shown in (moment, moment.astimezone(timezone(timedelta(hours=rng.randrange(-12, 13))))):
+            assert format_time(shown) == _format(shown) == format_time(moment)
+    assert format_time(datetime(2025, 1, 31, 12, tzinfo=timezone.utc)) == "2025-01-31T12:00:00Z"
+    first = datetime(2025, 11, 2, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    second = first.replace(fold=1)
+    assert first == second
+    assert (format_time(first), format_time(second)) == ("2025-11-02T05:30:00Z", "2025-11-02T06:30:00Z")
+    assert format_time(first.astimezone(timezone.utc)) == "2025-11-02T05:30:00Z"
+    assert format_time(second.astimezone(timezone.utc)) == "2025-11-02T06:30:00Z"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from datetime import date, datetime, timezone
@@ -62,9 +63,22 @@ def _parse_time_text(text: str) -> datetime:
 
 def format_time(value: datetime) -> str:
     """``2025-01-31T12:00:00Z`` (microseconds only when there are some)."""
+    if type(value) is datetime and value.tzinfo is UTC:       # how registrations keep them
+        return _format_utc(value)
+    return _format(value)
+
+
+def _format(value: datetime) -> str:
     value = value.astimezone(UTC)
     text = value.strftime("%Y-%m-%dT%H:%M:%S")
     if value.microsecond:
         text += f".{value.microsecond:06d}"
     return text + "Z"
+
+
+# Registries repeat a handful of dates over thousands of records: strftime was a quarter of
+# writing their records into a snapshot.  Only UTC datetimes are cached: two of them are
+# equal exactly when they are the same instant (in a zone with a repeated hour, two
+# instants that differ only by ``fold`` compare equal, and would share a text).
+_format_utc = functools.lru_cache(maxsize=4096)(_format)
 
