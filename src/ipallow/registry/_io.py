@@ -12,7 +12,7 @@ from ipallow._formats import decode as _decode, detect_format
 from ipallow.registry._fields import check_fields, quick_fields
 from ipallow.registry._record import Registration
 from ipallow.registry._registry import Registry, _merge_duplicate
-from ipallow.registry._rows import _Cell, _csv_rows, _json_fields, _jsonl_cells, _jsonl_rows
+from ipallow.registry._rows import _Cell, _json_fields, _jsonl_cells, _jsonl_rows, cells_of, csv_values
 from ipallow.registry._rows import with_columns as _csv_with_columns
 
 
@@ -87,10 +87,6 @@ def parse_registry(raw: bytes | str, name: str = "<registry>", *, format: str | 
 
 def _parse_text(text: str, name: str, kind: str, strict: bool) -> Registry:
     problems: list[Problem] = []
-    # Rows are read without column positions (column < 0), the most of a load otherwise;
-    # a row with a problem is read again with them, for its messages.
-    rows = (_csv_rows(text, name, problems, positions=False) if kind == "csv"
-            else _jsonl_rows(text, name, problems))
     masked = [0]
     records: dict[str, tuple[Registration, int]] = {}
     lines: list[str] = []
@@ -108,29 +104,50 @@ def _parse_text(text: str, name: str, kind: str, strict: bool) -> Registry:
         number = row["id"].line
         return _jsonl_cells(_json_fields(lines[number - 1].rstrip("\r")), number, name, []) or row
 
-    for row in rows:
-        if row["id"].column < 0:            # a row read without column positions
-            found: list[Problem] = []
-            record = _build_record(row, name, strict, found, masked)
-            if found:                       # rare: redo it with columns for the messages
-                _build_record(with_columns(row), name, strict, problems, [0])
-                continue
-        else:
-            record = _build_record(row, name, strict, problems, masked)
-        if record is None:
-            continue
+    def from_cells(row: dict[str, _Cell]) -> Registration | None:
+        """The record of a row of cells, its problems reported at their places."""
+        if row["id"].column >= 0:
+            return _build_record(row, name, strict, problems, masked)
+        found: list[Problem] = []           # read without column positions
+        record = _build_record(row, name, strict, found, masked)
+        if found:                           # rare: redo it with columns for the messages
+            _build_record(with_columns(row), name, strict, problems, [0])
+            return None
+        return record
+
+    def keep(record: Registration, line: int, cells) -> None:
+        """Add a record, or merge it into the earlier one of its id (``cells()``: its row)."""
         earlier = records.get(record.id)
         if earlier is None:
-            records[record.id] = (record, row["id"].line)
-            continue
+            records[record.id] = (record, line)
+            return
         try:
             records[record.id] = (_merge_duplicate(earlier[0], record), earlier[1])
         except ValueError:
             differing = earlier[0]._same_except_networks(record)
-            cell = with_columns(row)["id"]
+            cell = with_columns(cells())["id"]
             problems.append(Problem(name, cell.line, cell.column,
                                     f"duplicate id {record.id!r} with different "
                                     f"{', '.join(differing)} than line {earlier[1]}"))
+
+    if kind == "csv":
+        # A well-formed row (nearly all) goes from its values to its record: no cells, no
+        # positions, no second dict; any other row takes the careful path with cells.
+        for row in csv_values(text, name, problems):
+            quick = quick_fields(row.values, strict)
+            if quick is not None:
+                masked[0] += quick[1]
+                record = Registration._from_checked(quick[0])
+            else:
+                record = from_cells(cells_of(row))
+                if record is None:
+                    continue
+            keep(record, row.line, lambda row=row: cells_of(row))
+    else:
+        for cells in _jsonl_rows(text, name, problems):
+            record = from_cells(cells)
+            if record is not None:
+                keep(record, cells["id"].line, lambda cells=cells: cells)
     if problems:
         raise ParseError(sorted(problems, key=lambda p: (p.line, p.column)))
     if masked[0] and not strict:

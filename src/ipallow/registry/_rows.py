@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 from ipallow import _csvrecords
 from ipallow.errors import Problem
@@ -36,23 +36,17 @@ def _canonical_columns(keys: list[str]) -> dict[str, int]:
     return positions
 
 
-def _csv_rows(text: str, name: str, problems: list[Problem], *,
-              positions: bool = True) -> list[dict[str, _Cell]]:
-    """The data rows of a CSV registry as cells.
-
-    ``positions=False``: a cell of a record on one line gets the record's line and,
-    for column, ``-1 - field position`` (negative: not known yet); :func:`with_columns`
-    gives it its place when a message needs it.
-    """
-    reader = _csvrecords.records(text, positions=positions)
+def _csv_layout(reader, text: str, name: str, problems: list[Problem]):
+    """Read and check the header of a CSV registry: ``(core, extra_keys)`` -- the position of
+    each core field and of each extra column -- or None after reporting its problems."""
     try:
         header = next(reader)
     except StopIteration:
         problems.append(Problem(name, 1, 1, "empty CSV file: expected a header row"))
-        return []
+        return None
     except _csvrecords.CsvError as exc:
         problems.append(Problem(name, 1, 1, f"unreadable CSV header: {exc}"))
-        return []
+        return None
     keys = [h.strip() for h in header.fields]
     header_starts = header.starts
     if header_starts is None:
@@ -76,14 +70,30 @@ def _csv_rows(text: str, name: str, problems: list[Problem], *,
         if required not in columns:
             problems.append(Problem(name, 1, 1, label))
     if problems:
-        return []
+        return None
     canonical_at = [None] * len(keys)
     for canonical, position in columns.items():
         canonical_at[position] = canonical
     extra_keys = [(position, key) for position, key in enumerate(keys) if canonical_at[position] is None]
     core = [(position, canonical) for position, canonical in enumerate(canonical_at) if canonical]
+    return core, extra_keys, len(keys)
+
+
+def _csv_rows(text: str, name: str, problems: list[Problem], *,
+              positions: bool = True) -> list[dict[str, _Cell]]:
+    """The data rows of a CSV registry as cells.
+
+    ``positions=False``: a cell of a record on one line gets the record's line and,
+    for column, ``-1 - field position`` (negative: not known yet); :func:`with_columns`
+    gives it its place when a message needs it.
+    """
+    reader = _csvrecords.records(text, positions=positions)
+    layout = _csv_layout(reader, text, name, problems)
+    if layout is None:
+        return []
+    core, extra_keys, width = layout
     rows: list[dict[str, _Cell]] = []
-    for first_line, row, starts in _csvrecords.data_records(reader, len(keys), name, problems):
+    for first_line, row, starts in _csvrecords.data_records(reader, width, name, problems):
         if starts is None:     # (tuple.__new__: _Cell(...) runs a Python __new__, 6 cells a row)
             cells = {canonical: _new_cell(_Cell, (row[position], first_line, -1 - position))
                      for position, canonical in core}
@@ -95,6 +105,43 @@ def _csv_rows(text: str, name: str, problems: list[Problem], *,
         cells["extra"] = _Cell({key: row[position] for position, key in extra_keys}, first_line, 1)
         rows.append(cells)
     return rows
+
+
+class CsvValues(NamedTuple):
+    """A data row of a CSV registry as plain values (what a load reads first)."""
+    line: int                 # the record's first line
+    values: dict[str, Any]    # canonical field -> text; "extra" -> {column: text}
+    starts: list | None       # each field's (line, column) when the record spans lines, else None
+    core: list                # (position, canonical field) of the header
+
+
+def csv_values(text: str, name: str, problems: list[Problem]) -> Iterator[CsvValues]:
+    """The data rows of a CSV registry as plain values, one at a time: no cells, no positions
+    (a registry's load keeps only the records it makes; :func:`cells_of` gives a row its
+    cells, as :func:`_csv_rows` makes them, when it has something to report)."""
+    reader = _csvrecords.records(text, positions=False)
+    layout = _csv_layout(reader, text, name, problems)
+    if layout is None:
+        return
+    core, extra_keys, width = layout
+    for first_line, row, starts in _csvrecords.data_records(reader, width, name, problems):
+        values = {canonical: row[position] for position, canonical in core}
+        values["extra"] = {key: row[position] for position, key in extra_keys}
+        yield CsvValues(first_line, values, starts, core)
+
+
+def cells_of(row: CsvValues) -> dict[str, _Cell]:
+    """The cells :func:`_csv_rows` (``positions=False``) makes of the same record."""
+    if row.starts is None:
+        cells = {canonical: _Cell(row.values[canonical], row.line, -1 - position)
+                 for position, canonical in row.core}
+    else:
+        cells = {}
+        for position, canonical in row.core:
+            line, column = row.starts[position] if position < len(row.starts) else (row.line, 1)
+            cells[canonical] = _Cell(row.values[canonical], line, column)
+    cells["extra"] = _Cell(row.values["extra"], row.line, 1)
+    return cells
 
 
 def with_columns(row: dict[str, _Cell], physical: list[str]) -> dict[str, _Cell]:
