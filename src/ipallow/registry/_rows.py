@@ -17,9 +17,6 @@ class _Cell(NamedTuple):
     column: int
 
 
-_new_cell = tuple.__new__
-
-
 # -- CSV ----------------------------------------------------------------------------
 
 def _canonical_columns(keys: list[str]) -> dict[str, int]:
@@ -37,8 +34,9 @@ def _canonical_columns(keys: list[str]) -> dict[str, int]:
 
 
 def _csv_layout(reader, text: str, name: str, problems: list[Problem]):
-    """Read and check the header of a CSV registry: ``(core, extra_keys)`` -- the position of
-    each core field and of each extra column -- or None after reporting its problems."""
+    """Read and check the header of a CSV registry: ``(core, extra_keys, width)`` -- the
+    position of each core field and of each extra column, and the number of columns -- or
+    None after reporting its problems."""
     try:
         header = next(reader)
     except StopIteration:
@@ -87,21 +85,19 @@ def _csv_rows(text: str, name: str, problems: list[Problem], *,
     for column, ``-1 - field position`` (negative: not known yet); :func:`with_columns`
     gives it its place when a message needs it.
     """
-    reader = _csvrecords.records(text, positions=positions)
+    if not positions:
+        return [cells_of(row) for row in csv_values(text, name, problems)]
+    reader = _csvrecords.records(text, positions=True)
     layout = _csv_layout(reader, text, name, problems)
     if layout is None:
         return []
     core, extra_keys, width = layout
     rows: list[dict[str, _Cell]] = []
     for first_line, row, starts in _csvrecords.data_records(reader, width, name, problems):
-        if starts is None:     # (tuple.__new__: _Cell(...) runs a Python __new__, 6 cells a row)
-            cells = {canonical: _new_cell(_Cell, (row[position], first_line, -1 - position))
-                     for position, canonical in core}
-        else:
-            cells = {}
-            for position, canonical in core:
-                line, column = starts[position] if position < len(starts) else (first_line, 1)
-                cells[canonical] = _Cell(row[position], line, column)
+        cells = {}
+        for position, canonical in core:
+            line, column = starts[position] if position < len(starts) else (first_line, 1)
+            cells[canonical] = _Cell(row[position], line, column)
         cells["extra"] = _Cell({key: row[position] for position, key in extra_keys}, first_line, 1)
         rows.append(cells)
     return rows
@@ -131,7 +127,9 @@ def csv_values(text: str, name: str, problems: list[Problem]) -> Iterator[CsvVal
 
 
 def cells_of(row: CsvValues) -> dict[str, _Cell]:
-    """The cells :func:`_csv_rows` (``positions=False``) makes of the same record."""
+    """The row as cells: each with the record's line and, for column, ``-1 - field position``
+    (not known yet: :func:`with_columns` works it out), or its place when the record spans
+    lines."""
     if row.starts is None:
         cells = {canonical: _Cell(row.values[canonical], row.line, -1 - position)
                  for position, canonical in row.core}
