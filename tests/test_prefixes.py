@@ -104,3 +104,15 @@ def test_line_count_is_splitlines_without_the_lines():
     for _ in range(20_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
         assert _line_count(text) == len(text.splitlines()), repr(text)
+
+
+def test_text_entries_are_the_entries_iter_text_lines_finds():
+    """The list reader takes a comment-free text's entries in bulk: they must be exactly the
+    entries the line-by-line reader finds (whose places messages use), for any whitespace."""
+    from ipallow._parse import iter_text_lines, text_entries
+    rng = random.Random(1551)
+    pieces = ["10.0.0.0/8", "1.2.3.4 - 1.2.3.9", "", " ", "\t", "\n", "\r", "\r\n", "\x0b", "\x0c",
+              "\x1c", "\x85", "\xa0", "\u2028", "\u3000", "# note", "#"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert text_entries(text) == [entry for _, _, entry in iter_text_lines(text)], repr(text)

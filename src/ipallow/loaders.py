@@ -28,7 +28,7 @@ from ipallow import _csvrecords, snapshot
 from ipallow import _trie
 from ipallow._compile import Compiled, assemble, compile_entries
 from ipallow._formats import FORMATS, NETWORK_COLUMNS, decode as _decode, detect_format, problem as _problem
-from ipallow._parse import iter_text_lines
+from ipallow._parse import iter_text_lines, text_entries
 from ipallow.errors import ParseError, Problem
 
 __all__ = ["load", "load_bytes", "detect_format", "Loaded", "FORMATS", "NETWORK_COLUMNS"]
@@ -127,7 +127,7 @@ class _TextPlaces:
 
 
 def _text_items(text: str):
-    return [entry for _, _, entry in iter_text_lines(text)], _TextPlaces(text), []
+    return text_entries(text), _TextPlaces(text), []
 
 
 def _csv_items(text: str, name: str):
