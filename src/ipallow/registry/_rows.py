@@ -85,37 +85,23 @@ def _csv_rows(text: str, name: str, problems: list[Problem], *,
     for column, ``-1 - field position`` (negative: not known yet); :func:`with_columns`
     gives it its place when a message needs it.
     """
-    if not positions:
-        return [cells_of(row) for row in csv_values(text, name, problems)]
-    reader = _csvrecords.records(text, positions=True)
-    layout = _csv_layout(reader, text, name, problems)
-    if layout is None:
-        return []
-    core, extra_keys, width = layout
-    rows: list[dict[str, _Cell]] = []
-    for first_line, row, starts in _csvrecords.data_records(reader, width, name, problems):
-        cells = {}
-        for position, canonical in core:
-            line, column = starts[position] if position < len(starts) else (first_line, 1)
-            cells[canonical] = _Cell(row[position], line, column)
-        cells["extra"] = _Cell({key: row[position] for position, key in extra_keys}, first_line, 1)
-        rows.append(cells)
-    return rows
+    return [cells_of(row) for row in csv_values(text, name, problems, positions=positions)]
 
 
 class CsvValues(NamedTuple):
     """A data row of a CSV registry as plain values (what a load reads first)."""
     line: int                 # the record's first line
     values: dict[str, Any]    # canonical field -> text; "extra" -> {column: text}
-    starts: list | None       # each field's (line, column) when the record spans lines, else None
+    starts: list | None       # each field's (line, column); None: not read (see csv_values)
     core: list                # (position, canonical field) of the header
 
 
-def csv_values(text: str, name: str, problems: list[Problem]) -> Iterator[CsvValues]:
-    """The data rows of a CSV registry as plain values, one at a time: no cells, no positions
-    (a registry's load keeps only the records it makes; :func:`cells_of` gives a row its
-    cells, as :func:`_csv_rows` makes them, when it has something to report)."""
-    reader = _csvrecords.records(text, positions=False)
+def csv_values(text: str, name: str, problems: list[Problem], *,
+               positions: bool = False) -> Iterator[CsvValues]:
+    """The data rows of a CSV registry as plain values, one at a time: no cells, and field
+    positions only with ``positions`` (a registry's load keeps only the records it makes;
+    :func:`cells_of` gives a row its cells when it has something to report)."""
+    reader = _csvrecords.records(text, positions=positions)
     layout = _csv_layout(reader, text, name, problems)
     if layout is None:
         return
@@ -127,9 +113,9 @@ def csv_values(text: str, name: str, problems: list[Problem]) -> Iterator[CsvVal
 
 
 def cells_of(row: CsvValues) -> dict[str, _Cell]:
-    """The row as cells: each with the record's line and, for column, ``-1 - field position``
-    (not known yet: :func:`with_columns` works it out), or its place when the record spans
-    lines."""
+    """The row as cells: each at its place when the row has its field positions (read with
+    them, or a record over several lines), else with the record's line and, for column,
+    ``-1 - field position`` (not known yet: :func:`with_columns` works it out)."""
     if row.starts is None:
         cells = {canonical: _Cell(row.values[canonical], row.line, -1 - position)
                  for position, canonical in row.core}
