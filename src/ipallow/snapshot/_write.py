@@ -59,8 +59,9 @@ def _plan(compiled: Compiled, created: int | datetime | None,
     dir_bits4, dir_bits6 = compiled.tables[2], compiled.tables[5]
     fields = [MAGIC, FORMAT_VERSION, BYTE_ORDER_MARK, flags, len(names), header_size, file_size,
               created, len(compiled.reg_first) - 1, len(compiled.prefix_reg), dir_bits4, dir_bits6, 0]
-    fields[-1] = _trie.checksum(HEADER.pack(*fields) + b"".join(table))
-    return HEADER.pack(*fields) + b"".join(table), sections, file_size
+    table_bytes = b"".join(table)
+    fields[-1] = _trie.checksum(HEADER.pack(*fields) + table_bytes)    # over the header with 0 here
+    return HEADER.pack(*fields) + table_bytes, sections, file_size
 
 
 def to_bytes(compiled: Compiled, created: int | datetime | None = None,
