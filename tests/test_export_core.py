@@ -146,38 +146,98 @@ def test_cidr_text_refusals():
     assert _trie.cidr_text(4, None, np.zeros(0, np.uint64), np.zeros(0, np.uint8)) == ""
 
 
-@pytest.mark.parametrize("seed", range(4))
+def unmapped(net):
+    """An IPv4-mapped IPv6 network of length >= 96 is the IPv4 network (the loaders' rule)."""
+    if net.version == 6 and net.prefixlen >= 96 and net.network_address.ipv4_mapped is not None:
+        return ipaddress.IPv4Network((net.network_address.ipv4_mapped, net.prefixlen - 96))
+    return net
+
+
+def random_range(rng: random.Random) -> tuple[str, list]:
+    """A range 'a - b' as a list writes it, and its blocks by ipaddress.summarize_address_range:
+    IPv4 and IPv6, one address to the whole space, ends on and beside block boundaries,
+    IPv4-mapped IPv6 (blocks that become IPv4 and blocks that stay IPv6)."""
+    kind = rng.random()
+    if kind < 0.5:
+        bits, make = 32, ipaddress.IPv4Address
+        base = 0
+    elif kind < 0.65:
+        bits, make = 32, ipaddress.IPv6Address          # inside (or across the end of) ::ffff:0:0/96
+        base = 0xFFFF << 32
+    else:
+        bits, make = 128, ipaddress.IPv6Address
+        base = 0
+    top = (1 << bits) - 1
+    span_bits = rng.randint(0, bits)
+    first = rng.getrandbits(bits)
+    if rng.random() < 0.3:
+        first &= ~((1 << rng.randint(0, bits)) - 1) & top
+    last = min(first + rng.getrandbits(span_bits) + rng.choice([0, 0, 1, -1]) * (span_bits > 0), top)
+    last = max(last, first)
+    if base and rng.random() < 0.2:                     # past the mapped block's end
+        last = rng.getrandbits(40)
+        first = min(first, last)
+    if rng.random() < 0.05:
+        first, last = 0, top
+    a, b = make(base + first), make(base + last)
+    text = rng.choice(["{} - {}", "{}-{}", "{} -{}", "{}\t-  {}"]).format(a, b)
+    return text, [unmapped(n) for n in ipaddress.summarize_address_range(a, b)]
+
+
+@pytest.mark.parametrize("seed", range(6))
 def test_scan_network_text_reads_as_the_loader(seed):
+    """Networks and ranges, with blanks and comments around them: each entry's rows are its
+    network, or its range's blocks in ascending order, and reg_first says whose rows are whose."""
     rng = random.Random(200 + seed)
     nets = random_networks(rng, 200)
-    lines = []
+    lines, expected = [], []
     for n in nets:
-        text = str(n) if rng.random() < 0.8 else str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n)
+        if rng.random() < 0.3:
+            text, blocks = random_range(rng)
+        else:
+            text = str(n) if rng.random() < 0.8 else str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n)
+            blocks = [unmapped(n)]
         lines.append(rng.choice(["", " ", "\t", "\x0b"]) + text + rng.choice(["", " ", "\r", " # note", "#x"]))
+        expected.append([(b.version, int(b.network_address), b.prefixlen) for b in blocks])
         if rng.random() < 0.1:
-            lines.append(rng.choice(["", "   ", "# a comment", " \t# 1.2.3.4/33"]))
+            lines.append(rng.choice(["", "   ", "# a comment", " \t# 1.2.3.4/33", "# 1.2.3.9 - 1.2.3.4"]))
     raw = "\n".join(lines).encode() + rng.choice([b"", b"\n"])
-    version, hi, lo, plen = _trie.scan_network_text(raw)
-    entries = [entry for _, _, entry in iter_text_lines(raw.decode())]
-    want = [_trie.parse_network(e) for e in entries]
-    assert [(int(v), int(h) << 64 | int(l), int(p)) for v, h, l, p in zip(version, hi, lo, plen)] == \
-        [(v, value, p) for v, value, p, _ in want]
+    version, hi, lo, plen, reg_first = _trie.scan_network_text(raw)
+    rows = [(int(v), int(h) << 64 | int(l), int(p)) for v, h, l, p in zip(version, hi, lo, plen)]
+    assert len(reg_first) == len(expected) + 1 and reg_first[0] == 0 and reg_first[-1] == len(rows)
+    assert [rows[reg_first[i]:reg_first[i + 1]] for i in range(len(expected))] == expected
+
+
+def test_scan_network_text_grows_its_rows_for_ranges_of_many_blocks():
+    """Ranges of 62 and 254 blocks take the rows of many lines; the entries after them still fit."""
+    wide4 = "0.0.0.1 - 255.255.255.254"
+    wide6 = "::1 - ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"
+    lines = [wide4] * 300 + ["10.0.0.0/8"] * 50 + [wide6] * 40 + ["2001:db8::/32", "192.0.2.1"]
+    version, hi, lo, plen, reg_first = _trie.scan_network_text("\n".join(lines).encode())
+    assert np.diff(reg_first).tolist() == [62] * 300 + [1] * 50 + [254] * 40 + [1, 1]
+    assert len(version) == 300 * 62 + 50 + 40 * 254 + 2
+    assert (version[-2], int(hi[-2]), int(plen[-2])) == (6, 0x20010DB800000000, 32)
+    assert (version[-1], int(lo[-1]), int(plen[-1])) == (4, 0xC0000201, 32)
+    assert plen[reg_first[350]:reg_first[351]].tolist() == list(range(128, 1, -1)) + list(range(2, 129))
 
 
 @pytest.mark.parametrize("raw", [
-    b"10.0.0.0/8\n1.2.3.4 - 1.2.3.9\n",        # a range: the general loader's
     b"10.0.0.1/8\n",                          # host bits: an error to report there
     b"10.0.0.0/33\n", b"nonsense\n", b"1.2.3.4\x00\n",
     "\ufeff10.0.0.0/8\n".encode(),            # BOM and UTF-8: decoded there
     "10.0.0.0/8 # café\n".encode(), b"10.0.0.0/8\n\xff\n",
+    # ranges the general loader reports
+    b"10.0.0.0/8\n1.2.3.9 - 1.2.3.4\n", b"1.2.3.4 - ::1\n", b"::1 - 1.2.3.4\n", b"1.2.3.4 -\n",
+    b"- 1.2.3.4\n", b"-\n", b"1.2.3.0/24 - 1.2.3.255\n", b"1.2.3.4 - 1.2.3.5 - 1.2.3.6\n",
+    b"1.2.3.4 - 1.2.3.x\n", b"::2 - ::1\n", b"1.2.3.4 - 1.2.3.4/32\n",
 ])
 def test_scan_network_text_leaves_the_rest_to_the_loader(raw):
     assert _trie.scan_network_text(raw) is None
 
 
 def test_scan_network_text_empty_and_types():
-    assert [len(a) for a in _trie.scan_network_text(b"")] == [0, 0, 0, 0]
-    assert [len(a) for a in _trie.scan_network_text(b"\n# only a comment\n  \n")] == [0, 0, 0, 0]
+    assert [len(a) for a in _trie.scan_network_text(b"")] == [0, 0, 0, 0, 1]
+    assert [len(a) for a in _trie.scan_network_text(b"\n# only a comment\n  \n")] == [0, 0, 0, 0, 1]
     with pytest.raises(TypeError):
         _trie.scan_network_text("10.0.0.0/8")
     assert _trie.scan_network_text(b"10.0.0.1/8", strict=False) is None     # the loader warns

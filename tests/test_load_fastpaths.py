@@ -12,7 +12,8 @@ import pytest
 
 import numpy as np
 
-from ipallow import ParseError, _compile, _parse
+from ipallow import ParseError, _compile, _parse, _trie
+from ipallow.errors import Problem
 from ipallow.registry import parse_registry
 from ipallow.registry._fields import check_fields, quick_fields
 from ipallow.registry._rows import _csv_rows
@@ -193,3 +194,40 @@ def test_ranges_cut_in_bulk_are_the_blocks_ipaddress_summarizes():
         got = list(zip(blocks.start[first_block:first_block + count].tolist(),
                        blocks.prefixlen[first_block:first_block + count].tolist()))
         assert got == expected[row], row
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_text_list_with_ranges_loads_as_the_general_reader_loads_it(seed):
+    """The core's one-pass reader takes networks and ranges of both versions; the compiled list is
+    the general reader's (text_entries, then compile_entries), field for field; a list with a
+    bad range still goes to the general reader and fails with its line and column."""
+    from ipallow import loaders
+    rng = random.Random(40 + seed)
+    lines = []
+    for _ in range(3000):
+        prefixlen = rng.choice([rng.randint(0, 32), 32, 24])
+        net4 = ipaddress.IPv4Network((rng.getrandbits(32) >> (32 - prefixlen) << (32 - prefixlen)
+                                      if prefixlen else 0, prefixlen))
+        prefixlen = rng.choice([rng.randint(0, 128), 128, 48])
+        net6 = ipaddress.IPv6Network((rng.getrandbits(128) >> (128 - prefixlen) << (128 - prefixlen)
+                                      if prefixlen else 0, prefixlen))
+        net = rng.choice([net4, net6])
+        first = net.network_address
+        last = type(first)(min(int(first) + rng.randint(0, 5000), int(net.broadcast_address)))
+        lines.append(rng.choice([str(net), f"{first} - {last}", f" {first}-{net.broadcast_address}\t",
+                                 f"::ffff:{net4.network_address} - ::ffff:{net4.broadcast_address}",
+                                 f"{first} - {last}  # a note", "", "# comment"]))
+    text = "\n".join(lines) + "\n"
+    assert _trie.scan_network_text(text.encode()) is not None           # the core reads it all
+    fast = loaders.load_bytes(text.encode(), "list.txt", format="txt").compiled
+    careful = loaders._compile_or_raise(*loaders._text_items(text), "list.txt", True)
+    for field in ("version", "hi", "lo", "prefixlen", "reg_first", "prefix_reg", "reg_rows"):
+        assert np.array_equal(getattr(fast, field), getattr(careful, field)), field
+    for got, want in zip(fast.tables, careful.tables):
+        assert np.array_equal(got, want)
+    at = rng.randrange(len(lines))
+    lines[at] = "192.0.2.9 -  192.0.2.1"
+    with pytest.raises(ParseError) as caught:
+        loaders.load_bytes(("\n".join(lines) + "\n").encode(), "list.txt", format="txt")
+    assert caught.value.problems == [Problem("list.txt", at + 1, 1, "invalid range '192.0.2.9 -  "
+                                                                    "192.0.2.1': range start is after its end")]

@@ -194,79 +194,183 @@ cdef inline bint list_blank(unsigned char c) noexcept nogil:
     return c == 32 or (9 <= c <= 13) or (28 <= c <= 31)
 
 
-def scan_network_text(raw, bint strict=True):
-    """A plain text list (one network a line, ``#`` comments, blank lines) parsed in one pass.
+cdef enum:
+    SCAN_DONE = 0       # the whole text read
+    SCAN_GIVE_UP = 1    # the general loader's: see scan_network_text
+    SCAN_ROOM = 2       # an entry needs more rows than the arrays have left; nothing of it written
 
-    Returns ``(version, hi, lo, prefixlen)`` arrays, one row per entry in file order, or None
-    when the text needs the general loader: a byte outside ASCII (a BOM, UTF-8 to check), or
-    an entry the C parser does not take as it is (a range, an error to report with its line
-    and column, host bits set).  Lines are split as ``ipallow._parse.iter_text_lines`` does.
+
+cdef struct ScanRows:
+    # The scanner's output arrays (owned by numpy, sized by the caller) and how far it got.
+    uint8_t* vers
+    uint64_t* his
+    uint64_t* los
+    uint8_t* plens
+    int64_t* reg_first      # one slot per line and one more: an entry's first row, then the end
+    Py_ssize_t cap          # rows the four row arrays hold
+    Py_ssize_t count        # rows written
+    Py_ssize_t entries      # entries read
+
+
+cdef inline void strip_blanks(const unsigned char* s, Py_ssize_t* start, Py_ssize_t* end) noexcept nogil:
+    while start[0] < end[0] and list_blank(s[start[0]]):
+        start[0] += 1
+    while end[0] > start[0] and list_blank(s[end[0] - 1]):
+        end[0] -= 1
+
+
+cdef int scan_range(const unsigned char* s, Py_ssize_t start, Py_ssize_t dash, Py_ssize_t end,
+                    ScanRows* out) noexcept nogil:
+    """The range 'a - b' in s[start:end] ('-' at ``dash``) as its CIDR blocks at ``out``'s next
+    rows, as ``ipallow._parse._parse_range`` cuts it: both ends addresses of one version,
+    a <= b, each block ascending, IPv4-mapped IPv6 blocks as IPv4."""
+    cdef Py_ssize_t ls = start, le = dash, rs = dash + 1, rend = end, err = 0, need, j
+    cdef uint64_t fhi = 0, flo = 0, lhi = 0, llo = 0, span4
+    cdef ia_span6 span6
+    cdef int v1, v2, version, plen
+    strip_blanks(s, &ls, &le)
+    strip_blanks(s, &rs, &rend)
+    v1 = parse_address_bytes(<const char*>s, ls, le, &fhi, &flo, &err)
+    v2 = parse_address_bytes(<const char*>s, rs, rend, &lhi, &llo, &err)
+    if v1 < 0 or v2 < 0 or v1 != v2:
+        return SCAN_GIVE_UP
+    if fhi > lhi or (fhi == lhi and flo > llo):
+        return SCAN_GIVE_UP                 # start after end: an error to report there
+    if v1 == 4:
+        span4 = (flo << 32) | llo           # both below 2**32: parse_address_bytes made them
+        need = <Py_ssize_t>ia_count4(&span4, 1)
+    else:
+        span6.fhi, span6.flo, span6.lhi, span6.llo = fhi, flo, lhi, llo
+        need = <Py_ssize_t>ia_cut6(&span6, 1, NULL, NULL, NULL, 0)
+    if need > out.cap - out.count:
+        return SCAN_ROOM
+    j = out.count
+    if v1 == 4:
+        if <Py_ssize_t>ia_cut4(&span4, 1, out.los + j, out.plens + j, <size_t>need) != need:
+            return SCAN_GIVE_UP             # cannot happen: the count and the cut agree
+        for j in range(out.count, out.count + need):
+            out.vers[j] = 4
+            out.his[j] = 0
+    else:
+        if <Py_ssize_t>ia_cut6(&span6, 1, out.his + j, out.los + j, out.plens + j,
+                               <size_t>need) != need:
+            return SCAN_GIVE_UP
+        for j in range(out.count, out.count + need):
+            version = 6
+            plen = out.plens[j]
+            unmap_ipv4(&version, out.his + j, out.los + j, &plen)
+            out.vers[j] = <uint8_t>version
+            out.plens[j] = <uint8_t>plen
+    out.count += need
+    return SCAN_DONE
+
+
+cdef int scan_lines(const unsigned char* s, Py_ssize_t n, Py_ssize_t* pos, bint strict,
+                    ScanRows* out) noexcept nogil:
+    """Read entries from s[pos:] into ``out`` until the text ends (SCAN_DONE), an entry is the
+    general loader's (SCAN_GIVE_UP) or an entry does not fit (SCAN_ROOM, ``pos`` at its line)."""
+    cdef const unsigned char* nl
+    cdef Py_ssize_t start, end, body_end, line_end, err = 0
+    cdef uint64_t h = 0, l = 0
+    cdef int plen = 0, rc
+    cdef bint masked = False
+    while pos[0] < n:
+        nl = <const unsigned char*>memchr(s + pos[0], c'\n', <size_t>(n - pos[0]))
+        line_end = n if nl == NULL else nl - s
+        nl = <const unsigned char*>memchr(s + pos[0], c'#', <size_t>(line_end - pos[0]))
+        body_end = line_end if nl == NULL else nl - s
+        start = pos[0]
+        end = body_end
+        strip_blanks(s, &start, &end)
+        if start < end:
+            out.reg_first[out.entries] = out.count
+            nl = <const unsigned char*>memchr(s + start, c'-', <size_t>(end - start))
+            if nl != NULL:
+                rc = scan_range(s, start, nl - s, end, out)
+                if rc != SCAN_DONE:
+                    return rc
+            else:
+                if out.count >= out.cap:    # ranges before took the rows of later lines
+                    return SCAN_ROOM
+                rc = parse_network_bytes(<const char*>(s + start), end - start, strict,
+                                         &h, &l, &plen, &masked, &err)
+                if rc < 0 or masked:
+                    return SCAN_GIVE_UP
+                out.vers[out.count] = <uint8_t>rc
+                out.his[out.count] = h
+                out.los[out.count] = l
+                out.plens[out.count] = <uint8_t>plen
+                out.count += 1
+            out.entries += 1
+        pos[0] = line_end + 1
+    out.reg_first[out.entries] = out.count
+    return SCAN_DONE
+
+
+def scan_network_text(raw, bint strict=True):
+    """A plain text list (one network or ``a - b`` range a line, ``#`` comments, blank lines)
+    parsed in one pass.
+
+    Returns ``(version, hi, lo, prefixlen, reg_first)``: the rows in file order (a range's
+    CIDR blocks in ascending order, as the general loader cuts it), entry ``i`` owning rows
+    ``reg_first[i]:reg_first[i + 1]``; or None when the text needs the general loader: a
+    byte outside ASCII (a BOM, UTF-8 to check), or an entry the C parser does not take as it
+    is (an error to report with its line and column, host bits set).  Lines are split as
+    ``ipallow._parse.iter_text_lines`` does.
     """
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise TypeError(f"expected bytes, not {type(raw).__name__}")
     if not len(raw):
         return (np.zeros(0, np.uint8), np.zeros(0, np.uint64), np.zeros(0, np.uint64),
-                np.zeros(0, np.uint8))
+                np.zeros(0, np.uint8), np.zeros(1, np.int64))
     cdef const unsigned char[::1] view = memoryview(raw).cast("B")
     cdef Py_ssize_t n = view.shape[0]
     cdef Py_ssize_t i, rows = 1
     cdef const unsigned char* s = &view[0]
     cdef const unsigned char* nl
     cdef Py_ssize_t pos = 0
-    # Rows: one per line at most.
-    nl = s
-    while pos < n:
-        nl = <const unsigned char*>memchr(s + pos, c'\n', <size_t>(n - pos))
-        if nl == NULL:
-            break
-        rows += 1
-        pos = nl - s + 1
-    version_arr = np.empty(rows, dtype=np.uint8)
-    hi_arr = np.empty(rows, dtype=np.uint64)
-    lo_arr = np.empty(rows, dtype=np.uint64)
-    plen_arr = np.empty(rows, dtype=np.uint8)
-    cdef uint8_t[::1] vers = version_arr
-    cdef uint64_t[::1] his = hi_arr
-    cdef uint64_t[::1] los = lo_arr
-    cdef uint8_t[::1] plens = plen_arr
-    cdef Py_ssize_t count = 0, start, end, body_end, line_end
-    cdef uint64_t h, l
-    cdef int plen, rc
-    cdef bint masked, bad = False
-    cdef Py_ssize_t err
+    cdef bint bad = False
     with nogil:
         for i in range(n):
             if s[i] >= 0x80:
                 bad = True
                 break
-        pos = 0
-        while not bad and pos < n:
+        # Lines: an entry has a row at least, a range more (the arrays grow for them).
+        while pos < n:
             nl = <const unsigned char*>memchr(s + pos, c'\n', <size_t>(n - pos))
-            line_end = n if nl == NULL else nl - s
-            nl = <const unsigned char*>memchr(s + pos, c'#', <size_t>(line_end - pos))
-            body_end = line_end if nl == NULL else nl - s
-            start = pos
-            end = body_end
-            while start < end and list_blank(s[start]):
-                start += 1
-            while end > start and list_blank(s[end - 1]):
-                end -= 1
-            pos = line_end + 1
-            if start == end:
-                continue
-            if count >= rows:           # cannot happen: one entry a line
-                bad = True
+            if nl == NULL:
                 break
-            rc = parse_network_bytes(<const char*>(s + start), end - start, strict,
-                                     &h, &l, &plen, &masked, &err)
-            if rc < 0 or masked:
-                bad = True
-                break
-            vers[count] = <uint8_t>rc
-            his[count] = h
-            los[count] = l
-            plens[count] = <uint8_t>plen
-            count += 1
+            rows += 1
+            pos = nl - s + 1
     if bad:
         return None
-    return version_arr[:count], hi_arr[:count], lo_arr[:count], plen_arr[:count]
+    arrays = [np.empty(rows, dtype=np.uint8), np.empty(rows, dtype=np.uint64),
+              np.empty(rows, dtype=np.uint64), np.empty(rows, dtype=np.uint8)]
+    reg_first_arr = np.empty(rows + 1, dtype=np.int64)
+    cdef int64_t[::1] reg_first = reg_first_arr
+    cdef uint8_t[::1] vers
+    cdef uint64_t[::1] his
+    cdef uint64_t[::1] los
+    cdef uint8_t[::1] plens
+    cdef ScanRows out
+    cdef int rc
+    out.reg_first = &reg_first[0]
+    out.cap = rows
+    out.count = out.entries = 0
+    pos = 0
+    while True:
+        vers, his, los, plens = arrays
+        out.vers, out.his, out.los, out.plens = &vers[0], &his[0], &los[0], &plens[0]
+        with nogil:
+            rc = scan_lines(s, n, &pos, strict, &out)
+        if rc == SCAN_DONE:
+            break
+        if rc != SCAN_ROOM:
+            return None
+        # Double (an entry is at most 254 blocks, so + 256 always makes room for it).
+        out.cap = 2 * out.cap + 256
+        arrays = [np.concatenate([a[:out.count], np.empty(out.cap - out.count, a.dtype)])
+                  for a in arrays]
+    count = out.count
+    return (arrays[0][:count], arrays[1][:count], arrays[2][:count], arrays[3][:count],
+            reg_first_arr[:out.entries + 1])

@@ -228,8 +228,8 @@ def text_entries(text: str) -> list[str]:
 
     Without a comment anywhere, an entry is a line stripped of surrounding whitespace (a
     trailing ``\r`` included): split, strip and drop the blank ones in C, not line by line
-    in Python (a third of compiling a list of ranges, which the core's one-pass scanner
-    leaves to this reader).
+    in Python (a third of compiling a large list that the core's one-pass scanner leaves to
+    this reader: UTF-8, or a host-bits warning to place).
     """
     if "#" in text:
         return [entry for _, _, entry in iter_text_lines(text)]

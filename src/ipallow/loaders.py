@@ -97,13 +97,12 @@ def _parse_content(raw: bytes, name: str, kind: str, strict: bool) -> Loaded:
         registry = parse_registry(raw, name, format="jsonl" if kind == "jsonl" else "csv", strict=strict)
         return Loaded(kind, None, registry)
     if kind == "txt":
-        # The common case in one pass of the core: plain networks, ASCII.  It gives up (None)
-        # on anything else -- a range, an error or a warning to report with its line, UTF-8
+        # The common case in one pass of the core: networks and ranges, ASCII.  It gives up
+        # (None) on anything else -- an error or a warning to report with its line, UTF-8
         # to check -- which the Python reader below handles, as it always has.
         table = _trie.scan_network_text(raw, strict)
         if table is not None:
-            import numpy as np
-            return Loaded(kind, assemble(*table, np.arange(len(table[0]) + 1, dtype=np.int64), None), None)
+            return Loaded(kind, assemble(*table, None), None)
     text = _decode(raw, name)
     if kind == "csv":
         items, places, problems = _csv_items(text, name)

@@ -42,7 +42,9 @@ FOUND = {
               # S16 rows that are all NULs read as empty: every row empty is refused as text.
               "found-s16-all-empty": bytes.fromhex('030000000000000000000000000000000000000000000000000000000000000000000000000a010203c00002c808080808')},
     # A .txt list whose first line names a cidr column: the harness names the format it checks.
-    "listfile": {"found-txt-with-csv-header": bytes.fromhex('00efbbbf3139322e302e322e302f32353a3a666666663a3531302e302e302e302f016f776e65722c636964720a780a792c31302e302e302e312f016f776e65722c636964720a780a792c31302e302e30783130340a7472610a382c65787472610a')},
+    "listfile": {"found-txt-with-csv-header": bytes.fromhex('00efbbbf3139322e302e322e302f32353a3a666666663a3531302e302e302e302f016f776e65722c636964720a780a792c31302e302e302e312f016f776e65722c636964720a780a792c31302e302e30783130340a7472610a382c65787472610a'),
+                 # An empty field at a CSV row's start: positions once lost it (IndexError).
+                 "found-csv-empty-first-field": bytes.fromhex('016f2c776e65142c636964720a780a792c31302e320a2c7931302e322e302c31720a')},
 }
 
 
@@ -97,6 +99,9 @@ def list_seeds() -> dict[str, bytes]:
         "text": b"\0" + b"# registered\n10.0.0.0/8\n192.0.2.1 - 192.0.2.9  # a range\n\n2001:db8::/32\r\n",
         "text-bom-netmask": b"\0\xef\xbb\xbf192.0.2.0/255.255.255.0\n::ffff:10.0.0.0/104\n",
         "text-bad-lines": b"\0" + b"10.0.0.1/8\n1.2.3.256\nfe80::1%eth0\n  ::1\n",
+        # ranges the core's one-pass reader cuts itself: both versions, IPv4-mapped, the widest
+        "text-ranges": b"\0" + b"0.0.0.1 - 255.255.255.254\n2001:db8::1-2001:db8::ff\n"
+                              b"::ffff:1.2.3.0 - ::ffff:1.2.4.9\n:: - ::1:0:0:0\n10.0.0.0/8\n",
         "csv": b"\1" + head,
         "csv-quoted": b"\1" + b'ip,owner,note\n10.0.0.0/8,"Acme, Inc","multi\nline"\n::1,x,\n',
         "csv-bad": b"\1" + b"owner,cidr\nx\ny,10.0.0.1/8,extra\n",

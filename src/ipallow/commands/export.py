@@ -186,11 +186,11 @@ class _Registrations:
 def _plain_list(args: argparse.Namespace):
     """(Source, aggregated prefixes) of a plain text list the core reads in one pass, or None.
 
-    A text file of plain networks needs no index: its prefixes go straight from the
+    A text file of networks and ranges needs no index: its prefixes go straight from the
     core's one-pass reader to the aggregation.  Anything else -- a registry, a CSV list, a
-    snapshot, stdin or a FIFO (which cannot be read twice), a range, a non-ASCII byte, an
-    error to report with its line and column -- goes through the one loader, so the
-    messages and the result are the loader's.
+    snapshot, stdin or a FIFO (which cannot be read twice), a non-ASCII byte, an error to
+    report with its line and column -- goes through the one loader, so the messages and
+    the result are the loader's.
     """
     import os
     import stat
@@ -211,9 +211,10 @@ def _plain_list(args: argparse.Namespace):
         table = _trie.scan_network_text(raw)
     if table is None:
         return None
+    version, hi, lo, plen, reg_first = table
     with Progress("aggregating"):
-        agg = export.aggregate(*table)
-    return Source(_Registrations(len(table[0])), None, display_name(args.file), args.at), agg
+        agg = export.aggregate(version, hi, lo, plen)
+    return Source(_Registrations(len(reg_first) - 1), None, display_name(args.file), args.at), agg
 
 
 @stops_quietly_on_closed_output
