@@ -77,14 +77,16 @@ WORLD = (Path("/usr/share/tor/geoip"), Path("/usr/share/tor/geoip6"))
 
 
 def make_world(path: Path) -> int | None:
-    """The world list (see the module docstring) as CIDR text at ``path``: its entry count, or
-    None when tor-geoipdb is not installed."""
+    """The world list (see the module docstring) as CIDR text at ``path``, and as the ranges it
+    ships (``a - b`` text) at ``world_ranges.txt`` beside it: the CIDR count, or None when
+    tor-geoipdb is not installed."""
     if not all(source.exists() for source in WORLD):
         return None
     import numpy as np
     from ipallow._blocks import cut_ranges
     from ipallow._prefixes import ipv4_strings, ipv6_strings
     texts: list[str] = []
+    ranges: list[str] = []
     for version, source in zip((4, 6), WORLD):
         firsts, lasts = [], []
         for line in source.read_text().splitlines():
@@ -96,7 +98,11 @@ def make_world(path: Path) -> int | None:
                  np.array([v >> 64 for v in lasts], np.uint64), np.array([v & (2**64 - 1) for v in lasts], np.uint64)]
         _, hi, lo, plen = cut_ranges(version, *words)
         texts += ipv4_strings(lo, plen) if version == 4 else ipv6_strings(hi, lo, plen)
+        ranges += [f"{ipaddress.ip_address(first)} - {ipaddress.ip_address(last)}" if version == 4 else
+                   f"{ipaddress.IPv6Address(first)} - {ipaddress.IPv6Address(last)}"
+                   for first, last in zip(firsts, lasts)]
     path.write_text("\n".join(texts) + "\n")
+    path.with_name("world_ranges.txt").write_text("\n".join(ranges) + "\n")
     return len(texts)
 
 
@@ -117,6 +123,7 @@ def cases(paths: dict[str, Path], out: Path) -> dict[str, list[str]]:
         "compile ragged_cidrs4": python + [cli, "compile", str(paths["ragged_cidrs4.txt"]), "-o", str(out)],
         "validate plain": python + [cli, "validate", str(paths["plain.txt"])],
         **({"compile world": python + [cli, "compile", str(paths["world.txt"]), "-o", str(out)],
+            "compile world_ranges": python + [cli, "compile", str(paths["world_ranges.txt"]), "-o", str(out)],
             "validate world": python + [cli, "validate", str(paths["world.txt"])]}
            if "world.txt" in paths else {}),
     }
@@ -142,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--networks", type=int, default=100_000, help="IPv4 networks, as many IPv6")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--against", metavar="SRC", help="another source tree to run the same cases from")
+    parser.add_argument("--cases", metavar="WORD,...",
+                        help="only the cases whose names hold one of these words (e.g. 'ranges4,cidrs4')")
     parser.add_argument("--make-inputs", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.make_inputs:
@@ -156,21 +165,27 @@ def main(argv: list[str] | None = None) -> None:
         subprocess.run([sys.executable, __file__, "--make-inputs", folder, "--networks", str(args.networks)],
                        check=True)
         paths = {name: Path(folder) / name for name in INPUTS}
-        world = None
+        world = world_ranges = None
         if (Path(folder) / "world.txt").exists():
             paths["world.txt"] = Path(folder) / "world.txt"
+            paths["world_ranges.txt"] = Path(folder) / "world_ranges.txt"
             world = sum(1 for _ in paths["world.txt"].open())
-        runs = {(tree, name): [] for tree in trees for name in cases(paths, Path(folder) / "out")}
+            world_ranges = sum(1 for _ in paths["world_ranges.txt"].open())
+        words = args.cases.split(",") if args.cases else [""]
+        chosen = {name: command for name, command in cases(paths, Path(folder) / "out.ipallow").items()
+                  if name == "import ipallow" or any(word in name for word in words)}
+        runs = {(tree, name): [] for tree in trees for name in chosen}
         for _ in range(args.rounds):
             for tree, src in trees.items():
-                for name, command in cases(paths, Path(folder) / "out.ipallow").items():
+                for name, command in chosen.items():
                     runs[tree, name].append(run_once(command, src))
     entries = {"plain": 2 * args.networks, "registry": 2 * args.networks, "cidrs4": args.networks,
-               "ranges4": args.networks, "ragged4": args.networks, "world": world}
+               "ranges4": args.networks, "ragged4": args.networks, "world": world,
+               "world_ranges": world_ranges}
     print(f"{args.networks:,} IPv4 + {args.networks:,} IPv6 networks, {args.rounds} rounds "
           f"(median user CPU, median peak RSS)")
     print("(B/entry: peak RSS / entries; above import: (peak - the import's peak) / entries)")
-    print(f"world list: {world:,} CIDRs from tor-geoipdb" if world else
+    print(f"world list: {world:,} CIDRs ({world_ranges:,} ranges) from tor-geoipdb" if world else
           "world list: skipped (no /usr/share/tor/geoip{,6}: apt-get install tor-geoipdb)")
     for (tree, name), results in runs.items():
         user = statistics.median(r[0] for r in results)
@@ -179,13 +194,16 @@ def main(argv: list[str] | None = None) -> None:
         count = entries.get(name.split()[-1])
         per_entry = f"{peak / count:6.0f} B/entry, {(peak - base) / count:6.0f} above import" if count else ""
         print(f"{tree}{name:18} {user:7.2f} s user {peak / 2**20:8.1f} MiB {per_entry}")
+    ratios = {"registry / plain load": ("load registry", "load plain"),
+              "registry / plain compile": ("compile registry", "compile plain"),
+              "ranges / CIDRs compile": ("compile ranges4", "compile cidrs4"),
+              "ragged ranges / CIDRs compile": ("compile ragged4", "compile ragged_cidrs4"),
+              "world ranges / CIDRs compile": ("compile world_ranges", "compile world")}
     for tree in trees:
         median = {name: statistics.median(r[0] for r in results) for (t, name), results in runs.items()
                   if t == tree}
-        print(f"{tree}registry / plain load: {median['load registry'] / median['load plain']:.2f}x, "
-              f"compile: {median['compile registry'] / median['compile plain']:.2f}x; "
-              f"ranges / CIDRs compile: {median['compile ranges4'] / median['compile cidrs4']:.2f}x, "
-              f"ragged: {median['compile ragged4'] / median['compile ragged_cidrs4']:.2f}x")
+        print(tree + "; ".join(f"{label}: {median[top] / median[bottom]:.2f}x"
+                               for label, (top, bottom) in ratios.items() if top in median and bottom in median))
 
 
 # -- pytest-benchmark: the loads in-process, small ----------------------------------------------
