@@ -7,8 +7,9 @@ entry on world-sized lists.
 
 The world-sized list is the one issue #15 measured: the IPFire location data Debian ships in
 ``tor-geoipdb`` (``apt-get install tor-geoipdb``: ``/usr/share/tor/geoip`` and ``geoip6``, country
-ranges), cut into CIDRs (561,828 IPv4 and 595,148 IPv6 with the 2025 data); without the package
-the ``world`` cases are skipped, with that reason.
+ranges), cut into CIDRs (561,828 IPv4 and 595,148 IPv6 with the 2025 data), and as the ranges it
+ships, ``a - b`` (662,228): the issue's world list of ranges against the same space as CIDRs.
+Without the package the ``world`` cases are skipped, with that reason.
 
 Every case is a whole process (its own imports, its own peak), timed by the kernel: user CPU and
 peak RSS (``os.wait4``'s rusage), so the figures are the ones ``/usr/bin/time -f '%U %M'`` gives.
@@ -17,8 +18,10 @@ The inputs are generated with a fixed seed: N random IPv4 networks and N random 
 * as a script (interleaved rounds: a change in the machine's load hits every case alike)::
 
       python benchmarks/bench_load.py [--networks 100000] [--rounds 3] [--against /old/src]
+                                      [--cases WORD,...]
 
-  ``--against SRC`` runs the same cases from another source tree too (before/after).
+  ``--against SRC`` runs the same cases from another source tree too (before/after);
+  ``--cases`` keeps the cases whose names hold one of the words (``--cases world``).
 * with pytest-benchmark, as the other benchmarks (``pytest benchmarks/bench_load.py``): the
   loads in-process at a small size.
 """
