@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ipallow import _trie
-from ipallow._parse import iter_text_lines
+from oracle import normalize_network
 
 MASK64 = (1 << 64) - 1
 
@@ -146,13 +146,6 @@ def test_cidr_text_refusals():
     assert _trie.cidr_text(4, None, np.zeros(0, np.uint64), np.zeros(0, np.uint8)) == ""
 
 
-def unmapped(net):
-    """An IPv4-mapped IPv6 network of length >= 96 is the IPv4 network (the loaders' rule)."""
-    if net.version == 6 and net.prefixlen >= 96 and net.network_address.ipv4_mapped is not None:
-        return ipaddress.IPv4Network((net.network_address.ipv4_mapped, net.prefixlen - 96))
-    return net
-
-
 def random_range(rng: random.Random) -> tuple[str, list]:
     """A range 'a - b' as a list writes it, and its blocks by ipaddress.summarize_address_range:
     IPv4 and IPv6, one address to the whole space, ends on and beside block boundaries,
@@ -181,7 +174,7 @@ def random_range(rng: random.Random) -> tuple[str, list]:
         first, last = 0, top
     a, b = make(base + first), make(base + last)
     text = rng.choice(["{} - {}", "{}-{}", "{} -{}", "{}\t-  {}"]).format(a, b)
-    return text, [unmapped(n) for n in ipaddress.summarize_address_range(a, b)]
+    return text, [normalize_network(n) for n in ipaddress.summarize_address_range(a, b)]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -196,7 +189,7 @@ def test_scan_network_text_reads_as_the_loader(seed):
             text, blocks = random_range(rng)
         else:
             text = str(n) if rng.random() < 0.8 else str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n)
-            blocks = [unmapped(n)]
+            blocks = [normalize_network(n)]
         lines.append(rng.choice(["", " ", "\t", "\x0b"]) + text + rng.choice(["", " ", "\r", " # note", "#x"]))
         expected.append([(b.version, int(b.network_address), b.prefixlen) for b in blocks])
         if rng.random() < 0.1:
