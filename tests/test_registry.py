@@ -548,3 +548,15 @@ def test_format_time_is_the_same_instant_text_cached_or_not():
     assert (format_time(first), format_time(second)) == ("2025-11-02T05:30:00Z", "2025-11-02T06:30:00Z")
     assert format_time(first.astimezone(timezone.utc)) == "2025-11-02T05:30:00Z"
     assert format_time(second.astimezone(timezone.utc)) == "2025-11-02T06:30:00Z"
+
+
+def test_a_year_before_1000_is_written_with_four_digits_and_reads_back():
+    """Found by the CI fuzz smoke run (registry harness): ``strftime('%Y')`` writes year 851 as
+    '851' on glibc, which the ISO 8601 reader then refuses, so a record with valid_from
+    0851-01-01 could not go through to_dict / from_dict."""
+    from ipallow.registry import format_time
+    assert format_time(datetime(851, 1, 1, tzinfo=timezone.utc)) == "0851-01-01T00:00:00Z"
+    assert format_time(datetime(1, 2, 3, 4, 5, 6, 7, tzinfo=timezone.utc)) == "0001-02-03T04:05:06.000007Z"
+    record = Registration("PTA-3", "198.51.100.0/24", valid_from="0851-01-01", expires_at="0999-12-31T23:59:59Z")
+    assert record.to_dict()["valid_from"] == "0851-01-01T00:00:00Z"
+    assert Registration.from_dict(record.to_dict()) == record

@@ -45,6 +45,8 @@ FOUND = {
     "listfile": {"found-txt-with-csv-header": bytes.fromhex('00efbbbf3139322e302e322e302f32353a3a666666663a3531302e302e302e302f016f776e65722c636964720a780a792c31302e302e302e312f016f776e65722c636964720a780a792c31302e302e30783130340a7472610a382c65787472610a'),
                  # An empty field at a CSV row's start: positions once lost it (IndexError).
                  "found-csv-empty-first-field": bytes.fromhex('016f2c776e65142c636964720a780a792c31302e320a2c7931302e322e302c31720a')},
+    # A year before 1000: strftime wrote '851', which to_dict / from_dict could not read back.
+    "registry": {"found-year-851": b"\0id,cidr,status,valid_from\nPTA-3,198.51.100.0/24,pending,0851-01-01\n"},
 }
 
 

@@ -70,13 +70,15 @@ def format_time(value: datetime) -> str:
 
 def _format(value: datetime) -> str:
     value = value.astimezone(UTC)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime: glibc writes year 851 as '851', which no ISO 8601 reader takes back.
+    text = (f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+            f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}")
     if value.microsecond:
         text += f".{value.microsecond:06d}"
     return text + "Z"
 
 
-# Registries repeat a handful of dates over thousands of records: strftime was a quarter of
+# Registries repeat a handful of dates over thousands of records: formatting was a quarter of
 # writing their records into a snapshot.  Only UTC datetimes are cached: two of them are
 # equal exactly when they are the same instant (in a zone with a repeated hour, two
 # instants that differ only by ``fold`` compare equal, and would share a text).
