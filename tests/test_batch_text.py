@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import random
 
 import numpy as np
 import pytest
@@ -82,3 +83,73 @@ def test_nul_inside_text_is_unparseable_in_every_array_form():
         with pytest.raises(ipallow.AddressError, match="unexpected character"):
             AL.contains_many(array)
         assert AL._match_text_fixed(array).tolist() == [ipallow._trie.UNPARSEABLE]
+
+
+# -- S4 / S16: packed bytes or text, decided row by row against a slow reading ---------------------
+
+ADDRESS_CHARS = set(b"0123456789abcdefABCDEF.:")
+
+
+def _slow_reading(rows: list[bytes]) -> tuple[str, int | None]:
+    """What an S4/S16 array holds, read the obvious way: ("text", first address row),
+    ("printable", None) or ("packed", None)."""
+    all_printable = bool(rows)
+    for i, row in enumerate(rows):
+        body = row.rstrip(b"\0")
+        if body and set(body) <= ADDRESS_CHARS:
+            try:
+                ipallow._trie.parse_address(body.decode())
+                return "text", i
+            except ValueError:
+                pass
+        all_printable = all_printable and all(0x20 <= b <= 0x7E for b in body)
+    return ("printable", None) if all_printable else ("packed", None)
+
+
+def _random_row(rng: random.Random, width: int) -> bytes:
+    kind = rng.randrange(6)
+    if kind == 0:                                   # packed bytes, any value
+        return bytes(rng.randrange(256) for _ in range(width))
+    if kind == 1:                                   # printable, not an address
+        body = bytes(rng.randrange(0x20, 0x7F) for _ in range(rng.randrange(width + 1)))
+    elif kind == 2:                                 # address characters, valid or not
+        body = bytes(rng.choice(b"0123456789abcdef.:") for _ in range(rng.randrange(1, width + 1)))
+    elif kind == 3:                                 # a real address that fits
+        body = rng.choice([b"1::2", b"::", b"10.0.0.1", b"2001:db8::7", b"::12", b"1.2.3.4", b"fe80::1"])
+    elif kind == 4:                                 # empty
+        body = b""
+    else:                                           # address characters then a NUL inside
+        body = b"1::" + b"\0" + b"2"
+    body = body[:width]
+    return body + b"\0" * (width - len(body))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_s4_and_s16_arrays_are_read_like_the_slow_reading(seed):
+    """Packed or text, decided over every row (the core reads the rows chunk by chunk as it
+    looks them up), with the first row of address text named."""
+    rng = random.Random(seed)
+    seen = set()
+    for _ in range(300):
+        width = rng.choice((4, 16))
+        n = rng.randrange(0, 12)
+        # Mostly one kind with a few others mixed in, at any position.
+        rows = [_random_row(rng, width) for _ in range(n)]
+        if rng.random() < 0.5:
+            # Packed rows ahead, sometimes past the core's first chunks of 128 rows.
+            rows = [bytes(rng.randrange(256) for _ in range(width)) for _ in range(rng.randrange(400))] + rows
+        if rng.random() < 0.3:
+            rng.shuffle(rows)
+        array = np.frombuffer(b"".join(rows), dtype=f"S{width}") if rows else np.zeros(0, f"S{width}")
+        kind, row = _slow_reading(rows)
+        seen.add(kind)
+        if kind == "packed" or not rows:
+            assert AL.lookup_many(array).tolist() == AL.lookup_many(array.view(f"V{width}")).tolist()
+            continue
+        with pytest.raises(ValueError) as info:
+            AL.lookup_many(array)
+        if kind == "text":
+            assert f"row {row} (" in str(info.value) and "is address text" in str(info.value)
+        else:
+            assert "every row is printable text or empty" in str(info.value)
+    assert seen == {"text", "printable", "packed"}         # every verdict was put to the test

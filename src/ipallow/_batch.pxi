@@ -130,7 +130,10 @@ cdef void run_u64x2(const table_t* t4, const table_t* t6, const uint64_t* a, Py_
 
 
 cdef void run_packed(const table_t* t4, const table_t* t6, const uint8_t* a, Py_ssize_t n,
-                     Py_ssize_t width, int mode, void* dst, const int32_t* prefix_reg) noexcept nogil:
+                     Py_ssize_t width, int mode, void* dst, const int32_t* prefix_reg,
+                     text_check_t* check) noexcept nogil:
+    """Rows of ``width`` (4 or 16) big-endian bytes.  With ``check`` (an S4/S16 batch),
+    each chunk is first read as text and the loop stops at a row of address text."""
     cdef uint32_t leaves[CHUNK]
     cdef chunk_t c
     cdef Py_ssize_t base = 0, i, count
@@ -138,6 +141,8 @@ cdef void run_packed(const table_t* t4, const table_t* t6, const uint8_t* a, Py_
     c.n4 = c.n6 = 0
     while base < n:
         count = min(<Py_ssize_t>CHUNK, n - base)
+        if check != NULL and read_fixed_rows(a, base, base + count, width, check):
+            return
         for i in range(count):
             row = a + (base + i) * width
             if width == 4:
@@ -147,5 +152,3 @@ cdef void run_packed(const table_t* t4, const table_t* t6, const uint8_t* a, Py_
         chunk_resolve(&c, t4, t6, leaves)
         finish(leaves, count, mode, dst, base, prefix_reg)
         base += count
-
-

@@ -103,7 +103,8 @@ cdef class Index:
                 or a list (or numpy str/object array) of addresses in any accepted
                 form.  ``S4``/``S16`` are packed only when they cannot be text
                 (see ``refuse_text_as_packed``).
-            out: optional preallocated C-contiguous ``bool`` array of length n.
+            out: optional preallocated C-contiguous ``bool`` array of length n.  When
+                the call raises, it may hold the answers of the rows before the bad one.
 
         Raises:
             TypeError: unsupported container, dtype or element type.
@@ -137,6 +138,7 @@ cdef class Index:
         cdef const uint32_t[::1] a32
         cdef const uint64_t[:, ::1] a64
         cdef const uint8_t[:, ::1] packed
+        cdef text_check_t check
         if n == 0:
             return result
         if kind == "u32":
@@ -151,7 +153,15 @@ cdef class Index:
             packed = data
             with nogil:
                 run_packed(&self.t4, &self.t6, &packed[0, 0], n, packed.shape[1], mode, dst,
-                           self.prefix_reg)
+                           self.prefix_reg, NULL)
+        elif kind == "packed unless text":
+            packed = data
+            check.binary_seen = False
+            check.text_row = -1
+            with nogil:
+                run_packed(&self.t4, &self.t6, &packed[0, 0], n, packed.shape[1], mode, dst,
+                           self.prefix_reg, &check)
+            refuse_text_as_packed(data, &check)
         elif kind == "text":
             self._run_text(data, mode, dst)
         else:
