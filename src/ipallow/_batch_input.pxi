@@ -125,8 +125,8 @@ cdef int refuse_text_as_packed(rows, const text_check_t* check) except -1:
     array is refused when any row is valid address text, or when every row is
     printable or empty (text with missing values or typos): never read half one
     way.  The caller says which it is with ``.astype(str)`` or ``.view("V16")``.
-    The rows are read as they are looked up, so an ``out=`` array may hold the
-    answers of the rows before the refusal (as with a bad item in a list)."""
+    The rows are read as they are looked up, so an ``out=`` array may hold answers
+    when the batch is refused (as with a bad item in a list)."""
     cdef Py_ssize_t width = rows.shape[1], row = check.text_row
     if row < 0 and (check.binary_seen or rows.shape[0] == 0):
         return 0

@@ -104,7 +104,7 @@ cdef class Index:
                 form.  ``S4``/``S16`` are packed only when they cannot be text
                 (see ``refuse_text_as_packed``).
             out: optional preallocated C-contiguous ``bool`` array of length n.  When
-                the call raises, it may hold the answers of the rows before the bad one.
+                the call raises, its contents are unspecified (some rows may be answered).
 
         Raises:
             TypeError: unsupported container, dtype or element type.
