@@ -228,6 +228,16 @@ def test_scan_network_text_leaves_the_rest_to_the_loader(raw):
     assert _trie.scan_network_text(raw) is None
 
 
+def test_scan_network_text_finds_a_byte_outside_ascii_anywhere():
+    """The check reads eight bytes at a time, then the tail one by one: every offset counts."""
+    lines = b"10.0.0.0/8\n192.0.2.0/24\n2001:db8::/32\n#c\n"
+    assert _trie.scan_network_text(lines) is not None
+    for offset in range(len(lines) + 1):
+        for byte in (b"\x80", b"\xff", b"\xc3"):
+            raw = lines[:offset] + byte + lines[offset:]
+            assert _trie.scan_network_text(raw) is None, (offset, byte)
+
+
 def test_scan_network_text_empty_and_types():
     assert [len(a) for a in _trie.scan_network_text(b"")] == [0, 0, 0, 0, 1]
     assert [len(a) for a in _trie.scan_network_text(b"\n# only a comment\n  \n")] == [0, 0, 0, 0, 1]
