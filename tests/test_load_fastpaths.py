@@ -72,6 +72,17 @@ def test_quick_fields_stores_what_check_fields_stores_or_leaves_the_row_to_it(st
     assert used > 1000        # the fast path is the common one
 
 
+def test_network_objects_are_made_directly_for_both_versions():
+    """The direct maker checks itself against the constructor at import and steps aside when
+    they differ; on the Pythons we support it must be in use for IPv6 too (it once stepped
+    aside silently: a test network with host bits set, and no ``_scope_id`` on the address)."""
+    for version in (4, 6):
+        maker = _parse._NETWORK_MAKERS[version]
+        assert maker.__qualname__.startswith("_direct_network"), (version, maker)
+    made = _parse.network_object(6, 0x20010DB8 << 96, 32)
+    assert made.network_address.scope_id is None and str(made) == "2001:db8::/32"
+
+
 def test_network_object_equals_the_ipaddress_constructor():
     rng = random.Random(7)
     cases = [(4, 0, 0), (4, 0, 32), (4, 0xC0000200, 31), (6, 0, 0), (6, 1, 128), (6, 2, 127)]

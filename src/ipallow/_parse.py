@@ -174,22 +174,27 @@ def _direct_network(network_type: type, address_type: type):
     objects that way (then the ordinary constructor is used)."""
     make_netmask = network_type._make_netmask
     full = address_type._max_prefixlen
+    # IPv6Address (3.9+) also has a zone slot; __init__ sets it to None for an integer.
+    has_scope = "_scope_id" in getattr(address_type, "__slots__", ())
 
     def make(value: int, prefixlen: int):
         if prefixlen >= full - 1:          # __init__ also sets `hosts` for these two
             return network_type((value, prefixlen))
         address = object.__new__(address_type)
         address._ip = value
+        if has_scope:
+            address._scope_id = None
         network = object.__new__(network_type)
         network.network_address = address
         network.netmask, network._prefixlen = make_netmask(prefixlen)
         return network
 
     try:
-        for value, prefixlen in ((0, 0), (full == 32 and 0x0A000000 or 0x20010DB8 << 96, 8),
+        for value, prefixlen in ((0, 0), (0x0A000000, 8) if full == 32 else (0x20010DB8 << 96, 32),
                                  (1 << (full - 8), full - 8)):
             made, real = make(value, prefixlen), network_type((value, prefixlen))
-            if type(made) is not type(real) or vars(made) != vars(real) or str(made) != str(real):
+            if (type(made) is not type(real) or vars(made) != vars(real) or str(made) != str(real)
+                    or hash(made) != hash(real) or repr(made.network_address) != repr(real.network_address)):
                 return None
     except Exception:                      # internals changed: use the constructor
         return None
