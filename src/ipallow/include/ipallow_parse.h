@@ -53,20 +53,39 @@ static inline int ipallow_ctz32(uint32_t m) {
    (ipallow_select_paths), read on every dotted quad: a branch that always goes one way. */
 static int ipallow_scan_sse2 = 0;
 
-/* Bit k of *dots / *nondigit: b[k] is '.' / not a decimal digit, for the 16 bytes of b. */
+#if defined(IPALLOW_HAVE_SSE2)
+/* Bit k of *dots / *nondigit: byte k of x is '.' / not a decimal digit. */
+static inline void ipallow_classify_sse2(__m128i x, uint32_t* dots, uint32_t* nondigit) {
+    __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
+    *dots = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('.')));
+    *nondigit = (uint32_t)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(10)), _mm_set1_epi8(10)));
+}
+
+/* s[0:n] (7 <= n <= 15) zero-padded to 16 bytes, as two words loaded straight from s (x86
+   is little-endian: byte k of a word is its bits 8k..8k+7).  The bytes used to be copied
+   into a stack buffer and read back as one 16-byte vector, which stalled every parse: a
+   load cannot be forwarded the bytes of several narrower stores still in flight. */
+static inline void ipallow_words16(const char* s, ptrdiff_t n, uint64_t* lo, uint64_t* hi) {
+    uint32_t head, tail4;
+    uint64_t tail;
+    if (n >= 8) {
+        memcpy(lo, s, 8);
+        memcpy(&tail, s + n - 8, 8);                    /* s[n-8:n]; s[8] is its byte 16-n */
+        *hi = n > 8 ? tail >> ((16 - n) * 8) : 0;       /* a shift of 8..56 bits */
+    } else {                                            /* n == 7: s[0:4] and s[3:7] */
+        memcpy(&head, s, 4);
+        memcpy(&tail4, s + n - 4, 4);
+        *lo = (uint64_t)head | ((uint64_t)tail4 << ((n - 4) * 8));
+        *hi = 0;
+    }
+}
+#endif
+
+/* The scalar ipallow_classify_sse2, for the 16 bytes of b. */
 static inline void ipallow_classify16(const unsigned char* b, uint32_t* dots, uint32_t* nondigit) {
     uint32_t dot_bits = 0, nondigit_bits = 0;
     int k;
-#if defined(IPALLOW_HAVE_SSE2)
-    if (ipallow_scan_sse2) {
-        __m128i x = _mm_loadu_si128((const __m128i*)b);
-        __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
-        *dots = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('.')));
-        *nondigit = (uint32_t)_mm_movemask_epi8(
-            _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(10)), _mm_set1_epi8(10)));
-        return;
-    }
-#endif
     for (k = 0; k < 16; k++) {
         dot_bits |= (uint32_t)(b[k] == '.') << k;
         nondigit_bits |= (uint32_t)((unsigned char)(b[k] - '0') > 9) << k;
@@ -89,14 +108,26 @@ static inline int ipallow_parse_ipv4_fast(const char* s, ptrdiff_t n, uint32_t* 
     uint32_t dots, nondigit, valid, m, value = 0, ok = 1;
     int k, start = 0, end;
     if (n < 7 || n > 15) return 0;
-    memset(b, 0, sizeof b);
-    memcpy(b, s, 4);                       /* two overlapping copies: exactly n bytes */
-    memcpy(b + n - 4, s + n - 4, 4);
-    if (n > 8) {
-        memcpy(b, s, 8);
-        memcpy(b + n - 8, s + n - 8, 8);
+#if defined(IPALLOW_HAVE_SSE2)
+    if (ipallow_scan_sse2) {
+        uint64_t lo, hi;
+        ipallow_words16(s, n, &lo, &hi);
+        ipallow_classify_sse2(_mm_set_epi64x((long long)hi, (long long)lo), &dots, &nondigit);
+        memcpy(b, &lo, 8);                 /* the octets' digits are read from b below */
+        memcpy(b + 8, &hi, 8);
+        memset(b + 16, 0, 8);
+    } else
+#endif
+    {
+        memset(b, 0, sizeof b);
+        memcpy(b, s, 4);                   /* two overlapping copies: exactly n bytes */
+        memcpy(b + n - 4, s + n - 4, 4);
+        if (n > 8) {
+            memcpy(b, s, 8);
+            memcpy(b + n - 8, s + n - 8, 8);
+        }
+        ipallow_classify16(b, &dots, &nondigit);
     }
-    ipallow_classify16(b, &dots, &nondigit);
     valid = (1u << n) - 1;
     m = dots & valid;
     m = m & (m - 1);
