@@ -215,8 +215,8 @@ cdef struct ScanRows:
 cdef bint ascii_newlines(const unsigned char* s, Py_ssize_t n, Py_ssize_t* newlines) noexcept nogil:
     """Whether s[:n] is all ASCII; if so, ``newlines`` is its count of newline bytes.
 
-    Eight bytes at a time: a byte-wise loop and a memchr per line were a quarter of
-    the scan of a million short lines."""
+    Eight bytes at a time: the byte-wise loop it replaces was 15% of the scan of a
+    million short lines (perf)."""
     cdef uint64_t w, x, ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL
     cdef uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL
     cdef Py_ssize_t i = 0, count = 0
