@@ -109,6 +109,23 @@ def test_a_check_on_a_plain_snapshot_loads_what_it_uses_only(tmp_path):
     assert not {m for m in loaded if m.startswith("ipallow.registry")}, sorted(loaded)
     assert stdlib == [], stdlib
 
+def test_a_filter_of_plain_input_does_not_import_zstandard(tmp_path):
+    # zstandard alone took 10-40 ms of a filter's start-up (it imports platform); a codec's
+    # module is imported when its magic bytes are seen, not for every input.  (bz2 and lzma
+    # come with shutil, which argparse imports.)
+    listing, flows = tmp_path / "list.txt", tmp_path / "flows.txt"
+    listing.write_text("10.0.0.0/8\n")
+    flows.write_text("10.1.2.3\n192.0.2.1\n")
+    setup = ("import contextlib, io, ipallow.cli\n"
+             "with contextlib.redirect_stdout(io.TextIOWrapper(io.BytesIO())):\n"
+             f"    assert ipallow.cli.main(['filter', '-q', '--list', {str(listing)!r}, {str(flows)!r}]) == 0\n"
+             "import sys\n"
+             "print(json.dumps('zstandard' in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.splitlines()
+    assert json.loads(out[-2]) is False
+
+
 def test_every_command_is_still_listed_and_a_typo_still_lists_them():
     import ipallow.cli
     names = ipallow.cli.command_names()
