@@ -13,7 +13,6 @@ from typing import Any, Callable
 import numpy as np
 
 from ipallow import _hugepages, _parse, _trie
-from ipallow._blocks import cut_ranges
 from ipallow.errors import HostBitsWarning
 
 # Level-0 sizes.  Big tables get Poptrie's 18 (IPv4) / 16 (IPv6) bits; small
@@ -129,78 +128,49 @@ def compile_entries(entries: Any, strict: bool = True,
 
 
 def _ranges_in_bulk(items: list, version, hi, lo, plen, status) -> "Blocks | None":
-    """Compile the IPv4 ranges ``a - b`` given as text with the core's parser and numpy, all at
-    once, and mark them done in ``status``.
+    """Cut the ranges ``a - b`` given as text all at once, with the core's one-pass reader of
+    text lists (the cut a file's ranges get), and mark them done in ``status``.
 
-    A range that is one CIDR block is written into its row here; the blocks of the others are
-    returned for :func:`_lay_out`.  One by one (:func:`ipallow._parse.entry_networks`) ranges
-    cost 3x their CIDRs; any other pending item (IPv6 ranges, errors for their messages) is left
-    to that path, which gives the same blocks in the same order.
+    A range that is one CIDR block is written into its row here; when some range has several
+    blocks, every range's blocks are returned for :func:`_lay_out`.  One by one
+    (:func:`ipallow._parse.entry_networks`) ranges cost 3x their CIDRs.  Items the reader
+    could take the wrong way (a newline or '#' in them, non-ASCII text) stay pending, and so
+    do all the ranges when one of them is an error to report: that path gives the same blocks
+    in the same order, and the messages.
     """
-    picked, lefts, rights = [], [], []
-    for i in np.flatnonzero(status).tolist():
-        item = items[i]
-        if type(item) is str and "-" in item and "/" not in item and ":" not in item:
-            left, _, right = item.partition("-")
-            picked.append(i)
-            lefts.append(left.strip())
-            rights.append(right.strip())
+    picked = [i for i in np.flatnonzero(status).tolist()
+              if type(items[i]) is str and "-" in items[i] and items[i].isascii()
+              and "\n" not in items[i] and "#" not in items[i]]
     if not picked:
         return None
-    v1, _, first, plen1, bad1, _, _ = _trie.parse_entries(lefts, True)
-    v2, _, last, plen2, bad2, _, _ = _trie.parse_entries(rights, True)
-    done = ((bad1 == 0) & (bad2 == 0) & (v1 == 4) & (v2 == 4) & (plen1 == 32) & (plen2 == 32)
-            & (first <= last))
-    rows = np.asarray(picked, dtype=np.int64)[done]
-    blocks = range_blocks(rows, first[done], last[done])
-    one = blocks.counts == 1                       # rows with one block: written in place
-    single_rows = rows[one]
-    at = blocks.first_block[one]
-    version[single_rows], hi[single_rows] = 4, 0
-    lo[single_rows], plen[single_rows] = blocks.start[at], blocks.prefixlen[at]
+    table = _trie.scan_network_text("\n".join(items[i] for i in picked).encode("ascii"))
+    if table is None or len(table[4]) != len(picked) + 1:
+        return None
+    block_version, block_hi, block_lo, block_plen, block_first = table
+    rows = np.asarray(picked, dtype=np.int64)
     status[rows] = 0
-    return blocks.only(~one) if not one.all() else None
+    if len(block_version) == len(rows):          # every range is one CIDR block
+        version[rows], hi[rows], lo[rows], plen[rows] = block_version, block_hi, block_lo, block_plen
+        return None
+    return Blocks(rows, block_first, block_version, block_hi, block_lo, block_plen)
 
 
 @dataclass
 class Blocks:
-    """CIDR blocks of several registrations, grouped by registration in ascending order."""
+    """The CIDR blocks of several registrations (ranges), grouped by registration in ascending
+    order: registration ``rows[g]`` has blocks ``first[g]:first[g + 1]``."""
 
     rows: np.ndarray          # int64, the registrations (ascending), one per group
-    counts: np.ndarray        # int64, blocks per registration
-    first_block: np.ndarray   # int64, where each registration's blocks start
-    start: np.ndarray         # uint64, the blocks' first addresses (IPv4)
+    first: np.ndarray         # int64, len(rows) + 1
+    version: np.ndarray       # uint8, per block
+    hi: np.ndarray            # uint64
+    lo: np.ndarray            # uint64
     prefixlen: np.ndarray     # uint8
-
-    def only(self, keep: np.ndarray) -> "Blocks":
-        """The registrations where ``keep`` is True, with their blocks."""
-        counts = self.counts[keep]
-        first_block = np.zeros(len(counts), dtype=np.int64)
-        np.cumsum(counts[:-1], out=first_block[1:])
-        # block j of kept registration r was block (old first_block of r) + j
-        shift = np.repeat(self.first_block[keep] - first_block, counts)
-        picked = np.arange(int(counts.sum()), dtype=np.int64) + shift
-        return Blocks(self.rows[keep], counts, first_block, self.start[picked], self.prefixlen[picked])
-
-
-def range_blocks(rows: np.ndarray, first: np.ndarray, last: np.ndarray) -> Blocks:
-    """The minimal CIDR blocks covering each IPv4 range ``first[i]..last[i]`` (inclusive), in
-    ascending order, grouped by ``rows`` (ascending): :func:`ipallow._parse.range_to_networks`
-    for every range at once, by :func:`ipallow._prefixes.cut_ranges`."""
-    order = np.argsort(rows, kind="stable")
-    rows = rows[order]
-    zeros = np.zeros(len(rows), dtype=np.uint64)
-    owner, _, start, prefixlen = cut_ranges(4, zeros, first[order], zeros, last[order])
-    by_owner = np.argsort(owner, kind="stable")          # each range's blocks stay in order
-    counts = np.bincount(owner, minlength=len(rows)).astype(np.int64)
-    first_block = np.zeros(len(rows), dtype=np.int64)
-    np.cumsum(counts[:-1], out=first_block[1:])
-    return Blocks(rows, counts, first_block, start[by_owner], prefixlen[by_owner])
 
 
 def _lay_out(version, hi, lo, plen, multi, blocks: Blocks | None = None):
     """Prefix table grouped by registration; ranges contribute several rows (``multi``: Python
-    networks per registration; ``blocks``: IPv4 blocks cut in bulk)."""
+    networks per registration; ``blocks``: blocks cut in bulk)."""
     count = len(version)
     if not multi and blocks is None:
         return version, hi, lo, plen, np.arange(count + 1, dtype=np.int64)
@@ -208,7 +178,7 @@ def _lay_out(version, hi, lo, plen, multi, blocks: Blocks | None = None):
     for i, networks in multi.items():
         sizes[i] = len(networks)
     if blocks is not None:
-        sizes[blocks.rows] = blocks.counts
+        sizes[blocks.rows] = np.diff(blocks.first)
     reg_first = np.zeros(count + 1, dtype=np.int64)
     np.cumsum(sizes, out=reg_first[1:])
     total = int(reg_first[-1])
@@ -218,10 +188,11 @@ def _lay_out(version, hi, lo, plen, multi, blocks: Blocks | None = None):
     for dst, src in zip(out, (version, hi, lo, plen)):
         dst[starts] = src[single]
     if blocks is not None:
-        # block k of registration r goes to row reg_first[r] + (k - first_block of r)
-        owner = np.repeat(np.arange(len(blocks.rows)), blocks.counts)
-        at = reg_first[blocks.rows][owner] + (np.arange(len(owner)) - blocks.first_block[owner])
-        out[0][at], out[1][at], out[2][at], out[3][at] = 4, 0, blocks.start, blocks.prefixlen
+        # block k of group g goes to row reg_first[rows[g]] + (k - first[g])
+        owner = np.repeat(np.arange(len(blocks.rows)), np.diff(blocks.first))
+        at = reg_first[blocks.rows][owner] + (np.arange(len(owner)) - blocks.first[owner])
+        out[0][at], out[1][at], out[2][at], out[3][at] = (blocks.version, blocks.hi, blocks.lo,
+                                                          blocks.prefixlen)
     for i, networks in multi.items():
         for j, (v, value, length) in enumerate(networks):
             row = reg_first[i] + j
