@@ -80,20 +80,34 @@ class Registry(Sequence):
     def _build_arrays(self) -> None:
         records = self._records
         count = len(records)
-        self._status_active = np.fromiter((r.status == "active" for r in records), bool, count)
-        self._valid_from = np.fromiter(
-            (r.valid_from.timestamp() if r.valid_from else -math.inf for r in records), np.float64, count)
-        self._expires_at = np.fromiter(
-            (r.expires_at.timestamp() if r.expires_at else math.inf for r in records), np.float64, count)
-        sizes = np.fromiter((len(r.networks) for r in records), np.int64, count)
+        # One pass over the records and one over their networks (a pass per field was most of
+        # building a large registry); a registry repeats its dates, so each is converted once.
+        start_stamps: dict = {None: -math.inf}      # no valid_from: valid since always
+        end_stamps: dict = {None: math.inf}         # no expires_at: never expires
+        active, starts, ends, sizes, networks = [], [], [], [], []
+        for r in records:
+            active.append(r.status == "active")
+            start, end = r.valid_from, r.expires_at
+            if start not in start_stamps:
+                start_stamps[start] = start.timestamp()
+            if end not in end_stamps:
+                end_stamps[end] = end.timestamp()
+            starts.append(start_stamps[start])
+            ends.append(end_stamps[end])
+            sizes.append(len(r.networks))
+            networks.extend(r.networks)
+        self._status_active = np.array(active, dtype=bool)
+        self._valid_from = np.array(starts, dtype=np.float64)
+        self._expires_at = np.array(ends, dtype=np.float64)
+        sizes = np.array(sizes, dtype=np.int64)
         self._reg_first = np.zeros(count + 1, dtype=np.int64)
         np.cumsum(sizes, out=self._reg_first[1:])
-        total = int(self._reg_first[-1])
-        values = [int(n.network_address) for r in records for n in r.networks]
-        self._version = np.fromiter((n.version for r in records for n in r.networks), np.uint8, total)
+        total = len(networks)
+        values = [int(n.network_address) for n in networks]
+        self._version = np.fromiter((n.version for n in networks), np.uint8, total)
         self._hi = np.fromiter((v >> 64 for v in values), np.uint64, total)
         self._lo = np.fromiter((v & 0xFFFFFFFFFFFFFFFF for v in values), np.uint64, total)
-        self._plen = np.fromiter((n.prefixlen for r in records for n in r.networks), np.uint8, total)
+        self._plen = np.fromiter((n.prefixlen for n in networks), np.uint8, total)
         self._owner = np.repeat(np.arange(count, dtype=np.int64), sizes)
         self._ids = np.array([r.id for r in records], dtype=str)
         live = self._status_active
