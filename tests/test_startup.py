@@ -20,6 +20,19 @@ print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', '
 """
 
 
+def command_then(argv: str, report: str) -> tuple:
+    """In a fresh interpreter, run ``ipallow.cli.main(argv)`` (``argv`` as Python text; its output
+    swallowed, exit status 0), then evaluate ``report`` there: (its value, as JSON, and the
+    modules loaded)."""
+    setup = ("import contextlib, io, sys, ipallow.cli\n"
+             "with contextlib.redirect_stdout(io.TextIOWrapper(io.BytesIO())):\n"
+             f"    assert ipallow.cli.main({argv}) == 0\n"
+             f"print(json.dumps({report}))")
+    out = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.splitlines()
+    return json.loads(out[-2]), set(json.loads(out[-1]))
+
+
 def loaded_after(setup: str) -> set[str]:
     out = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], capture_output=True, text=True,
                          timeout=120, check=True).stdout
@@ -97,17 +110,12 @@ def test_a_check_on_a_plain_snapshot_loads_what_it_uses_only(tmp_path):
     import ipallow
     path = tmp_path / "plain.ipallow"
     ipallow.Allowlist(["10.0.0.0/8"]).save(path)
-    setup = ("import contextlib, io, ipallow.cli\n"
-             "with contextlib.redirect_stdout(io.StringIO()):\n"
-             f"    assert ipallow.cli.main(['check', '10.1.2.3', '--list', {str(path)!r}]) == 0\n"
-             "import sys\n"
-             "print(json.dumps(sorted(m for m in ('tempfile', 'socket', 'pkgutil') if m in sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], capture_output=True, text=True,
-                         timeout=120, check=True).stdout.splitlines()
-    stdlib, loaded = json.loads(out[-2]), set(json.loads(out[-1]))
+    stdlib, loaded = command_then("['check', '10.1.2.3', '--list', %r]" % str(path),
+                                  "sorted(m for m in ('tempfile', 'socket', 'pkgutil') if m in sys.modules)")
     assert "ipallow._trie" in loaded
     assert not {m for m in loaded if m.startswith("ipallow.registry")}, sorted(loaded)
     assert stdlib == [], stdlib
+
 
 def test_a_filter_of_plain_input_does_not_import_zstandard(tmp_path):
     # zstandard alone took 10-40 ms of a filter's start-up (it imports platform); a codec's
@@ -116,14 +124,9 @@ def test_a_filter_of_plain_input_does_not_import_zstandard(tmp_path):
     listing, flows = tmp_path / "list.txt", tmp_path / "flows.txt"
     listing.write_text("10.0.0.0/8\n")
     flows.write_text("10.1.2.3\n192.0.2.1\n")
-    setup = ("import contextlib, io, ipallow.cli\n"
-             "with contextlib.redirect_stdout(io.TextIOWrapper(io.BytesIO())):\n"
-             f"    assert ipallow.cli.main(['filter', '-q', '--list', {str(listing)!r}, {str(flows)!r}]) == 0\n"
-             "import sys\n"
-             "print(json.dumps('zstandard' in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", PROBE.format(setup=setup)], capture_output=True, text=True,
-                         timeout=120, check=True).stdout.splitlines()
-    assert json.loads(out[-2]) is False
+    zstandard, _ = command_then("['filter', '-q', '--list', %r, %r]" % (str(listing), str(flows)),
+                                "'zstandard' in sys.modules")
+    assert zstandard is False
 
 
 def test_every_command_is_still_listed_and_a_typo_still_lists_them():
