@@ -228,6 +228,16 @@ def test_scan_network_text_leaves_the_rest_to_the_loader(raw):
     assert _trie.scan_network_text(raw) is None
 
 
+def test_scan_network_text_reads_crlf_and_blanks_as_plain_lines():
+    """A line that is one network is parsed whole (with a CRLF's CR left off); any other line
+    (blanks around it, two CRs, a comment) is stripped first: every form reads the same."""
+    nets = ["10.0.0.0/8", "192.0.2.1", "2001:db8::/32", "::ffff:1.2.3.0/120", "0.0.0.0/0", "::/0"]
+    plain = _trie.scan_network_text(("\n".join(nets) + "\n").encode())
+    for form in ("{}\r", "{}\r\r", " {}\r", "{} \r", "\t{}", "{}#x\r", "{} # x", "\x0b{}\x0c"):
+        got = _trie.scan_network_text("\n".join(form.format(n) for n in nets).encode())
+        assert [a.tolist() for a in got] == [a.tolist() for a in plain], form
+
+
 def test_scan_network_text_finds_a_byte_outside_ascii_anywhere():
     """The check reads eight bytes at a time, then the tail one by one: every offset counts."""
     lines = b"10.0.0.0/8\n192.0.2.0/24\n2001:db8::/32\n#c\n"

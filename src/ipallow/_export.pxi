@@ -327,10 +327,14 @@ cdef int scan_lines(const unsigned char* s, Py_ssize_t n, Py_ssize_t* pos, bint 
     while pos[0] < n:
         nl = <const unsigned char*>memchr(s + pos[0], c'\n', <size_t>(n - pos[0]))
         line_end = n if nl == NULL else nl - s
-        if out.count < out.cap and line_end > pos[0]:
+        end = line_end
+        if end > pos[0] and s[end - 1] == c'\r':
+            end -= 1                                # a CRLF line
+        if (out.count < out.cap and end > pos[0] and not list_blank(s[pos[0]])
+                and not list_blank(s[end - 1])):
             # The common line, a network and nothing else: the parser takes no blank, '#'
             # or '-', so when it reads the whole line there is nothing else to look for.
-            rc = parse_network_bytes(<const char*>(s + pos[0]), line_end - pos[0], strict,
+            rc = parse_network_bytes(<const char*>(s + pos[0]), end - pos[0], strict,
                                      &h, &l, &plen, &masked, &err)
             if rc >= 0 and not masked:
                 out.reg_first[out.entries] = out.count
