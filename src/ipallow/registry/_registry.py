@@ -80,8 +80,8 @@ class Registry(Sequence):
     def _build_arrays(self) -> None:
         records = self._records
         count = len(records)
-        # One pass over the records and one over their networks (a pass per field was most of
-        # building a large registry); a registry repeats its dates, so each is converted once.
+        # One pass over the records and one over their networks, not one per field; a registry
+        # repeats its dates, so each is converted once.
         start_stamps: dict = {None: -math.inf}      # no valid_from: valid since always
         end_stamps: dict = {None: math.inf}         # no expires_at: never expires
         active, starts, ends, sizes, networks = [], [], [], [], []
