@@ -130,6 +130,8 @@ class Filter:
 
         Raises Stop (--strict) at the first unparseable address.
         """
+        if self.column is None and self.mode in ("allowed", "denied"):
+            return self._keep_lines(data, first_line_no)
         lines = None
         if self.column is None:
             # No object per line: the core packs the lines' (stripped) texts end to end and
@@ -202,6 +204,31 @@ class Filter:
         if stopped:
             raise Stop
         return block_lines
+
+    def _keep_lines(self, data: bytes, first_line_no: int) -> int:
+        """``block`` for plain lines kept or dropped: one pass in the core, no array per line."""
+        c = self.counts
+        needs_strip = b"\r" in data or b" " in data or b"\t" in data
+        stopping = self.args.strict
+        report = 1 if stopping else max(self.args.report_limit - len(c.reported), 0)
+        kept, n, allowed, denied, blank, bad = _trie.filter_lines(
+            self.allowlist, data, self.mode == "allowed", needs_strip, stopping, report)
+        for i, line_start, text_start, text_end in bad:
+            text = data[text_start:text_end]
+            self._report(first_line_no + i, text, text_start - line_start + 1, True)
+        c.lines += n
+        c.allowed += allowed
+        c.denied += denied
+        c.blank += blank
+        c.unparseable += n - allowed - denied - blank
+        if kept:                            # lines pass through as read (a CR before \n stays)
+            self.out.write(kept)
+            c.output += allowed if self.mode == "allowed" else denied
+        if stopping and bad:                # the fatal line itself: read and counted, not written
+            c.lines += 1
+            c.unparseable += 1
+            raise Stop
+        return n
 
     def _byte_counts(self, data: bytes, bounds: _delimited.Fields, n: int, first_line_no: int) -> np.ndarray:
         """The --bytes field of the first ``n`` lines as int64; a bad value counts 0 and is reported."""
