@@ -171,3 +171,39 @@ def test_the_bench_package_serves_its_names_on_first_use():
     assert set(ipallow.bench.__all__) <= set(dir(ipallow.bench))
     with pytest.raises(AttributeError):
         ipallow.bench.no_such_name
+
+
+def test_a_filter_of_plain_lines_imports_neither_json_nor_csv(tmp_path):
+    # json (4-6 ms) and csv with the column reader (4-6 ms) serve --json, data-carrying lists
+    # and --column only; a plain list and plain lines do without them.
+    listing, flows = tmp_path / "list.txt", tmp_path / "flows.txt"
+    listing.write_text("10.0.0.0/8\n")
+    flows.write_text("10.1.2.3\n192.0.2.1\n")
+    code = ("import contextlib, io, sys, ipallow.cli\n"
+            "with contextlib.redirect_stdout(io.TextIOWrapper(io.BytesIO())):\n"
+            f"    assert ipallow.cli.main(['filter', '-q', '--list', {str(listing)!r}, {str(flows)!r}]) == 0\n"
+            "print(sorted(m for m in ('json', 'csv', 'ipallow._delimited') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_list_header_is_read_as_csv_reads_it(seed):
+    # The header check splits at commas itself unless the line holds what csv treats apart.
+    import csv
+    import random
+
+    from ipallow._formats import _header_columns
+
+    rng = random.Random(seed)
+    for _ in range(3000):
+        line = "".join(rng.choice('ab,"\r\0 #\t1./:') for _ in range(rng.randint(0, 12)))
+        if not line.strip() or line.lstrip().startswith("#"):
+            want = set()
+        else:
+            try:
+                want = {f.strip().strip('"').lower() for f in next(csv.reader([line.rstrip("\r")]), [])}
+            except csv.Error:
+                want = set()
+        assert _header_columns(line.encode() + b"\n10.0.0.0/8\n") == want, repr(line)

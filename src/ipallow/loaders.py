@@ -24,7 +24,7 @@ import os
 import stat
 from typing import Any, NamedTuple
 
-from ipallow import _csvrecords, snapshot
+from ipallow import snapshot
 from ipallow import _trie
 from ipallow._compile import Compiled, assemble, compile_entries
 from ipallow._formats import FORMATS, NETWORK_COLUMNS, decode as _decode, detect_format, problem as _problem
@@ -130,6 +130,7 @@ def _text_items(text: str):
 
 
 def _csv_items(text: str, name: str):
+    from ipallow import _csvrecords     # here: csv is start-up a plain list does without
     reader = _csvrecords.records(text)
     try:
         header = next(reader)

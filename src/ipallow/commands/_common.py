@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import os
 import sys
 from typing import TYPE_CHECKING, Any, Iterator
@@ -226,6 +225,7 @@ def empty_warning(source: Source) -> str | None:
 
 
 def print_json(obj: Any, stream=None) -> None:
+    import json                 # here: 4-6 ms of every command's start-up, for --json only
     print(json.dumps(obj, default=str, ensure_ascii=False), file=stream or sys.stdout)
 
 

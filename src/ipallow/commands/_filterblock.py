@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ipallow import _delimited, _trie
+from ipallow import _trie
 from ipallow.errors import AddressError
 from ipallow.allowlist import registration_label
 from ipallow.commands._format import SHOWN_TEXT, printable, quoted
 from ipallow.commands._progress import Progress
+
+if TYPE_CHECKING:
+    from ipallow._delimited import Fields
 
 
 def register(subparsers) -> None:  # noqa: ARG001 - see the module docstring
@@ -73,6 +76,10 @@ class Filter:
         self.column: int | None = None
         self.column_label = ""
         self.sep = ord("\t")
+        if args.column is not None:
+            # Here, not at the top: csv and a NamedTuple are 4-6 ms of start-up plain lines skip.
+            from ipallow import _delimited
+            self.delimited = _delimited
         self.labels: dict[int, bytes] = {}
         self.bar: Progress | None = None
         self.err_stream = err_stream
@@ -80,7 +87,7 @@ class Filter:
     # -- labels for --annotate
     def _quote(self, text: str) -> bytes:
         raw = text.encode("utf-8", "replace")
-        if self.column is not None and (self.sep in raw or _delimited.QUOTE in raw):
+        if self.column is not None and (self.sep in raw or self.delimited.QUOTE in raw):
             raw = b'"' + raw.replace(b'"', b'""') + b'"'
         return raw
 
@@ -141,7 +148,7 @@ class Filter:
             result = self.allowlist._match_text_arrow(rows, packed, None, 0, len(newlines), large=True)
             bounds = None
         else:
-            bounds = _delimited.locate(data, self.column, self.sep)
+            bounds = self.delimited.locate(data, self.column, self.sep)
             texts, starts, ends, fs, present = bounds
             result = self.allowlist._match_text(texts)
         n = block_lines = len(result)
@@ -199,7 +206,7 @@ class Filter:
                 if bounds is None:
                     self.out.write(_trie.selected_lines(data, newlines[:n], select))
                 else:
-                    self.out.write(_delimited.selected_lines(data, starts[:n], ends[:n], select))
+                    self.out.write(self.delimited.selected_lines(data, starts[:n], ends[:n], select))
                 c.output += count
         if stopped:
             raise Stop
@@ -230,9 +237,9 @@ class Filter:
             raise Stop
         return n
 
-    def _byte_counts(self, data: bytes, bounds: _delimited.Fields, n: int, first_line_no: int) -> np.ndarray:
+    def _byte_counts(self, data: bytes, bounds: Fields, n: int, first_line_no: int) -> np.ndarray:
         """The --bytes field of the first ``n`` lines as int64; a bad value counts 0 and is reported."""
-        texts, starts, _, fs, present = _delimited.locate(data, self.bytes_column, self.sep,
+        texts, starts, _, fs, present = self.delimited.locate(data, self.bytes_column, self.sep,
                                                           lines=(bounds.starts[:n], bounds.ends[:n]))
         try:
             values = np.array(texts, dtype="S").astype(np.int64) if texts else np.zeros(0, np.int64)

@@ -11,7 +11,6 @@ pays for data nobody reads.
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from typing import Any, Callable
 
@@ -68,6 +67,7 @@ def _decode_hook(obj: dict) -> Any:
 def encode_data(data) -> tuple[np.ndarray, np.ndarray] | None:
     if data is None:
         return None
+    import json                 # here, and in LazyData: ~4 ms of start-up, for lists with data only
     encoder = json.JSONEncoder(default=_encode_default, sort_keys=True, separators=(",", ":"),
                                ensure_ascii=False, allow_nan=False)
     chunks, offsets, total = [], [0], 0
@@ -94,6 +94,7 @@ class LazyData:
         self._offsets = offsets
         self._blob = blob
         self._source = source
+        import json
         self._decoder = json.JSONDecoder(object_hook=_decode_hook)
 
     def __len__(self) -> int:
