@@ -4,7 +4,7 @@
 #
 #   tools/fuzz.sh                      every harness for 10 minutes each
 #   tools/fuzz.sh --time 3600          every harness for an hour each (repeat with --rounds N / 0 = forever)
-#   tools/fuzz.sh --time 300 address   one harness (address network batch listfile registry snapshot)
+#   tools/fuzz.sh --time 300 address   one harness (address network batch listfile lines registry snapshot)
 #   tools/fuzz.sh --smoke              CI: every harness for $FUZZ_SMOKE_SECONDS (default 15) s
 #
 # New inputs go to build/fuzz/corpus/<harness>/ (the committed seeds in tests/fuzz/corpus/ are
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-ALL=(address network batch listfile registry snapshot)
+ALL=(address network batch listfile lines registry snapshot)
 seconds=600
 rounds=1
 harnesses=()
@@ -36,6 +36,7 @@ max_len() {
     case $1 in
         address|network) echo 256 ;;
         batch) echo 1024 ;;
+        lines) echo 4096 ;;
         listfile|registry) echo 8192 ;;
         snapshot) echo 65536 ;;
         *) echo "fuzz.sh: unknown harness $1 (${ALL[*]})" >&2; exit 2 ;;

@@ -110,6 +110,24 @@ def list_seeds() -> dict[str, bytes]:
     }
 
 
+def lines_seeds() -> dict[str, bytes]:
+    """Blocks for filter_lines; byte 0: bit 0 keep the allowed, bit 1 strip, bit 2 stop at the
+    first unparseable line, bits 3-5 how many to report."""
+    plain = b"10.1.2.3\n192.0.2.200\n8.8.8.8\n2001:db8::1\n::1\n::ffff:10.1.2.3\n3fff::1\n"
+    messy = (b" 10.1.2.3\r\n\t::1 \n\n  \n\x0b192.0.2.1\x0c\n1.2.3\n300.1.1.1\n"
+             b"fe80::1%eth0\n1.2.3.4\x00\n\xc3\xa9\n10.0.0.1 5\n10.0.0.0/8\n")
+    many = b"".join(b"%d.%d.0.1\n" % (i % 256, i // 256) for i in range(300)) + b"x\n" * 3
+    return {
+        "plain-allowed": bytes([0b00001011]) + plain,
+        "plain-denied": bytes([0b00001010]) + plain,
+        "messy-strip": bytes([0b00111011]) + messy,
+        "messy-no-strip": bytes([0b00111001]) + messy,
+        "messy-stop": bytes([0b00000111]) + messy,
+        "past-two-chunks": bytes([0b00010011]) + many + b"no newline at the end",
+        "empty-lines": bytes([0b00000011]) + b"\n" * 200,
+    }
+
+
 def registry_seeds() -> dict[str, bytes]:
     csv = (b"id,cidr,owner,category,status,valid_from,expires_at,tags\n"
            b"PTA-1,192.0.2.0/24,Acme,company_vpn,active,2024-11-01,,a;b\n"
@@ -167,6 +185,7 @@ def main() -> None:
         | {f"malformed-{i:03d}": utf8(t) for i, t in enumerate(cases("malformed_networks.txt"))},
         "batch": batch_seeds(),
         "listfile": list_seeds(),
+        "lines": lines_seeds(),
         "registry": registry_seeds(),
         "snapshot": snapshot_seeds(),
     }

@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-HARNESSES = ["address", "network", "batch", "listfile", "registry", "snapshot"]
+HARNESSES = ["address", "network", "batch", "listfile", "lines", "registry", "snapshot"]
 
 
 def test_every_harness_has_seeds():
