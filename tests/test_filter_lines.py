@@ -174,3 +174,42 @@ def test_filter_lines_refuses_what_it_cannot_read():
     with pytest.raises(ValueError):
         _trie.filter_lines(index, b"1.2.3.4\n", True, True, False, -1)
     assert _trie.filter_lines(index, b"", True, True, False, 0) == (bytearray(), 0, 0, 0, 0, [])
+
+
+def test_filter_reports_and_stops_across_blocks(tmp_path):
+    # Input read in several blocks: line numbers run on across them, the report limit is for
+    # the whole input, and --strict stops at the first bad line of a later block.
+    from ipallow._lineblocks import BLOCK_SIZE
+
+    lines = [f"10.{i % 256}.{i // 256 % 256}.1" for i in range(3 * BLOCK_SIZE // 11)]
+    bad_at = [5, len(lines) // 2, len(lines) // 2 + 1, len(lines) - 3]       # 0-based
+    for i in bad_at:
+        lines[i] = f"bad-{i}"
+    path, cidrs = tmp_path / "in.txt", tmp_path / "cidrs.txt"
+    path.write_text("".join(line + "\n" for line in lines))
+    cidrs.write_text("10.0.0.0/9\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    command = [sys.executable, "-c", "import sys; from ipallow.cli import main; sys.exit(main())",
+               "filter", "--list", str(cidrs)]
+    allowed = [line + "\n" for line in lines if not line.startswith("bad")
+               and int(line.split(".")[1]) < 128]
+
+    done = subprocess.run(command + ["--report-limit", "3", str(path)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "".join(allowed)
+    reported = [line for line in done.stderr.splitlines() if "invalid IP address" in line]
+    assert reported == [f"{path}:{i + 1}:1: invalid IP address 'bad-{i}': unexpected character 'b'"
+                        for i in bad_at[:3]]
+    assert f"{len(lines):,} lines: {len(allowed):,} allowed" in done.stderr
+    assert "4 unparseable (first 3 shown)" in done.stderr
+
+    done = subprocess.run(command + ["--strict", "--report-limit", "0", str(path)],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    lines[5] = "10.0.0.1"
+    path.write_text("".join(line + "\n" for line in lines))
+    done = subprocess.run(command + ["--strict", str(path)], capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    stop = bad_at[1]
+    assert f"stopped at line {stop + 1}" in done.stderr
+    assert done.stdout == "".join(line + "\n" for line in lines[:stop] if int(line.split(".")[1]) < 128)
