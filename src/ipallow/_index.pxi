@@ -139,6 +139,7 @@ cdef class Index:
         cdef const uint64_t[:, ::1] a64
         cdef const uint8_t[:, ::1] packed
         cdef text_check_t check
+        cdef text_check_t* checking
         if n == 0:
             return result
         if kind == "u32":
@@ -149,19 +150,17 @@ cdef class Index:
             a64 = data
             with nogil:
                 run_u64x2(&self.t4, &self.t6, &a64[0, 0], n, mode, dst, self.prefix_reg)
-        elif kind == "packed":
+        elif kind == "packed" or kind == "packed unless text":
             packed = data
-            with nogil:
-                run_packed(&self.t4, &self.t6, &packed[0, 0], n, packed.shape[1], mode, dst,
-                           self.prefix_reg, NULL)
-        elif kind == "packed unless text":
-            packed = data
+            # S4/S16 rows may be address text: the run reads them for the rule as it goes.
+            checking = &check if kind == "packed unless text" else NULL
             check.binary_seen = False
             check.text_row = -1
             with nogil:
                 run_packed(&self.t4, &self.t6, &packed[0, 0], n, packed.shape[1], mode, dst,
-                           self.prefix_reg, &check)
-            refuse_text_as_packed(data, &check)
+                           self.prefix_reg, checking)
+            if checking != NULL:
+                refuse_text_as_packed(data, &check)
         elif kind == "text":
             self._run_text(data, mode, dst)
         else:
