@@ -6,7 +6,7 @@ cdef extern from "ipallow_aggregate.h" nogil:
     ctypedef struct ia_span6:
         uint64_t fhi, flo, lhi, llo
     uint64_t ia_span4(uint64_t value, int plen)
-    int ia_sort4(uint64_t* spans, uint64_t* tmp, size_t n)
+    void ia_sort4(uint64_t* spans, uint64_t* tmp, size_t n)
     size_t ia_merge4(uint64_t* spans, size_t n)
     size_t ia_count4(const uint64_t* spans, size_t n)
     size_t ia_cut4(const uint64_t* spans, size_t n, uint64_t* addr, uint8_t* plen, size_t cap)
@@ -68,15 +68,11 @@ def aggregate_prefixes(version, hi, lo, prefixlen):
         if ver[i] == 4:
             spans[k] = ia_span4(los[i], plens[i])
             k += 1
-    cdef int sorted_rc = 0
     if n4:
         with nogil:
-            sorted_rc = ia_sort4(&spans[0], &tmp[0], <size_t>n4)
-            if sorted_rc == 0:
-                merged = ia_merge4(&spans[0], <size_t>n4)
-                total = ia_count4(&spans[0], merged)
-        if sorted_rc != 0:
-            raise MemoryError("no memory for the radix sort's counts")
+            ia_sort4(&spans[0], &tmp[0], <size_t>n4)
+            merged = ia_merge4(&spans[0], <size_t>n4)
+            total = ia_count4(&spans[0], merged)
     else:
         merged = total = 0
     addr4_arr = np.empty(total, dtype=np.uint64)
