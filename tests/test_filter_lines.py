@@ -1,6 +1,6 @@
-"""`ipallow filter`'s plain-line path in the core (``line_rows``, ``selected_lines``,
-``filter_lines``) against ``bytes.split`` / ``bytes.strip`` and each other, and the command's
-output against an ``ipaddress`` oracle."""
+"""`ipallow filter`'s plain-line paths in the core (``line_rows``, ``filter_lines``) against
+``bytes.split`` / ``bytes.strip`` and a slow ``ipaddress`` reading, and the command's output
+against an ``ipaddress`` oracle."""
 
 from __future__ import annotations
 
@@ -58,31 +58,6 @@ def test_line_rows_edges():
     assert (packed, rows.tolist(), starts.tolist(), ends.tolist()) == (b"x", [0, 0, 0, 1], [0, 3, 5], [0, 3, 7])
     with pytest.raises(TypeError):
         _trie.line_rows("1.2.3.4\n", True)
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_selected_lines_is_compress(seed):
-    rng = random.Random(50 + seed)
-    data = random_block(rng, 200)
-    *_, ends = _trie.line_rows(data, False)
-    pick = np.array([rng.random() < 0.5 for _ in range(len(ends))])
-    lines = data.split(b"\n")[:-1]
-    assert _trie.selected_lines(data, ends, pick) == b"".join(l + b"\n" for l, p in zip(lines, pick) if p)
-    half = len(ends) // 2
-    assert _trie.selected_lines(data, ends[:half], pick[:half]) == \
-        b"".join(l + b"\n" for l, p in zip(lines[:half], pick[:half]) if p)
-
-
-@pytest.mark.parametrize("ends, select, message", [
-    ([1, 3], [True, True], "not the newline"),               # 3 is no newline in b"a\nbb\nc\n"
-    ([1, 1], [True, True], "not the newline"),               # not increasing
-    ([1, 9], [True, True], "not the newline"),               # outside the data
-    ([-1], [True], "not the newline"),
-    ([1], [True, True], "more selected rows"),
-])
-def test_selected_lines_refuses_bad_ends(ends, select, message):
-    with pytest.raises(ValueError, match=message):
-        _trie.selected_lines(b"a\nbb\nc\n", np.array(ends), np.array(select))
 
 
 def test_filter_plain_lines_against_ipaddress(tmp_path):

@@ -7,7 +7,6 @@ registry formats to it.
 
 from __future__ import annotations
 
-
 from ipallow.errors import AddressError, ParseError, Problem
 
 __all__ = ["NETWORK_COLUMNS", "JSONL_SUFFIXES", "detect_format", "decode", "problem"]

@@ -1,8 +1,7 @@
 # `ipallow filter`'s plain input in C.  No Python object per line: the block is read in place.
 # Keeping or dropping lines (the default and --denied) is one pass, ``filter_lines``: each
 # line is found, parsed, looked up and, when kept, copied out as read.  The other modes need
-# every line's answer: ``line_rows`` gives the lines as rows for Index._match_text_arrow, and
-# ``selected_lines`` copies lines out by a mask.
+# every line's answer: ``line_rows`` gives the lines as rows for Index._match_text_arrow.
 
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -83,41 +82,6 @@ def line_rows(data, bint strip):
             ends[i] = line_end
             pos = line_end + 1
     return text[:packed], offsets_arr, starts_arr, ends_arr
-
-
-def selected_lines(data, ends, select):
-    """The lines ``i`` of ``data`` with ``select[i]`` true, each with its newline, in order.
-
-    ``ends`` as :func:`line_rows` returns it (checked: increasing, inside ``data``, each a
-    newline); ``select`` a bool array of at most as many lines.
-    """
-    if not isinstance(data, bytes):
-        raise TypeError(f"expected bytes, not {type(data).__name__}")
-    cdef const char* s = PyBytes_AS_STRING(data)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
-    cdef const int64_t[::1] e = np.ascontiguousarray(ends, dtype=np.int64)
-    cdef const uint8_t[::1] pick = np.ascontiguousarray(select, dtype=bool).view(np.uint8)
-    cdef Py_ssize_t lines = pick.shape[0], i, total = 0, start = 0, size
-    if lines > e.shape[0]:
-        raise ValueError("more selected rows than lines")
-    cdef int64_t previous = -1
-    for i in range(lines):
-        if e[i] <= previous or e[i] >= n or s[e[i]] != c'\n':
-            raise ValueError(f"line {i}: its end {e[i]} is not the newline after the previous one")
-        if pick[i]:
-            total += e[i] - previous
-        previous = e[i]
-    out = PyBytes_FromStringAndSize(NULL, total)
-    cdef char* dst = PyBytes_AS_STRING(out)
-    previous = -1
-    with nogil:
-        for i in range(lines):
-            if pick[i]:
-                size = e[i] - previous
-                memcpy(dst, s + previous + 1, <size_t>size)
-                dst += size
-            previous = e[i]
-    return out
 
 
 def filter_lines(Index index not None, data, bint keep_allowed, bint strip, bint stop_at_bad,

@@ -1,9 +1,10 @@
 """`ipallow filter`'s engine: one block of input lines classified, counted and written.
 
 Throughput comes from never touching a line in Python on the common path: plain
-lines are located by the core (``_trie.line_rows``) and read in place by
-``Allowlist._match_text_arrow``, and the selected ones copied out by
-``_trie.selected_lines``; a column of CSV/TSV lines is located with numpy over the
+lines kept or dropped (the default, --denied) go through one pass of the core
+(``_trie.filter_lines``: find, parse, look up, copy out); for --annotate and
+--count-by, which need every line's answer, the core locates them (``_trie.line_rows``)
+and ``Allowlist._match_text_arrow`` reads them in place; a column of CSV/TSV lines is located with numpy over the
 raw bytes (:mod:`ipallow._delimited`) and classified by one call of
 ``Allowlist._match_text`` (a C loop: parse + lookup).  Only the lines that need a
 message (unparseable ones, the first few in full) are looked at one by one.
@@ -76,6 +77,7 @@ class Filter:
         self.column: int | None = None
         self.column_label = ""
         self.sep = ord("\t")
+        self.delimited = None
         if args.column is not None:
             # Here, not at the top: csv and a NamedTuple are 4-6 ms of start-up plain lines skip.
             from ipallow import _delimited
@@ -203,10 +205,7 @@ class Filter:
         else:
             select, count = (allowed, n_allowed) if self.mode == "allowed" else (denied, n_denied)
             if count:                       # lines pass through as read (a CR before \n stays)
-                if bounds is None:
-                    self.out.write(_trie.selected_lines(data, newlines[:n], select))
-                else:
-                    self.out.write(self.delimited.selected_lines(data, starts[:n], ends[:n], select))
+                self.out.write(self.delimited.selected_lines(data, starts[:n], ends[:n], select))
                 c.output += count
         if stopped:
             raise Stop
