@@ -47,6 +47,12 @@ class Counts:
     reported: list = field(default_factory=list)
 
 
+def _strips(data: bytes) -> bool:
+    """Whether a block's plain lines are stripped: when it holds a CR, space or tab anywhere
+    (a block without them keeps a lone \\x0b or \\x0c as part of a line's text)."""
+    return b"\r" in data or b" " in data or b"\t" in data
+
+
 class Stop(Exception):
     """--strict met an unparseable address."""
 
@@ -145,8 +151,7 @@ class Filter:
         if self.column is None:
             # No object per line: the core packs the lines' (stripped) texts end to end and
             # the index reads them there, as the rows of an Arrow string array.
-            needs_strip = b"\r" in data or b" " in data or b"\t" in data
-            packed, rows, text_starts, newlines = _trie.line_rows(data, needs_strip)
+            packed, rows, text_starts, newlines = _trie.line_rows(data, _strips(data))
             result = self.allowlist._match_text_arrow(rows, packed, None, 0, len(newlines), large=True)
             bounds = None
         else:
@@ -214,11 +219,10 @@ class Filter:
     def _keep_lines(self, data: bytes, first_line_no: int) -> int:
         """``block`` for plain lines kept or dropped: one pass in the core, no array per line."""
         c = self.counts
-        needs_strip = b"\r" in data or b" " in data or b"\t" in data
         stopping = self.args.strict
         report = 1 if stopping else max(self.args.report_limit - len(c.reported), 0)
         kept, n, allowed, denied, blank, bad = _trie.filter_lines(
-            self.allowlist, data, self.mode == "allowed", needs_strip, stopping, report)
+            self.allowlist, data, self.mode == "allowed", _strips(data), stopping, report)
         for i, line_start, text_start, text_end in bad:
             text = data[text_start:text_end]
             self._report(first_line_no + i, text, text_start - line_start + 1, True)
