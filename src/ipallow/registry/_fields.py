@@ -146,6 +146,21 @@ def _quick_choice(value: Any, choices: frozenset) -> str:
     return normal
 
 
+def _quick_tags(value: Any) -> tuple:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = _LIST_SEPARATORS.split(value)
+    elif not (isinstance(value, list) and all(isinstance(tag, str) for tag in value)):
+        raise _Unusual
+    kept: list[str] = []
+    for tag in value:
+        tag = tag.strip()
+        if tag and tag not in kept:
+            kept.append(tag)
+    return tuple(kept)
+
+
 def _quick_networks(value: Any, strict: bool) -> tuple[tuple, int]:
     if type(value) is str:
         texts = (value,)
@@ -211,20 +226,7 @@ def quick_fields(values: Mapping[str, Any], strict: bool) -> tuple[dict[str, Any
         expires_at = _quick_time(get("expires_at"))
         if valid_from is not None and expires_at is not None and expires_at <= valid_from:
             return None
-        tags = get("tags")
-        if tags is None:
-            tags = ()
-        else:
-            if isinstance(tags, str):
-                tags = _LIST_SEPARATORS.split(tags)
-            elif not (isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)):
-                return None
-            kept: list[str] = []
-            for tag in tags:
-                tag = tag.strip()
-                if tag and tag not in kept:
-                    kept.append(tag)
-            tags = tuple(kept)
+        tags = _quick_tags(get("tags"))
         extra = get("extra")
         if extra is None or (type(extra) is dict and not extra):
             extra = _NO_EXTRA                  # immutable: one for every row without extra columns

@@ -77,9 +77,24 @@ class Registry(Sequence):
         self._full = None   # every record compiled, for explain (see _every_record)
         self._build_arrays()
 
+    @classmethod
+    def _from_columns(cls, records: tuple, index: dict[str, int], *, active: np.ndarray,
+                      valid_from: np.ndarray, expires_at: np.ndarray, version: np.ndarray, hi: np.ndarray,
+                      lo: np.ndarray, plen: np.ndarray, source: str | None) -> "Registry":
+        """A registry of records with unique ids, each with one network, from the columns a
+        bulk loader already holds (``registry._bulk``): what ``__init__`` would work out
+        record by record.  ``valid_from`` / ``expires_at``: POSIX seconds, -inf / inf open."""
+        self = object.__new__(cls)
+        self._records = records
+        self._index = index
+        self.source = source
+        self._full = None
+        self._set_arrays(active, valid_from, expires_at, np.ones(len(records), dtype=np.int64),
+                         version, hi, lo, plen)
+        return self
+
     def _build_arrays(self) -> None:
         records = self._records
-        count = len(records)
         # One pass over the records and one over their networks, not one per field; a registry
         # repeats its dates, so each is converted once.
         start_stamps: dict = {None: -math.inf}      # no valid_from: valid since always
@@ -96,20 +111,29 @@ class Registry(Sequence):
             ends.append(end_stamps[end])
             sizes.append(len(r.networks))
             networks.extend(r.networks)
-        self._status_active = np.array(active, dtype=bool)
-        self._valid_from = np.array(starts, dtype=np.float64)
-        self._expires_at = np.array(ends, dtype=np.float64)
-        sizes = np.array(sizes, dtype=np.int64)
-        self._reg_first = np.zeros(count + 1, dtype=np.int64)
-        np.cumsum(sizes, out=self._reg_first[1:])
         total = len(networks)
         values = [int(n.network_address) for n in networks]
-        self._version = np.fromiter((n.version for n in networks), np.uint8, total)
-        self._hi = np.fromiter((v >> 64 for v in values), np.uint64, total)
-        self._lo = np.fromiter((v & 0xFFFFFFFFFFFFFFFF for v in values), np.uint64, total)
-        self._plen = np.fromiter((n.prefixlen for n in networks), np.uint8, total)
+        self._set_arrays(np.array(active, dtype=bool), np.array(starts, dtype=np.float64),
+                         np.array(ends, dtype=np.float64), np.array(sizes, dtype=np.int64),
+                         np.fromiter((n.version for n in networks), np.uint8, total),
+                         np.fromiter((v >> 64 for v in values), np.uint64, total),
+                         np.fromiter((v & 0xFFFFFFFFFFFFFFFF for v in values), np.uint64, total),
+                         np.fromiter((n.prefixlen for n in networks), np.uint8, total))
+
+    def _set_arrays(self, active: np.ndarray, valid_from: np.ndarray, expires_at: np.ndarray,
+                    sizes: np.ndarray, version: np.ndarray, hi: np.ndarray, lo: np.ndarray,
+                    plen: np.ndarray) -> None:
+        """The per-record arrays (status, window, how many networks) and the per-network ones
+        (every record's networks in record order), and what follows from them."""
+        count = len(self._records)
+        self._status_active = active
+        self._valid_from = valid_from
+        self._expires_at = expires_at
+        self._reg_first = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum(sizes, out=self._reg_first[1:])
+        self._version, self._hi, self._lo, self._plen = version, hi, lo, plen
         self._owner = np.repeat(np.arange(count, dtype=np.int64), sizes)
-        self._ids = np.array([r.id for r in records], dtype=str)
+        self._ids = np.array([r.id for r in self._records], dtype=str)
         live = self._status_active
         bounds = np.concatenate([self._valid_from[live], self._expires_at[live]])
         self._bounds = np.unique(bounds[np.isfinite(bounds)])
