@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     # ipallow.registry: time and id order, the record, the registry, then its file readers
     ("records", {"registry._time", "registry._ids", "registry._frozenmap", "registry._fields", "registry._record"}),
     ("registry", {"registry._registry"}),
-    ("registry files", {"registry._rows", "registry._io", "registry"}),
+    ("registry files", {"registry._rows", "registry._bulk", "registry._io", "registry"}),
     ("loader", {"loaders"}),
     ("algebra", {"setops"}),              # below the facade: Allowlist's operators call it
     ("mmdb", {"mmdb._encode", "mmdb._decode", "mmdb._tree", "mmdb._where", "mmdb"}),   # Allowlist.export_mmdb / from_mmdb

@@ -1,0 +1,213 @@
+"""The bulk reader of CSV registries (#15): the registry the row-by-row loader gives, or none.
+
+The oracle is the row-by-row loader itself (``registry._io`` with the bulk reader switched
+off), which owns every rule and message; it is checked against ``ipaddress`` and the
+lifecycle reference in test_registry.py and test_load_fastpaths.py.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+
+import numpy as np
+import pytest
+
+from ipallow import HostBitsWarning, ParseError
+from ipallow.registry import _io, parse_registry
+from ipallow.registry._bulk import _unquoted_columns, read_csv_registry
+
+ARRAYS = ("_status_active", "_valid_from", "_expires_at", "_reg_first", "_version", "_hi", "_lo", "_plen",
+          "_owner", "_ids", "_bounds")
+
+# One network per cell, as the bulk reader takes them (whitespace around is stripped).
+NETWORKS = ["10.0.0.0/8", "192.0.2.0/24", "198.51.100.7", " 203.0.113.0/31 ", "0.0.0.0/0", "255.255.255.255/32",
+            "2001:db8::/32", "2001:DB8:1::/48", "::/0", "2001:db8::1/128", "::ffff:192.0.2.0/120",
+            "::ffff:198.51.100.9", "fe80::/10"]
+# Cells the bulk reader leaves to the row-by-row loader: several networks, ranges, host bits, errors.
+ODD_NETWORKS = ["10.0.0.0/8;192.0.2.0/24", "198.51.100.0 - 198.51.100.9", "10.0.0.1/8", "zz", "", "1.2.3.4/33",
+                "2001:db8::1/32", "10.0.0.0/8;"]
+OWNERS = ["Ann", " Bob ", "", "Çelik Ltd", "Acme, Inc.", 'Say "hi"', "two\nlines", "cr\r\nlf"]
+CATEGORIES = ["other", " Call_Center ", "COMPANY_VPN", "freelancer_vpn", "video_conference"]
+STATUSES = ["active", "Active", " revoked", "pending", "suspended"]
+TIMES = ["", "2030-01-01", "2030-01-01T12:00:00Z", "2031-05-05 10:00+05:00", " 2029-12-31 "]
+STARTS = ["", "2020-01-01", "2024-06-01T00:00:00Z"]
+TAGS = ["", "a", "a, b;a", " x ;y"]
+ODD = {"category": "bogus", "status": "", "valid_from": "2040-01-01", "expires_at": "tomorrow", "tags": "a"}
+
+
+def quoted(text: str, rng: random.Random) -> str:
+    """A CSV field: quoted when it must be (a comma or a quote in it), and now and then anyway."""
+    if any(c in text for c in ',"\r\n') or rng.random() < 0.05:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def random_export(rng: random.Random, rows: int, faults: bool) -> str:
+    """A CSV registry export: random columns in a random order and spelling, random rows; with
+    ``faults``, a few rows or lines the bulk reader must leave to the row-by-row loader."""
+    network_column = rng.choice(["cidr", "network", "networks", "ip", "CIDR"])
+    optional = [c for c in ("owner", "category", "status", "valid_from", "expires_at", "tags")
+                if rng.random() < 0.7]
+    extra = [c for c in ("note", "Site") if rng.random() < 0.3]
+    columns = ["id", network_column, *optional, *extra]
+    rng.shuffle(columns)
+    header = [rng.choice([c, c.upper(), f" {c} "]) if c in ("id", "owner", "status") else c for c in columns]
+    lines = [",".join(header)]
+    for number in range(rows):
+        row = {"id": rng.choice([f"PTA-{number}", f" R{number} ", f"x{number}y"]),
+               network_column: rng.choice(NETWORKS), "owner": rng.choice(OWNERS),
+               "category": rng.choice(CATEGORIES), "status": rng.choice(STATUSES),
+               "valid_from": rng.choice(STARTS), "expires_at": rng.choice(TIMES), "tags": rng.choice(TAGS),
+               "note": rng.choice(["", "n", "a, b"]), "Site": rng.choice(["s1", ""])}
+        if faults and rng.random() < 0.02:
+            row[network_column] = rng.choice(ODD_NETWORKS)
+        if faults and rng.random() < 0.02:
+            field = rng.choice(list(ODD))
+            row[field] = ODD[field]
+        if faults and rng.random() < 0.02 and number:
+            row["id"] = f"PTA-{rng.randrange(number)}"          # a duplicate id (merged or refused)
+        line = ",".join(quoted(row[c], rng) for c in columns)
+        if faults and rng.random() < 0.01:
+            line += rng.choice([",", ",more"])                    # a field too many
+        lines.append(line)
+        if rng.random() < 0.02:
+            lines.append(rng.choice(["", ""]))                     # a blank line
+    text = rng.choice(["\n", "\r\n"]).join(lines)
+    if faults and rng.random() < 0.05:
+        text = text.replace("\n", "\r", 1)                        # a lone CR
+    return text + rng.choice(["\n", "", "\n\n"])
+
+
+def row_by_row(monkeypatch, text: str, strict: bool = True):
+    """What the row-by-row loader alone makes of ``text``: the registry, or the ParseError."""
+    with monkeypatch.context() as patch:
+        patch.setattr(_io, "read_csv_registry", lambda text, name: None)
+        try:
+            return parse_registry(text, "r.csv", format="csv", strict=strict)
+        except ParseError as exc:
+            return exc
+
+
+def assert_same_registry(bulk, expected) -> None:
+    assert type(bulk) is type(expected)
+    assert bulk == expected and bulk.source == expected.source
+    assert repr(list(bulk)) == repr(list(expected))       # the types too: networks, datetimes, extra
+    assert bulk._index == expected._index
+    for name in ARRAYS:
+        got, want = getattr(bulk, name), getattr(expected, name)
+        assert got.dtype == want.dtype and np.array_equal(got, want), name
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_plain_export_is_read_in_bulk_to_the_row_by_row_registry(monkeypatch, seed):
+    rng = random.Random(seed)
+    text = random_export(rng, rng.choice([1, 2, 30, 400]), faults=False)
+    expected = row_by_row(monkeypatch, text)
+    if isinstance(expected, ParseError):      # several ids clash by chance: not a plain export
+        pytest.fail(f"the generator made a faulty export: {expected}")
+    bulk = read_csv_registry(text, "r.csv")
+    assert bulk is not None, "a plain export must take the bulk reader"
+    assert_same_registry(bulk, expected)
+    assert_same_registry(parse_registry(text, "r.csv"), expected)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_an_export_with_faults_loads_as_the_row_by_row_loader_loads_it(monkeypatch, seed):
+    rng = random.Random(1000 + seed)
+    text = random_export(rng, rng.choice([5, 60, 300]), faults=True)
+    expected = row_by_row(monkeypatch, text)
+    bulk = read_csv_registry(text, "r.csv")
+    if bulk is not None:
+        assert not isinstance(expected, ParseError), f"bulk read an export with problems: {expected}"
+        assert_same_registry(bulk, expected)
+    if isinstance(expected, ParseError):
+        with pytest.raises(ParseError) as caught:
+            parse_registry(text, "r.csv")
+        assert str(caught.value) == str(expected)
+    else:
+        assert_same_registry(parse_registry(text, "r.csv"), expected)
+
+
+@pytest.mark.parametrize("text", [
+    "id,cidr\nA,10.0.0.0/8;192.0.2.0/24\n",              # several networks in a cell
+    "id,cidr\nA,10.0.0.0 - 10.0.0.9\n",                  # a range
+    "id,cidr\nA,10.0.0.1/8\n",                           # host bits
+    "id,cidr\nA,10.0.0.0/8\nA,192.0.2.0/24\n",           # one id twice (merged)
+    "id,cidr\nA,10.0.0.0/8\n ,192.0.2.0/24\n",           # a missing id
+    "id,cidr,status\nA,10.0.0.0/8,gone\n",               # a status that is none
+    "id,cidr,valid_from,expires_at\nA,10.0.0.0/8,2030-01-01,2029-01-01\n",   # ends before it starts
+    "id,cidr\nA,10.0.0.0/8,x\nB,192.0.2.0/24\n",         # a field too many
+    "id,cidr,owner\nA,10.0.0.0/8,a,b\nB,192.0.2.0/24\n", # one too many, then ...
+    "id,cidr\nA,10.0.0.0/8\n,\n",                        # a row of blank fields (skipped)
+    "id,cidr\n",                                         # no rows
+    "id,cidr,cidr\nA,10.0.0.0/8,10.0.0.0/8\n",           # a header problem
+    "id,cidr,status\nA,10.0.0.0/8,active\x00\n",         # NUL
+])
+def test_what_the_bulk_reader_leaves_to_the_row_by_row_loader(monkeypatch, text):
+    assert read_csv_registry(text, "r.csv") is None
+    expected = row_by_row(monkeypatch, text)
+    if isinstance(expected, ParseError):
+        with pytest.raises(ParseError) as caught:
+            parse_registry(text, "r.csv")
+        assert str(caught.value) == str(expected)
+    else:
+        assert parse_registry(text, "r.csv") == expected
+
+
+def test_a_lone_cr_ends_a_line_as_csv_reads_it(monkeypatch):
+    text = "id,cidr,note\nA,10.0.0.0/8,x\r\nB,192.0.2.0/24,y\rC,::/0,z\n"
+    bulk = read_csv_registry(text, "r.csv")
+    assert bulk is not None and [r.id for r in bulk] == ["A", "B", "C"]
+    assert_same_registry(bulk, row_by_row(monkeypatch, text))
+
+
+def test_columns_are_refused_when_a_line_has_a_field_too_many_and_a_later_one_too_few():
+    assert _unquoted_columns("a,b\nc,d", 2) == [["a", "c"], ["b", "d"]]
+    assert _unquoted_columns("a,b\nc,d\n", 2) == [["a", "c"], ["b", "d"]]
+    assert _unquoted_columns("a,b,x\nc\ne,f", 2) is None     # same number of fields in all
+    assert _unquoted_columns("a,b\nc,d,e", 2) is None
+    assert _unquoted_columns("a,b\n\nc,d", 2) is None        # a blank line
+    assert _unquoted_columns("", 2) is None
+    assert _unquoted_columns("a,b\nc,d", 3) is None
+    with pytest.raises(ParseError) as caught:
+        parse_registry("id,cidr\nA,10.0.0.0/8,x\nB\n", "r.csv")
+    assert [(p.line, p.message) for p in caught.value.problems] == [
+        (2, "expected 2 fields, found 3"), (3, "expected 2 fields, found 1")]
+
+
+def test_host_bits_without_strict_still_warn_once(tmp_path):
+    text = "id,cidr\nA,10.0.0.1/8\nB,192.0.2.0/24\n"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = parse_registry(text, "r.csv", strict=False)
+    assert [str(r.network) for r in registry] == ["10.0.0.0/8", "192.0.2.0/24"]
+    assert [type(w.message) for w in caught] == [HostBitsWarning]
+
+
+def test_bulk_records_are_records_like_any_other():
+    registry = read_csv_registry("id,cidr,owner,status,expires_at,tags,note\n"
+                                 "PTA-1, 192.0.2.0/24 ,Acme,Suspended,2030-01-01,\"a,b\",x\n", "r.csv")
+    record = registry.get("PTA-1")
+    assert record.networks == (__import__("ipaddress").ip_network("192.0.2.0/24"),)
+    assert (record.owner, record.status, record.tags, dict(record.extra)) == ("Acme", "suspended", ("a", "b"),
+                                                                             {"note": "x"})
+    assert record.expires_at.isoformat() == "2030-01-01T00:00:00+00:00"
+    assert hash(record) == hash(type(record)(**{f: getattr(record, f) for f in (
+        "id", "networks", "owner", "category", "status", "valid_from", "expires_at", "tags", "extra")}))
+    with pytest.raises(AttributeError):
+        record.owner = "x"
+
+
+def test_an_export_without_quotes_is_split_without_the_csv_reader(monkeypatch):
+    """The shape of bench_load's registry: one split of the text, no csv reader."""
+    lines = ["id,cidr,owner,category,status,expires_at"] + [
+        f"PTA-{i},10.{i // 256}.{i % 256}.0/24,Owner {i % 7},other,{'active' if i % 10 else 'suspended'},"
+        f"{2030 + i % 7}-01-01" for i in range(3000)]
+    text = "\n".join(lines) + "\n"
+    expected = row_by_row(monkeypatch, text)
+    monkeypatch.setattr("ipallow.registry._bulk.csv.reader", None)    # any use of it fails
+    bulk = read_csv_registry(text, "r.csv")
+    assert bulk is not None
+    assert_same_registry(bulk, expected)
+    assert_same_registry(read_csv_registry(text.replace("\n", "\r\n"), "r.csv"), expected)
