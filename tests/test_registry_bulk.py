@@ -163,13 +163,14 @@ def test_a_lone_cr_ends_a_line_as_csv_reads_it(monkeypatch):
 
 
 def test_columns_are_refused_when_a_line_has_a_field_too_many_and_a_later_one_too_few():
-    assert _unquoted_columns("a,b\nc,d", 2) == [["a", "c"], ["b", "d"]]
-    assert _unquoted_columns("a,b\nc,d\n", 2) == [["a", "c"], ["b", "d"]]
-    assert _unquoted_columns("a,b,x\nc\ne,f", 2) is None     # same number of fields in all
-    assert _unquoted_columns("a,b\nc,d,e", 2) is None
-    assert _unquoted_columns("a,b\n\nc,d", 2) is None        # a blank line
-    assert _unquoted_columns("", 2) is None
-    assert _unquoted_columns("a,b\nc,d", 3) is None
+    assert _unquoted_columns("h,H\na,b\nc,d", 2) == [["a", "c"], ["b", "d"]]
+    assert _unquoted_columns("h,H\na,b\nc,d\n", 2) == [["a", "c"], ["b", "d"]]
+    assert _unquoted_columns("h,H\na,b,x\nc\ne,f", 2) is None     # as many fields in all
+    assert _unquoted_columns("h,H\na,b\nc,d,e", 2) is None
+    assert _unquoted_columns("h,H\na,b\n\nc,d", 2) is None        # a blank line
+    assert _unquoted_columns("h,H\na,b\nc,d\n\n", 2) is None
+    assert _unquoted_columns("h,H\n", 2) is None and _unquoted_columns("h,H", 2) is None
+    assert _unquoted_columns("h,H\na,b\nc,d", 3) is None
     with pytest.raises(ParseError) as caught:
         parse_registry("id,cidr\nA,10.0.0.0/8,x\nB\n", "r.csv")
     assert [(p.line, p.message) for p in caught.value.problems] == [

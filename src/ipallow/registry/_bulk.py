@@ -40,9 +40,9 @@ def read_csv_registry(text: str, name: str) -> Registry | None:
     if '"' not in text:                     # no quotes: no field holds a comma or a line end
         lines = text.replace("\r\n", "\n") if "\r" in text else text    # csv: CRLF ends a line as LF does
         if "\r" not in lines:
-            header_line, _, body = lines.partition("\n")
-            header = header_line.split(",")
-            columns = _unquoted_columns(body, len(header))
+            header = lines[:lines.find("\n")].split(",") if "\n" in lines else lines.split(",")
+            columns = _unquoted_columns(lines, len(header))
+            del lines
     if columns is None:                     # quoted fields, blank lines, or a lone CR: csv's reader
         try:
             rows = list(csv.reader(io.StringIO(text, newline="")))
@@ -63,45 +63,45 @@ def read_csv_registry(text: str, name: str) -> Registry | None:
         return None
     core, extra_keys, _ = layout
     field = {canonical: columns[position] for position, canonical in core}
+    extra_columns = [(key, columns[position]) for position, key in extra_keys]
+    del columns                             # each column is let go once read (a large export's peak)
     try:
-        return _registry_of(field, [(key, columns[position]) for position, key in extra_keys], name)
+        return _registry_of(field, extra_columns, name)
     except _Unusual:
         return None
 
 
-def _unquoted_columns(body: str, width: int) -> list[list[str]] | None:
-    """The columns of CSV rows without quotes or CR (what csv's reader would give), or None
-    unless every line has ``width`` fields.
+def _unquoted_columns(text: str, width: int) -> list[list[str]] | None:
+    """The data columns of CSV text without quotes or CR (what csv's reader would give: the
+    header row is left out), or None unless every line has ``width`` fields.
 
-    One split of the whole text: a line end becomes a field of its own ("\n"), so each row
+    One split of the whole text: a line end becomes a field of its own ("\\n"), so each row
     takes ``width + 1`` places and the line ends must sit at every ``width + 1``-th place;
     a line with a field too many or too few moves every line end after it.
     """
-    if body.endswith("\n"):
-        body = body[:-1]
-    if not body:
-        return None
-    cells = body.replace("\n", ",\n,").split(",")
+    cells = text.replace("\n", ",\n,").split(",")
+    if len(cells) > 2 and cells[-1] == "" and cells[-2] == "\n":
+        del cells[-2:]                      # the last line's end
     rows, extra = divmod(len(cells) + 1, width + 1)
-    if extra or cells[width::width + 1] != ["\n"] * (rows - 1):
+    if extra or rows < 2 or cells[width::width + 1] != ["\n"] * (rows - 1):
         return None
-    return [cells[position::width + 1] for position in range(width)]
+    return [cells[width + 1 + position::width + 1] for position in range(width)]
 
 
 def _registry_of(field: dict, extra_columns: list, name: str) -> Registry | None:
     """The registry of the columns, checked as ``quick_fields`` checks one row."""
-    count = len(field["id"])
-    ids = [value.strip() for value in field["id"]]
+    ids = [value.strip() for value in field.pop("id")]
+    count = len(ids)
     index = dict(zip(ids, range(count)))
     if len(index) != count or "" in index:
         return None                         # an id used twice (merged or refused) or missing
-    texts = [value.strip() for value in field["networks"]]
-    version, hi, lo, plen, status, _, _ = _trie.parse_entries(texts, True)
+    version, hi, lo, plen, status, _, _ = _trie.parse_entries([value.strip() for value in field.pop("networks")],
+                                                              True)
     if status.any():
         return None                         # a list, a range, host bits, an error: one by one
     networks = [(network,) for network in network_objects(version.tolist(), hi.tolist(), lo.tolist(),
                                                          plen.tolist())]
-    owners = ([value.strip() for value in field["owner"]] if "owner" in field
+    owners = ([value.strip() for value in field.pop("owner")] if "owner" in field
               else itertools.repeat(DEFAULTS["owner"], count))
     categories = _each(field, "category", lambda text: _quick_choice(text, _CATEGORY_SET), count)
     statuses = _each(field, "status", lambda text: _quick_choice(text, _STATUS_SET), count)
@@ -119,6 +119,7 @@ def _registry_of(field: dict, extra_columns: list, name: str) -> Registry | None
         if not _EXTRA_CLASHES.isdisjoint(keys):
             return None
         extras = [FrozenMap(zip(keys, values)) for values in zip(*(column for _, column in extra_columns))]
+    del extra_columns
     records = Registration._from_columns(ids, networks, owners, categories, statuses, valid_from,
                                          expires_at, tags, extras)
     return Registry._from_columns(tuple(records), index, active=np.array(statuses, dtype=object) == "active",
@@ -131,7 +132,7 @@ def _each(field: dict, column: str, check, count: int) -> list:
     distinct text checked once (``check`` raises ``_Unusual`` for anything not plain)."""
     if column not in field:
         return [DEFAULTS[column]] * count
-    cells = field[column]
+    cells = field.pop(column)
     stored = {text: check(text) for text in set(cells)}
     return list(map(stored.__getitem__, cells))
 
