@@ -560,3 +560,23 @@ def test_a_year_before_1000_is_written_with_four_digits_and_reads_back():
     record = Registration("PTA-3", "198.51.100.0/24", valid_from="0851-01-01", expires_at="0999-12-31T23:59:59Z")
     assert record.to_dict()["valid_from"] == "0851-01-01T00:00:00Z"
     assert Registration.from_dict(record.to_dict()) == record
+
+
+def test_a_json_value_nested_too_deeply_is_a_problem_at_its_place_not_a_crash():
+    """json's decoder raises RecursionError (not ValueError) past ~1000 levels: a JSON Lines
+    registry with such a value is a ParseError at the value, and nothing is loaded."""
+    nested = "[" * 100_000 + "]" * 100_000
+    text = '{"id":"A","cidr":"10.0.0.0/8"}\n{"id":"B","cidr":"192.0.2.0/24","note":' + nested + '}\n'
+    with pytest.raises(ParseError) as caught:
+        parse_registry(text, "deep.jsonl")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.column) == (2, 1 + text.split("\n")[1].index("["))
+    assert "nested too deeply" in problem.message
+
+
+def test_a_lifecycle_section_nested_too_deeply_is_unreadable_not_a_crash():
+    from ipallow.registry import decode_lifecycle
+    head = b'{"format":1,"evaluated_at":0,"since":null,"until":null,"registrations":0,"counting":0}'
+    body = b'{"ids":' + b"[" * 100_000 + b"]" * 100_000 + b',"others":[]}'
+    with pytest.raises(ValueError, match="unreadable lifecycle section"):
+        decode_lifecycle(head + b"\n" + body, [])

@@ -314,7 +314,8 @@ def lifecycle_head(raw: Any) -> dict[str, Any]:
                 "since": -math.inf if head["since"] is None else float(head["since"]),
                 "until": math.inf if head["until"] is None else float(head["until"]),
                 "registrations": int(head["registrations"]), "counting": int(head["counting"])}
-    except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError,
+            RecursionError) as exc:     # json recurses once per level of nesting
         raise ValueError(f"unreadable lifecycle section: {exc}") from None
 
 
@@ -339,7 +340,8 @@ def decode_lifecycle(raw: Any, counting: Sequence | None) -> tuple[Registry, flo
         if len(ids) != len(records) or set(ids) != set(records):
             raise ValueError("its ids do not match the registrations it holds")
         registry = Registry(records[i] for i in ids)
-    except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError,
+            RecursionError) as exc:     # json recurses once per level of nesting
         raise ValueError(f"unreadable lifecycle section: {exc}") from None
     return registry, head["evaluated_at"]
 

@@ -169,6 +169,8 @@ def _json_fields(line: str) -> dict[str, tuple[Any, int]]:
             return _DECODER.raw_decode(line, i)
         except json.JSONDecodeError as exc:
             raise _JsonProblem(exc.pos, f"invalid JSON: {exc.msg}") from None
+        except RecursionError:          # json's decoder recurses once per level of nesting
+            raise _JsonProblem(i, "invalid JSON: nested too deeply") from None
 
     i = space(0)
     if line[i:i + 1] != "{":
@@ -221,7 +223,7 @@ def _json_fields_fast(line: str) -> dict[str, tuple[Any, int]] | None:
     """Fields of a valid one-object line via the C decoder, columns unknown (-1); None if not that."""
     try:
         value = json.loads(line, object_pairs_hook=_no_duplicates)
-    except (ValueError, _Duplicate):
+    except (ValueError, _Duplicate, RecursionError):
         return None
     if not isinstance(value, dict):
         return None
