@@ -7,6 +7,7 @@ lifecycle reference in test_registry.py and test_load_fastpaths.py.
 
 from __future__ import annotations
 
+import json
 import random
 import warnings
 
@@ -15,7 +16,7 @@ import pytest
 
 from ipallow import HostBitsWarning, ParseError
 from ipallow.registry import _io, parse_registry
-from ipallow.registry._bulk import _unquoted_columns, read_csv_registry
+from ipallow.registry._bulk import _unquoted_columns, read_csv_registry, read_jsonl_registry
 
 ARRAYS = ("_status_active", "_valid_from", "_expires_at", "_reg_first", "_version", "_hi", "_lo", "_plen",
           "_owner", "_ids", "_bounds")
@@ -79,12 +80,13 @@ def random_export(rng: random.Random, rows: int, faults: bool) -> str:
     return text + rng.choice(["\n", "", "\n\n"])
 
 
-def row_by_row(monkeypatch, text: str, strict: bool = True):
+def row_by_row(monkeypatch, text: str, strict: bool = True, format: str = "csv"):
     """What the row-by-row loader alone makes of ``text``: the registry, or the ParseError."""
     with monkeypatch.context() as patch:
         patch.setattr(_io, "read_csv_registry", lambda text, name: None)
+        patch.setattr(_io, "read_jsonl_registry", lambda text, name: None)
         try:
-            return parse_registry(text, "r.csv", format="csv", strict=strict)
+            return parse_registry(text, f"r.{format}", format=format, strict=strict)
         except ParseError as exc:
             return exc
 
@@ -212,3 +214,103 @@ def test_an_export_without_quotes_is_split_without_the_csv_reader(monkeypatch):
     assert bulk is not None
     assert_same_registry(bulk, expected)
     assert_same_registry(read_csv_registry(text.replace("\n", "\r\n"), "r.csv"), expected)
+
+
+# -- JSON Lines ---------------------------------------------------------------------------
+
+JSON_ODD = [("id", 7), ("networks", ["10.0.0.0/8"]), ("tags", ["a"]), ("category", None), ("status", 1),
+            ("owner", 5), ("expires_at", 20300101)]
+
+
+def random_jsonl(rng: random.Random, rows: int, faults: bool) -> str:
+    """A JSON Lines export: random keys in a random (shared) order; with ``faults``, records or
+    lines the bulk reader must leave to the row-by-row loader."""
+    network_key = rng.choice(["cidr", "network", "networks", "ip"])
+    optional = [k for k in ("owner", "category", "status", "valid_from", "expires_at", "tags")
+                if rng.random() < 0.7]
+    extra = [k for k in ("note", "Site", "ID") if rng.random() < 0.3]     # keys match exactly: ID is extra
+    keys = ["id", network_key, *optional, *extra]
+    rng.shuffle(keys)
+    lines = []
+    for number in range(rows):
+        record = {"id": rng.choice([f"PTA-{number}", f" R{number} "]), network_key: rng.choice(NETWORKS),
+                  "owner": rng.choice(OWNERS + [None]), "category": rng.choice(CATEGORIES),
+                  "status": rng.choice(STATUSES), "valid_from": rng.choice(STARTS + [None]),
+                  "expires_at": rng.choice(TIMES + [None]), "tags": rng.choice(TAGS + [None]),
+                  "note": rng.choice(["n", None, 3, [1, {"a": [2]}], {"k": "v"}]), "Site": "s", "ID": "x"}
+        if faults and rng.random() < 0.02:
+            record[network_key] = rng.choice(ODD_NETWORKS)
+        if faults and rng.random() < 0.02:
+            key, value = rng.choice(JSON_ODD)
+            record[key if key != "networks" else network_key] = value
+        if faults and rng.random() < 0.02 and number:
+            record["id"] = f"PTA-{rng.randrange(number)}"
+        line = json.dumps({k: record[k] for k in keys}, ensure_ascii=rng.random() < 0.5)
+        if faults and rng.random() < 0.03:
+            line = rng.choice([
+                line[:-1] + ', "id": "dup"}',                  # a key twice
+                line + " " + line,                             # two objects on a line
+                "[" + line + "]", "null", line[:-1],           # not an object, not JSON
+                json.dumps({k: record[k] for k in reversed(keys)}),   # another key order
+                json.dumps({k: record[k] for k in keys[:-1]}) if len(keys) > 2 else line,   # a key fewer
+                line[:-1] + ', "ip": "192.0.2.0/24"}' if network_key != "ip" else line,   # two network keys
+                line[:-1] + ', "deep": ' + "[" * 5000 + "]" * 5000 + "}",
+            ])
+        lines.append(line)
+        if rng.random() < 0.03:
+            lines.append(rng.choice(["", "  ", "\r"]))
+    return rng.choice(["\n", "\r\n"]).join(lines) + rng.choice(["\n", ""])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_plain_jsonl_export_is_read_in_bulk_to_the_row_by_row_registry(monkeypatch, seed):
+    rng = random.Random(2000 + seed)
+    text = random_jsonl(rng, rng.choice([1, 3, 40, 400]), faults=False)
+    expected = row_by_row(monkeypatch, text, format="jsonl")
+    if isinstance(expected, ParseError):
+        pytest.fail(f"the generator made a faulty export: {expected}")
+    bulk = read_jsonl_registry(text, "r.jsonl")
+    assert bulk is not None, "a plain export must take the bulk reader"
+    assert_same_registry(bulk, expected)
+    assert_same_registry(parse_registry(text, "r.jsonl"), expected)
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_a_jsonl_export_with_faults_loads_as_the_row_by_row_loader_loads_it(monkeypatch, seed):
+    rng = random.Random(3000 + seed)
+    text = random_jsonl(rng, rng.choice([5, 60, 300]), faults=True)
+    expected = row_by_row(monkeypatch, text, format="jsonl")
+    bulk = read_jsonl_registry(text, "r.jsonl")
+    if bulk is not None:
+        assert not isinstance(expected, ParseError), f"bulk read an export with problems: {expected}"
+        assert_same_registry(bulk, expected)
+    if isinstance(expected, ParseError):
+        with pytest.raises(ParseError) as caught:
+            parse_registry(text, "r.jsonl")
+        assert str(caught.value) == str(expected)
+    else:
+        assert_same_registry(parse_registry(text, "r.jsonl"), expected)
+
+
+@pytest.mark.parametrize("text", [
+    '{"id":"A","cidr":"10.0.0.0/8"}\n{"cidr":"192.0.2.0/24","id":"B"}\n',    # another key order
+    '{"id":"A","cidr":"10.0.0.0/8","owner":null}\n{"id":"B","cidr":"192.0.2.0/24"}\n',  # a key fewer
+    '{"id":7,"cidr":"10.0.0.0/8"}\n',                                         # an integer id
+    '{"id":"A","cidr":["10.0.0.0/8"]}\n',                                     # a list of networks
+    '{"id":"A","cidr":"10.0.0.0/8","id":"B"}\n',                              # a key twice
+    '{"id":"A","cidr":"10.0.0.0/8"} {"id":"B","cidr":"192.0.2.0/24"}\n',      # two objects on a line
+    '{"id":"A","cidr":"10.0.0.0/8","ip":"192.0.2.0/24"}\n',                   # two network keys
+    '{"id":"A","cidr":"10.0.0.0/8","category":null}\n',                       # null where text is needed
+    '{"id":"A","network":"10.0.0.0/8"}\n{"id":"B","network":"10.0.0.1/8"}\n',  # host bits
+    '{"id":"A","cidr":[{}\n{}]}\n{"x":1},{"y":2}\n',     # lines that are JSON only when joined
+    '\n  \n',
+])
+def test_what_the_bulk_jsonl_reader_leaves_to_the_row_by_row_loader(monkeypatch, text):
+    assert read_jsonl_registry(text, "r.jsonl") is None
+    expected = row_by_row(monkeypatch, text, format="jsonl")
+    if isinstance(expected, ParseError):
+        with pytest.raises(ParseError) as caught:
+            parse_registry(text, "r.jsonl")
+        assert str(caught.value) == str(expected)
+    else:
+        assert parse_registry(text, "r.jsonl") == expected

@@ -1,4 +1,4 @@
-"""A well-formed CSV registry export read column by column: the row-by-row loader's result, faster.
+"""A well-formed registry export (CSV or JSON Lines) read column by column: the row-by-row loader's result, faster.
 
 A registry export is nearly always clean: one network per row, each id once, a handful of
 distinct statuses, categories and dates.  This reader takes such a file a column at a time:
@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import math
 from operator import itemgetter
 
@@ -23,12 +24,13 @@ import numpy as np
 
 from ipallow import _csvrecords, _trie
 from ipallow._parse import network_objects
-from ipallow.registry._fields import (_CATEGORY_SET, _EXTRA_CLASHES, _NO_EXTRA, _STATUS_SET, DEFAULTS,
-                                      _quick_choice, _quick_tags, _quick_time, _Unusual)
+from ipallow.registry._fields import (_CATEGORY_SET, _CORE_FIELDS, _EXTRA_CLASHES, _NO_EXTRA, _STATUS_SET,
+                                      DEFAULTS, REGISTRY_NETWORK_COLUMNS, _quick_choice, _quick_tags,
+                                      _quick_time, _Unusual)
 from ipallow.registry._frozenmap import FrozenMap
 from ipallow.registry._record import Registration
 from ipallow.registry._registry import Registry
-from ipallow.registry._rows import _csv_layout
+from ipallow.registry._rows import _csv_layout, _Duplicate, _no_duplicates
 
 
 def read_csv_registry(text: str, name: str) -> Registry | None:
@@ -71,6 +73,50 @@ def read_csv_registry(text: str, name: str) -> Registry | None:
         return None
 
 
+def read_jsonl_registry(text: str, name: str) -> Registry | None:
+    """The registry of a JSON Lines export's ``text``, or None when it is not plain enough
+    for this reader: every record an object with the same keys in the same order, text
+    values (``null`` where a field may be empty), one network per record."""
+    lines = [line for line in text.split("\n") if line.strip()]    # "\r" is JSON whitespace
+    if not lines:
+        return None
+    try:
+        records = list(map(_decode_object, lines))     # one object per line, no key twice
+    except (ValueError, _Duplicate, RecursionError):
+        return None
+    if set(map(type, records)) != {dict} or len(set(map(tuple, records))) != 1:
+        return None                         # not objects, or not all with the same keys in one order
+    keys = tuple(records[0])
+    network_keys = [key for key in REGISTRY_NETWORK_COLUMNS if key in keys]
+    if len(network_keys) != 1 or "id" not in keys:
+        return None                         # no network or id, or several networks: reported there
+    field, extra_columns = {}, []
+    for key in keys:                        # as _jsonl_cells sorts a record's keys
+        column = list(map(itemgetter(key), records))
+        if key == network_keys[0]:
+            field["networks"] = column
+        elif key in _CORE_FIELDS:
+            field[key] = column
+        else:
+            extra_columns.append((key, column))
+    del records
+    for key, column in field.items():
+        if not set(map(type, column)) <= (_TEXT_OR_NULL if key in _MAY_BE_NULL else _TEXT):
+            return None                     # an integer id, a list of networks or tags, a wrong type
+    try:
+        return _registry_of(field, extra_columns, name)
+    except _Unusual:
+        return None
+
+
+_MAY_BE_NULL = frozenset(("owner", "valid_from", "expires_at", "tags"))    # what quick_fields reads as absent
+_TEXT, _TEXT_OR_NULL = frozenset((str,)), frozenset((str, type(None)))
+
+
+# One decoder for every line (json.loads with a hook builds a new one per call).
+_decode_object = json.JSONDecoder(object_pairs_hook=_no_duplicates).decode
+
+
 def _unquoted_columns(text: str, width: int) -> list[list[str]] | None:
     """The data columns of CSV text without quotes or CR (what csv's reader would give: the
     header row is left out), or None unless every line has ``width`` fields.
@@ -101,7 +147,7 @@ def _registry_of(field: dict, extra_columns: list, name: str) -> Registry | None
         return None                         # a list, a range, host bits, an error: one by one
     networks = [(network,) for network in network_objects(version.tolist(), hi.tolist(), lo.tolist(),
                                                          plen.tolist())]
-    owners = ([value.strip() for value in field.pop("owner")] if "owner" in field
+    owners = (["" if value is None else value.strip() for value in field.pop("owner")] if "owner" in field
               else itertools.repeat(DEFAULTS["owner"], count))
     categories = _each(field, "category", lambda text: _quick_choice(text, _CATEGORY_SET), count)
     statuses = _each(field, "status", lambda text: _quick_choice(text, _STATUS_SET), count)

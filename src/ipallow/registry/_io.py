@@ -9,7 +9,7 @@ import warnings
 from ipallow import _csvrecords
 from ipallow.errors import HostBitsWarning, ParseError, Problem
 from ipallow._formats import decode as _decode, detect_format
-from ipallow.registry._bulk import read_csv_registry
+from ipallow.registry._bulk import read_csv_registry, read_jsonl_registry
 from ipallow.registry._fields import check_fields, quick_fields
 from ipallow.registry._record import Registration
 from ipallow.registry._registry import Registry, _merge_duplicate
@@ -87,10 +87,10 @@ def parse_registry(raw: bytes | str, name: str = "<registry>", *, format: str | 
 
 
 def _parse_text(text: str, name: str, kind: str, strict: bool) -> Registry:
-    if kind == "csv":
-        registry = read_csv_registry(text, name)    # a plain export, column by column
-        if registry is not None:
-            return registry
+    # A plain export (nearly all), column by column; anything else row by row, below.
+    registry = read_csv_registry(text, name) if kind == "csv" else read_jsonl_registry(text, name)
+    if registry is not None:
+        return registry
     problems: list[Problem] = []
     masked = [0]
     records: dict[str, tuple[Registration, int]] = {}
