@@ -4,7 +4,9 @@ Only the documented failure is allowed: one ``ParseError`` whose problems name t
 of it and a column. What loads must hold together: every registration survives its own
 ``to_dict`` / ``from_dict`` round trip; the registry compiles; each counting registration answers
 for its first address (as itself or a longer registration); and the compiled list survives a
-snapshot round trip with the same registration data.
+snapshot round trip with the same registration data. The loader reads a plain export column by
+column (``registry._bulk``) and anything else row by row: both ways give the same registry, or the
+same error.
 
 Input layout: byte 0 even = CSV, odd = JSON Lines; the rest is the file.
 """
@@ -15,6 +17,7 @@ from fuzz_support import ipallow, line_count, main, outcome
 
 with __import__("fuzz_support").instrumented():
     from ipallow import registry as registry_module
+    from ipallow.registry import _io
     from ipallow import snapshot
     from ipallow.allowlist import loads
 
@@ -28,6 +31,13 @@ def test_one_input(data: bytes) -> None:
     form = "jsonl" if data[0] & 1 else "csv"
     raw = data[1:]
     kind, result = outcome(registry_module.parse_registry, raw, NAME, format=form)
+    row_kind, row_result = outcome(row_by_row, raw, form)
+    assert (kind, type(result), str(result)) == (row_kind, type(row_result), str(row_result)), (result, row_result)
+    if kind == "ok":
+        assert repr(list(result)) == repr(list(row_result)) and result._index == row_result._index
+        for name in ("_status_active", "_valid_from", "_expires_at", "_reg_first", "_version", "_hi", "_lo",
+                     "_plen", "_ids", "_bounds"):
+            assert getattr(result, name).tolist() == getattr(row_result, name).tolist(), name
     if kind == "raised":
         assert type(result) is ipallow.ParseError, repr(result)
         lines = line_count(raw)
@@ -46,6 +56,16 @@ def test_one_input(data: bytes) -> None:
             assert match is not None and match.network.prefixlen >= record.networks[0].prefixlen, record
     copy = loads(bytes(snapshot.to_bytes(allowlist._compiled, created=0)))
     assert [entry.data for entry in copy] == [entry.data for entry in allowlist]
+
+
+def row_by_row(raw: bytes, form: str):
+    """The registry as the row-by-row loader alone reads it (the column-by-column readers off)."""
+    readers = _io.read_csv_registry, _io.read_jsonl_registry
+    _io.read_csv_registry = _io.read_jsonl_registry = lambda text, name: None
+    try:
+        return registry_module.parse_registry(raw, NAME, format=form)
+    finally:
+        _io.read_csv_registry, _io.read_jsonl_registry = readers
 
 
 if __name__ == "__main__":
