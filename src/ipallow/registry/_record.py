@@ -171,7 +171,8 @@ class Registration:
             "expires_at": format_time(self.expires_at) if self.expires_at else None,
             "tags": list(self.tags),
         }
-        record.update((k, _thaw(v)) for k, v in self.extra.items())
+        if self.extra:          # most records have none (the generator alone was ~1 us a record)
+            record.update((k, _thaw(v)) for k, v in self.extra.items())
         return record
 
     @classmethod
