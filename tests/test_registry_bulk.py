@@ -101,34 +101,35 @@ def assert_same_registry(bulk, expected) -> None:
         assert got.dtype == want.dtype and np.array_equal(got, want), name
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_a_plain_export_is_read_in_bulk_to_the_row_by_row_registry(monkeypatch, seed):
-    rng = random.Random(seed)
-    text = random_export(rng, rng.choice([1, 2, 30, 400]), faults=False)
-    expected = row_by_row(monkeypatch, text)
-    if isinstance(expected, ParseError):      # several ids clash by chance: not a plain export
+READERS = {"csv": read_csv_registry, "jsonl": read_jsonl_registry}
+
+
+def assert_read_in_bulk(monkeypatch, text: str, format: str) -> None:
+    """A plain export: the bulk reader takes it, and gives the row-by-row registry."""
+    expected = row_by_row(monkeypatch, text, format=format)
+    if isinstance(expected, ParseError):      # e.g. ids that clash by chance: not a plain export
         pytest.fail(f"the generator made a faulty export: {expected}")
-    bulk = read_csv_registry(text, "r.csv")
+    bulk = READERS[format](text, f"r.{format}")
     assert bulk is not None, "a plain export must take the bulk reader"
     assert_same_registry(bulk, expected)
-    assert_same_registry(parse_registry(text, "r.csv"), expected)
+    assert_same_registry(parse_registry(text, f"r.{format}"), expected)
 
 
-@pytest.mark.parametrize("seed", range(60))
-def test_an_export_with_faults_loads_as_the_row_by_row_loader_loads_it(monkeypatch, seed):
-    rng = random.Random(1000 + seed)
-    text = random_export(rng, rng.choice([5, 60, 300]), faults=True)
-    expected = row_by_row(monkeypatch, text)
-    bulk = read_csv_registry(text, "r.csv")
+def assert_loads_as_row_by_row(monkeypatch, text: str, format: str):
+    """Any export: the bulk reader gives the row-by-row registry or nothing, and the loader
+    the row-by-row registry or error.  Returns what the bulk reader gave."""
+    expected = row_by_row(monkeypatch, text, format=format)
+    bulk = READERS[format](text, f"r.{format}")
     if bulk is not None:
         assert not isinstance(expected, ParseError), f"bulk read an export with problems: {expected}"
         assert_same_registry(bulk, expected)
     if isinstance(expected, ParseError):
         with pytest.raises(ParseError) as caught:
-            parse_registry(text, "r.csv")
+            parse_registry(text, f"r.{format}")
         assert str(caught.value) == str(expected)
     else:
-        assert_same_registry(parse_registry(text, "r.csv"), expected)
+        assert_same_registry(parse_registry(text, f"r.{format}"), expected)
+    return bulk
 
 
 @pytest.mark.parametrize("text", [
@@ -147,14 +148,7 @@ def test_an_export_with_faults_loads_as_the_row_by_row_loader_loads_it(monkeypat
     "id,cidr,status\nA,10.0.0.0/8,active\x00\n",         # NUL
 ])
 def test_what_the_bulk_reader_leaves_to_the_row_by_row_loader(monkeypatch, text):
-    assert read_csv_registry(text, "r.csv") is None
-    expected = row_by_row(monkeypatch, text)
-    if isinstance(expected, ParseError):
-        with pytest.raises(ParseError) as caught:
-            parse_registry(text, "r.csv")
-        assert str(caught.value) == str(expected)
-    else:
-        assert parse_registry(text, "r.csv") == expected
+    assert assert_loads_as_row_by_row(monkeypatch, text, "csv") is None
 
 
 def test_a_lone_cr_ends_a_line_as_csv_reads_it(monkeypatch):
@@ -262,36 +256,6 @@ def random_jsonl(rng: random.Random, rows: int, faults: bool) -> str:
     return rng.choice(["\n", "\r\n"]).join(lines) + rng.choice(["\n", ""])
 
 
-@pytest.mark.parametrize("seed", range(30))
-def test_a_plain_jsonl_export_is_read_in_bulk_to_the_row_by_row_registry(monkeypatch, seed):
-    rng = random.Random(2000 + seed)
-    text = random_jsonl(rng, rng.choice([1, 3, 40, 400]), faults=False)
-    expected = row_by_row(monkeypatch, text, format="jsonl")
-    if isinstance(expected, ParseError):
-        pytest.fail(f"the generator made a faulty export: {expected}")
-    bulk = read_jsonl_registry(text, "r.jsonl")
-    assert bulk is not None, "a plain export must take the bulk reader"
-    assert_same_registry(bulk, expected)
-    assert_same_registry(parse_registry(text, "r.jsonl"), expected)
-
-
-@pytest.mark.parametrize("seed", range(50))
-def test_a_jsonl_export_with_faults_loads_as_the_row_by_row_loader_loads_it(monkeypatch, seed):
-    rng = random.Random(3000 + seed)
-    text = random_jsonl(rng, rng.choice([5, 60, 300]), faults=True)
-    expected = row_by_row(monkeypatch, text, format="jsonl")
-    bulk = read_jsonl_registry(text, "r.jsonl")
-    if bulk is not None:
-        assert not isinstance(expected, ParseError), f"bulk read an export with problems: {expected}"
-        assert_same_registry(bulk, expected)
-    if isinstance(expected, ParseError):
-        with pytest.raises(ParseError) as caught:
-            parse_registry(text, "r.jsonl")
-        assert str(caught.value) == str(expected)
-    else:
-        assert_same_registry(parse_registry(text, "r.jsonl"), expected)
-
-
 @pytest.mark.parametrize("text", [
     '{"id":"A","cidr":"10.0.0.0/8"}\n{"cidr":"192.0.2.0/24","id":"B"}\n',    # another key order
     '{"id":"A","cidr":"10.0.0.0/8","owner":null}\n{"id":"B","cidr":"192.0.2.0/24"}\n',  # a key fewer
@@ -306,11 +270,23 @@ def test_a_jsonl_export_with_faults_loads_as_the_row_by_row_loader_loads_it(monk
     '\n  \n',
 ])
 def test_what_the_bulk_jsonl_reader_leaves_to_the_row_by_row_loader(monkeypatch, text):
-    assert read_jsonl_registry(text, "r.jsonl") is None
-    expected = row_by_row(monkeypatch, text, format="jsonl")
-    if isinstance(expected, ParseError):
-        with pytest.raises(ParseError) as caught:
-            parse_registry(text, "r.jsonl")
-        assert str(caught.value) == str(expected)
-    else:
-        assert parse_registry(text, "r.jsonl") == expected
+    assert assert_loads_as_row_by_row(monkeypatch, text, "jsonl") is None
+
+
+# -- both formats ----------------------------------------------------------------------------
+
+GENERATORS = {"csv": random_export, "jsonl": random_jsonl}
+
+
+@pytest.mark.parametrize("format, seed", [("csv", seed) for seed in range(40)]
+                         + [("jsonl", 2000 + seed) for seed in range(30)])
+def test_a_plain_export_is_read_in_bulk_to_the_row_by_row_registry(monkeypatch, format, seed):
+    rng = random.Random(seed)
+    assert_read_in_bulk(monkeypatch, GENERATORS[format](rng, rng.choice([1, 2, 30, 400]), faults=False), format)
+
+
+@pytest.mark.parametrize("format, seed", [("csv", 1000 + seed) for seed in range(60)]
+                         + [("jsonl", 3000 + seed) for seed in range(50)])
+def test_an_export_with_faults_loads_as_the_row_by_row_loader_loads_it(monkeypatch, format, seed):
+    rng = random.Random(seed)
+    assert_loads_as_row_by_row(monkeypatch, GENERATORS[format](rng, rng.choice([5, 60, 300]), faults=True), format)
