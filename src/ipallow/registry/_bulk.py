@@ -5,11 +5,11 @@ distinct statuses, categories and dates.  This reader takes such a file a column
 one split of the text (csv's reader when fields are quoted; a decoder per line for JSON
 Lines), the compiled core parses the whole network column, each distinct status, category,
 time and tags text is checked once, and the registry's arrays come from the columns instead
-of from the records.  It gives the registry the row-by-row
-loader (``registry._io``) gives, or None as soon as anything is not plain -- a problem to
-report, several networks or a range in a cell, host bits set, an id used twice, a blank
-row -- and then the row-by-row loader reads the file: it owns every message, every
-``path:line:col`` and every rule for unusual rows, so nothing here reports anything.
+of from the records.  It gives the registry the row-by-row loader (``registry._io``) gives,
+or None as soon as anything is not plain -- a problem to report, several networks or a range
+in a cell, host bits set, an id used twice, a row of empty fields -- and then the row-by-row
+loader reads the file: it owns every message, every ``path:line:col`` and every rule for
+unusual rows, so nothing here reports anything.
 """
 
 from __future__ import annotations
