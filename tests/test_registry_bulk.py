@@ -212,7 +212,7 @@ def test_an_export_without_quotes_is_split_without_the_csv_reader(monkeypatch):
 
 # -- JSON Lines ---------------------------------------------------------------------------
 
-JSON_ODD = [("id", 7), ("networks", ["10.0.0.0/8"]), ("tags", ["a"]), ("category", None), ("status", 1),
+JSON_ODD = [("id", 7.0), ("networks", ["10.0.0.0/8"]), ("tags", ["a"]), ("category", None), ("status", 1),
             ("owner", 5), ("expires_at", 20300101)]
 
 
@@ -227,7 +227,8 @@ def random_jsonl(rng: random.Random, rows: int, faults: bool) -> str:
     rng.shuffle(keys)
     lines = []
     for number in range(rows):
-        record = {"id": rng.choice([f"PTA-{number}", f" R{number} "]), network_key: rng.choice(NETWORKS),
+        record = {"id": rng.choice([f"PTA-{number}", f" R{number} ", 10_000_000 + number]),
+                  network_key: rng.choice(NETWORKS),
                   "owner": rng.choice(OWNERS + [None]), "category": rng.choice(CATEGORIES),
                   "status": rng.choice(STATUSES), "valid_from": rng.choice(STARTS + [None]),
                   "expires_at": rng.choice(TIMES + [None]), "tags": rng.choice(TAGS + [None]),
@@ -259,7 +260,8 @@ def random_jsonl(rng: random.Random, rows: int, faults: bool) -> str:
 @pytest.mark.parametrize("text", [
     '{"id":"A","cidr":"10.0.0.0/8"}\n{"cidr":"192.0.2.0/24","id":"B"}\n',    # another key order
     '{"id":"A","cidr":"10.0.0.0/8","owner":null}\n{"id":"B","cidr":"192.0.2.0/24"}\n',  # a key fewer
-    '{"id":7,"cidr":"10.0.0.0/8"}\n',                                         # an integer id
+    '{"id":true,"cidr":"10.0.0.0/8"}\n',                                      # a bool id (refused)
+    '{"id":7,"cidr":"10.0.0.0/8"}\n{"id":"7","cidr":"192.0.2.0/24"}\n',       # 7 and "7": one id twice
     '{"id":"A","cidr":["10.0.0.0/8"]}\n',                                     # a list of networks
     '{"id":"A","cidr":"10.0.0.0/8","id":"B"}\n',                              # a key twice
     '{"id":"A","cidr":"10.0.0.0/8"} {"id":"B","cidr":"192.0.2.0/24"}\n',      # two objects on a line

@@ -4,8 +4,8 @@ Throughput comes from never touching a line in Python on the common path: plain
 lines kept or dropped (the default, --denied) go through one pass of the core
 (``_trie.filter_lines``: find, parse, look up, copy out); for --annotate and
 --count-by, which need every line's answer, the core locates them (``_trie.line_rows``)
-and ``Allowlist._match_text_arrow`` reads them in place; a column of CSV/TSV lines is located with numpy over the
-raw bytes (:mod:`ipallow._delimited`) and classified by one call of
+and ``Allowlist._match_text_arrow`` reads them in place; a column of CSV/TSV lines is
+located with numpy over the raw bytes (:mod:`ipallow._delimited`) and classified by one call of
 ``Allowlist._match_text`` (a C loop: parse + lookup).  Only the lines that need a
 message (unparseable ones, the first few in full) are looked at one by one.
 

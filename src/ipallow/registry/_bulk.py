@@ -1,4 +1,5 @@
-"""A well-formed registry export (CSV or JSON Lines) read column by column: the row-by-row loader's result, faster.
+"""A well-formed registry export (CSV or JSON Lines) read column by column: the row-by-row
+loader's result, faster.
 
 A registry export is nearly always clean: one network per row, each id once, a handful of
 distinct statuses, categories and dates.  This reader takes such a file a column at a time:
@@ -17,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import math
 from operator import itemgetter
 
@@ -31,7 +31,7 @@ from ipallow.registry._fields import (_CATEGORY_SET, _CORE_FIELDS, _EXTRA_CLASHE
 from ipallow.registry._frozenmap import FrozenMap
 from ipallow.registry._record import Registration
 from ipallow.registry._registry import Registry
-from ipallow.registry._rows import _csv_layout, _Duplicate, _no_duplicates
+from ipallow.registry._rows import _csv_layout, _Duplicate, decode_object
 
 
 def read_csv_registry(text: str, name: str) -> Registry | None:
@@ -77,12 +77,13 @@ def read_csv_registry(text: str, name: str) -> Registry | None:
 def read_jsonl_registry(text: str, name: str) -> Registry | None:
     """The registry of a JSON Lines export's ``text``, or None when it is not plain enough
     for this reader: every record an object with the same keys in the same order, text
-    values (``null`` where a field may be empty), one network per record."""
+    values (``null`` where a field may be empty; the id may be an integer), one network per
+    record."""
     lines = [line for line in text.split("\n") if line.strip()]    # "\r" is JSON whitespace
     if not lines:
         return None
     try:
-        records = list(map(_decode_object, lines))     # one object per line, no key twice
+        records = list(map(decode_object, lines))     # one object per line, no key twice
     except (ValueError, _Duplicate, RecursionError):
         return None
     if set(map(type, records)) != {dict} or len(set(map(tuple, records))) != 1:
@@ -101,6 +102,8 @@ def read_jsonl_registry(text: str, name: str) -> Registry | None:
         else:
             extra_columns.append((key, column))
     del records
+    if int in set(map(type, field["id"])):  # a JSON integer id is text (not a bool: declined below)
+        field["id"] = [str(value) if type(value) is int else value for value in field["id"]]
     for key, column in field.items():
         if not set(map(type, column)) <= (_TEXT_OR_NULL if key in _MAY_BE_NULL else _TEXT):
             return None                     # an integer id, a list of networks or tags, a wrong type
@@ -112,10 +115,6 @@ def read_jsonl_registry(text: str, name: str) -> Registry | None:
 
 _MAY_BE_NULL = frozenset(("owner", "valid_from", "expires_at", "tags"))    # what quick_fields reads as absent
 _TEXT, _TEXT_OR_NULL = frozenset((str,)), frozenset((str, type(None)))
-
-
-# One decoder for every line (json.loads with a hook builds a new one per call).
-_decode_object = json.JSONDecoder(object_pairs_hook=_no_duplicates).decode
 
 
 def _unquoted_columns(text: str, width: int) -> list[list[str]] | None:
@@ -142,8 +141,9 @@ def _registry_of(field: dict, extra_columns: list, name: str) -> Registry | None
     index = dict(zip(ids, range(count)))
     if len(index) != count or "" in index:
         return None                         # an id used twice (merged or refused) or missing
-    version, hi, lo, plen, status, _, _ = _trie.parse_entries([value.strip() for value in field.pop("networks")],
-                                                              True)
+    texts = [value.strip() for value in field.pop("networks")]
+    version, hi, lo, plen, status, _, _ = _trie.parse_entries(texts, True)
+    del texts
     if status.any():
         return None                         # a list, a range, host bits, an error: one by one
     networks = [(network,) for network in network_objects(version.tolist(), hi.tolist(), lo.tolist(),

@@ -219,10 +219,15 @@ def _no_duplicates(pairs: list) -> dict:
     return out
 
 
+# One decoder for every line, refusing a key given twice (json.loads with a hook builds a
+# new decoder per call); the bulk reader of JSON Lines uses it too.
+decode_object = json.JSONDecoder(object_pairs_hook=_no_duplicates).decode
+
+
 def _json_fields_fast(line: str) -> dict[str, tuple[Any, int]] | None:
     """Fields of a valid one-object line via the C decoder, columns unknown (-1); None if not that."""
     try:
-        value = json.loads(line, object_pairs_hook=_no_duplicates)
+        value = decode_object(line)
     except (ValueError, _Duplicate, RecursionError):
         return None
     if not isinstance(value, dict):
