@@ -77,11 +77,13 @@ cdef class Answers:
     cdef PrefixRows rows
     cdef object data             # sequence indexed by registration, or None
     cdef bint data_is_list
+    cdef bint data_is_lazy
 
     def __cinit__(self, prefixlen, prefix_reg, data, dict cache not None):
         self.rows = PrefixRows(prefixlen, prefix_reg, cache)
         self.data = data
         self.data_is_list = type(data) is list
+        self.data_is_lazy = type(data) is LazyList
 
 
 cdef int load_answers(Index index) except -1:
@@ -141,8 +143,10 @@ cdef object match_of(Index index, object ip):
         return m
     reg = answers.rows.prefix_reg[row]
     m.reg = reg
-    if answers.data_is_list and reg < PyList_GET_SIZE(data):
+    if answers.data_is_list and 0 <= reg < PyList_GET_SIZE(data):
         m.data = <object>PyList_GET_ITEM(data, reg)
+    elif answers.data_is_lazy and 0 <= reg < PyList_GET_SIZE((<LazyList>data).items):
+        m.data = (<LazyList>data).get(reg)
     else:
         m.data = data[reg]
     return m

@@ -38,7 +38,8 @@ from cpython.long cimport PyLong_Check
 from cpython.number cimport PyNumber_Index
 from cpython.bool cimport PyBool_Check
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
-from cpython.list cimport PyList_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.number cimport PyNumber_AsSsize_t
 
 from ipallow._core cimport (
     NODE_FLAG, INNER_FLAG, OFFSET_MASK, HEAD_WORDS, INNER_HEAD_WORDS, HEAP_SLACK, CHUNK,
@@ -86,6 +87,7 @@ include "_batch.pxi"        # batch loops over keys, GIL released
 include "_text_batch.pxi"   # the one driver for batches of address text
 include "_batch_input.pxi"  # what a batch is (numpy, list, text) and where its answers go
 include "_index.pxi"        # the Index class
+include "_lazylist.pxi"     # a sequence whose items are made when first read (registry records)
 include "_match.pxi"        # the single-address answer: Index.lookup's Match
 include "_export.pxi"        # export: a text list read in one pass, the minimal CIDR cover, its text
 include "_lines.pxi"         # filter: the lines of a block as rows, and the selected lines copied out
