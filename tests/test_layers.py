@@ -31,8 +31,10 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("snapshot parts", {"snapshot._layout", "snapshot._registration_data", "snapshot._lease"}),
     ("snapshot files", {"snapshot._header", "snapshot._write", "snapshot._read"}),
     ("sources", {"_csvrecords", "_formats", "_lineblocks", "snapshot"}),
-    # ipallow.registry: time and id order, the record, the registry, then its file readers
-    ("records", {"registry._time", "registry._ids", "registry._frozenmap", "registry._fields", "registry._record"}),
+    # ipallow.registry: time and id order, the record (and a bulk load's columns of records), the
+    # registry, then its file readers
+    ("records", {"registry._time", "registry._ids", "registry._frozenmap", "registry._fields", "registry._record",
+                 "registry._columns"}),
     ("registry", {"registry._registry"}),
     ("registry files", {"registry._rows", "registry._bulk", "registry._io", "registry"}),
     ("loader", {"loaders"}),

@@ -55,8 +55,10 @@ def random_export(rng: random.Random, rows: int, faults: bool) -> str:
     rng.shuffle(columns)
     header = [rng.choice([c, c.upper(), f" {c} "]) if c in ("id", "owner", "status") else c for c in columns]
     lines = [",".join(header)]
+    # ids of one shape (``PTA-<number>``: their order and uniqueness come from the numbers) or mixed
+    shapes = rng.choice([["PTA-{}"], ["PTA-{}", " R{} ", "x{}y"], ["PTA-{}", "PTA-0{}"]])
     for number in range(rows):
-        row = {"id": rng.choice([f"PTA-{number}", f" R{number} ", f"x{number}y"]),
+        row = {"id": rng.choice(shapes).format(number),
                network_column: rng.choice(NETWORKS), "owner": rng.choice(OWNERS),
                "category": rng.choice(CATEGORIES), "status": rng.choice(STATUSES),
                "valid_from": rng.choice(STARTS), "expires_at": rng.choice(TIMES), "tags": rng.choice(TAGS),

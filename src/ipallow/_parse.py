@@ -213,14 +213,6 @@ def network_object(version: int, value: int, prefixlen: int):
     return _NETWORK_MAKERS[version](value, prefixlen)
 
 
-def network_objects(version: list[int], hi: list[int], lo: list[int], prefixlen: list[int]) -> list:
-    """:func:`network_object` of every row (the first address is ``hi << 64 | lo``), in a
-    list: a registry's bulk load makes one per row."""
-    make4, make6 = _NETWORK_MAKERS[4], _NETWORK_MAKERS[6]
-    return [make4(low, length) if v == 4 else make6(high << 64 | low, length)
-            for v, high, low, length in zip(version, hi, lo, prefixlen)]
-
-
 def iter_text_lines(text: str) -> Iterator[tuple[int, int, str]]:
     """(line number, column of the entry, entry) for each non-blank, non-comment line.
 

@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import math
 from operator import itemgetter
 
 import numpy as np
 
 from ipallow import _csvrecords, _trie
-from ipallow._parse import network_objects
-from ipallow.registry._fields import (_CATEGORY_SET, _CORE_FIELDS, _EXTRA_CLASHES, _NO_EXTRA, _STATUS_SET,
+from ipallow.registry._fields import (_CATEGORY_SET, _CORE_FIELDS, _EXTRA_CLASHES, _STATUS_SET,
                                       DEFAULTS, REGISTRY_NETWORK_COLUMNS, _quick_choice, _quick_tags,
                                       _quick_time, _Unusual)
-from ipallow.registry._frozenmap import FrozenMap
-from ipallow.registry._record import Registration
+from ipallow.registry._columns import Coded, RecordColumns
+from ipallow.registry._ids import one_prefix_numbers
 from ipallow.registry._registry import Registry
 from ipallow.registry._rows import _csv_layout, _Duplicate, decode_object
 
@@ -135,56 +133,65 @@ def _unquoted_columns(text: str, width: int) -> list[list[str]] | None:
 
 
 def _registry_of(field: dict, extra_columns: list, name: str) -> Registry | None:
-    """The registry of the columns, checked as ``quick_fields`` checks one row."""
-    ids = [value.strip() for value in field.pop("id")]
+    """The registry of the columns, checked as ``quick_fields`` checks one row; its records
+    are made when first read (``registry._columns``)."""
+    ids = list(map(str.strip, field.pop("id")))
     count = len(ids)
-    index = dict(zip(ids, range(count)))
-    if len(index) != count or "" in index:
+    order = _distinct_ids_order(ids)
+    if order is None:
         return None                         # an id used twice (merged or refused) or missing
-    texts = [value.strip() for value in field.pop("networks")]
+    texts = list(map(str.strip, field.pop("networks")))
     version, hi, lo, plen, status, _, _ = _trie.parse_entries(texts, True)
     del texts
     if status.any():
         return None                         # a list, a range, host bits, an error: one by one
-    networks = [(network,) for network in network_objects(version.tolist(), hi.tolist(), lo.tolist(),
-                                                         plen.tolist())]
-    owners = (["" if value is None else value.strip() for value in field.pop("owner")] if "owner" in field
-              else itertools.repeat(DEFAULTS["owner"], count))
+    owners = _each(field, "owner", lambda text: "" if text is None else text.strip(), count)
     categories = _each(field, "category", lambda text: _quick_choice(text, _CATEGORY_SET), count)
     statuses = _each(field, "status", lambda text: _quick_choice(text, _STATUS_SET), count)
     valid_from = _each(field, "valid_from", _quick_time, count)
     expires_at = _each(field, "expires_at", _quick_time, count)
-    start_stamps = _stamps(valid_from, -math.inf, count)
-    end_stamps = _stamps(expires_at, math.inf, count)
+    start_stamps = _mapped(valid_from, lambda time: -math.inf if time is None else time.timestamp(), np.float64)
+    end_stamps = _mapped(expires_at, lambda time: math.inf if time is None else time.timestamp(), np.float64)
     if np.any(end_stamps <= start_stamps):
         return None                         # a window that ends before it starts
     tags = _each(field, "tags", _quick_tags, count)
-    if not extra_columns:
-        extras = itertools.repeat(_NO_EXTRA, count)
-    else:
-        keys = [key for key, _ in extra_columns]
-        if not _EXTRA_CLASHES.isdisjoint(keys):
-            return None
-        extras = [FrozenMap(zip(keys, values)) for values in zip(*(column for _, column in extra_columns))]
-    del extra_columns
-    records = Registration._from_columns(ids, networks, owners, categories, statuses, valid_from,
-                                         expires_at, tags, extras)
-    return Registry._from_columns(tuple(records), index, active=np.array(statuses, dtype=object) == "active",
-                                  valid_from=start_stamps, expires_at=end_stamps, version=version, hi=hi,
-                                  lo=lo, plen=plen, source=name)
+    keys = [key for key, _ in extra_columns]
+    if not _EXTRA_CLASHES.isdisjoint(keys):
+        return None
+    columns = RecordColumns(ids, version, hi, lo, plen, owners, categories, statuses, valid_from, expires_at,
+                            tags, keys, [column for _, column in extra_columns])
+    return Registry._from_columns(columns, id_order=None if order is True else order, active=_mapped(statuses, lambda status: status == "active", bool),
+                                  valid_from=start_stamps, expires_at=end_stamps, source=name)
 
 
-def _each(field: dict, column: str, check, count: int) -> list:
-    """The stored value of every cell of an optional column (its default when absent), each
-    distinct text checked once (``check`` raises ``_Unusual`` for anything not plain)."""
+def _distinct_ids_order(ids: list[str]) -> np.ndarray | bool | None:
+    """None when an id is empty or given twice; else their natural order when it comes
+    cheaply (``PTA-<number>`` ids: distinct exactly when their numbers are), or True."""
+    numbers = one_prefix_numbers(ids)
+    if numbers is not None:
+        order = np.argsort(numbers)
+        ordered = numbers[order]
+        return None if np.any(ordered[1:] == ordered[:-1]) else order
+    distinct = set(ids)
+    return True if len(distinct) == len(ids) and "" not in distinct else None
+
+
+def _each(field: dict, column: str, check, count: int) -> Coded | list:
+    """An optional column, coded: each distinct text checked once (``check`` raises
+    ``_Unusual`` for anything not plain) to the value it stores; or, when the file does
+    not have it, its default for every row."""
     if column not in field:
         return [DEFAULTS[column]] * count
     cells = field.pop(column)
-    stored = {text: check(text) for text in set(cells)}
-    return list(map(stored.__getitem__, cells))
+    codes = dict.fromkeys(cells)            # each distinct text, in the order they come
+    values = [check(text) for text in codes]
+    for code, text in enumerate(codes):
+        codes[text] = code
+    return Coded(np.fromiter(map(codes.__getitem__, cells), np.int32, count), values)
 
 
-def _stamps(times: list, missing: float, count: int) -> np.ndarray:
-    """POSIX seconds of each time (``missing`` for an open bound), each distinct one once."""
-    stamps = {time: missing if time is None else time.timestamp() for time in set(times)}
-    return np.fromiter(map(stamps.__getitem__, times), np.float64, count)
+def _mapped(column: Coded | list, convert, dtype) -> np.ndarray:
+    """``convert`` of every value of a column, in an array: once per distinct value."""
+    if isinstance(column, Coded):
+        return np.array([convert(value) for value in column.values], dtype)[column.codes]
+    return np.full(len(column), convert(column[0]), dtype)     # a default: the same in every row

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -100,31 +100,13 @@ class Registration:
         return record
 
     @classmethod
-    def _from_columns(cls, ids: Iterable, networks: Iterable, owners: Iterable, categories: Iterable,
-                      statuses: Iterable, valid_from: Iterable, expires_at: Iterable, tags: Iterable,
-                      extras: Iterable) -> list["Registration"]:
-        """:meth:`_from_checked` for many rows given field by field (``registry._bulk``: a
-        column at a time), each field set through its slot.  (One row through here costs
-        twice what ``_from_checked`` does: the setters are looked up per call.)"""
-        new = object.__new__
-        (set_id, set_networks, set_owner, set_category, set_status, set_valid_from, set_expires_at,
-         set_tags, set_extra) = (getattr(cls, name).__set__ for name in FIELD_NAMES)
-        out = []
-        append = out.append
-        for rid, nets, owner, category, status, start, end, tag, extra in zip(
-                ids, networks, owners, categories, statuses, valid_from, expires_at, tags, extras):
-            record = new(cls)
-            set_id(record, rid)
-            set_networks(record, nets)
-            set_owner(record, owner)
-            set_category(record, category)
-            set_status(record, status)
-            set_valid_from(record, start)
-            set_expires_at(record, end)
-            set_tags(record, tag)
-            set_extra(record, extra)
-            append(record)
-        return out
+    def _from_row(cls, *values: Any) -> "Registration":
+        """:meth:`_from_checked` for values given in :data:`FIELD_NAMES` order (a registry
+        loaded in bulk makes each record so, when it is first read)."""
+        record = object.__new__(cls)
+        for set_field, value in zip(_FIELD_SETTERS, values):
+            set_field(record, value)
+        return record
 
     @property
     def network(self):
@@ -195,3 +177,6 @@ class Registration:
         return [f.name for f in fields(self)
                 if f.name not in ("networks", "id") and getattr(self, f.name) != getattr(other, f.name)]
 
+
+# Each field's slot setter, looked up once (frozen: the dataclass's own __setattr__ refuses).
+_FIELD_SETTERS = tuple(getattr(Registration, name).__set__ for name in FIELD_NAMES)

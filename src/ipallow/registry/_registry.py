@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from ipallow._compile import Compiled, assemble
+from ipallow._trie import LazyList
+from ipallow.registry._columns import RecordColumns
 from ipallow.registry._fields import STATUSES
 from ipallow.registry._ids import natural_order
 from ipallow.registry._record import Explanation, Registration
@@ -71,26 +73,32 @@ class Registry(Sequence):
                 records.append(item)
             else:
                 records[position] = _merge_duplicate(records[position], item)
-        self._records = tuple(records)
-        self._index = index
+        self._records: Sequence[Registration] = tuple(records)
+        self._columns: RecordColumns | None = None
+        self._positions: dict[str, int] | None = index
         self.source = source
         self._full = None   # every record compiled, for explain (see _every_record)
         self._build_arrays()
 
     @classmethod
-    def _from_columns(cls, records: tuple, index: dict[str, int], *, active: np.ndarray,
-                      valid_from: np.ndarray, expires_at: np.ndarray, version: np.ndarray, hi: np.ndarray,
-                      lo: np.ndarray, plen: np.ndarray, source: str | None) -> "Registry":
+    def _from_columns(cls, columns: RecordColumns, *, id_order: np.ndarray | None, active: np.ndarray,
+                      valid_from: np.ndarray, expires_at: np.ndarray, source: str | None) -> "Registry":
         """A registry of records with unique ids, each with one network, from the columns a
         bulk loader already holds (``registry._bulk``): what ``__init__`` would work out
-        record by record.  ``valid_from`` / ``expires_at``: POSIX seconds, -inf / inf open."""
+        record by record, and the records made when first read (``registry._columns``).
+        ``id_order``: the ids' natural order (:func:`natural_order`), when the loader knows
+        it.  ``valid_from`` / ``expires_at``: POSIX seconds, -inf / inf open."""
         self = object.__new__(cls)
-        self._records = records
-        self._index = index
+        count = len(columns.ids)
+        self._records = LazyList(count, columns.make)
+        self._columns = columns
+        self._positions = None      # see _index
         self.source = source
         self._full = None
-        self._set_arrays(active, valid_from, expires_at, np.ones(len(records), dtype=np.int64),
-                         version, hi, lo, plen)
+        self._set_arrays(columns.ids, active, valid_from, expires_at, np.ones(count, dtype=np.int64),
+                         columns.version, columns.hi, columns.lo, columns.plen)
+        if id_order is not None:
+            self._rank = _rank_of(id_order)
         return self
 
     def _build_arrays(self) -> None:
@@ -113,19 +121,20 @@ class Registry(Sequence):
             networks.extend(r.networks)
         total = len(networks)
         values = [int(n.network_address) for n in networks]
-        self._set_arrays(np.array(active, dtype=bool), np.array(starts, dtype=np.float64),
+        self._set_arrays([r.id for r in records], np.array(active, dtype=bool), np.array(starts, dtype=np.float64),
                          np.array(ends, dtype=np.float64), np.array(sizes, dtype=np.int64),
                          np.fromiter((n.version for n in networks), np.uint8, total),
                          np.fromiter((v >> 64 for v in values), np.uint64, total),
                          np.fromiter((v & 0xFFFFFFFFFFFFFFFF for v in values), np.uint64, total),
                          np.fromiter((n.prefixlen for n in networks), np.uint8, total))
 
-    def _set_arrays(self, active: np.ndarray, valid_from: np.ndarray, expires_at: np.ndarray,
+    def _set_arrays(self, ids: list[str], active: np.ndarray, valid_from: np.ndarray, expires_at: np.ndarray,
                     sizes: np.ndarray, version: np.ndarray, hi: np.ndarray, lo: np.ndarray,
                     plen: np.ndarray) -> None:
-        """The per-record arrays (status, window, how many networks) and the per-network ones
-        (every record's networks in record order), and what follows from them."""
+        """The per-record arrays (id, status, window, how many networks) and the per-network
+        ones (every record's networks in record order), and what follows from them."""
         count = len(self._records)
+        self._id_list = ids
         self._status_active = active
         self._valid_from = valid_from
         self._expires_at = expires_at
@@ -133,19 +142,25 @@ class Registry(Sequence):
         np.cumsum(sizes, out=self._reg_first[1:])
         self._version, self._hi, self._lo, self._plen = version, hi, lo, plen
         self._owner = np.repeat(np.arange(count, dtype=np.int64), sizes)
-        self._ids = np.array([r.id for r in self._records], dtype=str)
         live = self._status_active
         bounds = np.concatenate([self._valid_from[live], self._expires_at[live]])
         self._bounds = np.unique(bounds[np.isfinite(bounds)])
+        self._id_array: np.ndarray | None = None    # see _ids
         self._rank = None   # natural id order (see id_key), computed on first compile
         self._inactive_statuses: dict[str, int] | None = None   # see _standing_counts
+
+    @property
+    def _ids(self) -> np.ndarray:
+        """The ids as a numpy str array (diff and a snapshot's lifecycle sort and join them)."""
+        ids = self._id_array
+        if ids is None:
+            ids = self._id_array = np.array(self._id_list, dtype=str)   # a race makes it twice, equally
+        return ids
 
     def _id_rank(self) -> np.ndarray:
         rank = self._rank
         if rank is None:
-            rank = np.empty(len(self._records), dtype=np.int64)
-            rank[natural_order(self._ids)] = np.arange(len(self._records))
-            self._rank = rank
+            rank = self._rank = _rank_of(natural_order(self._id_list))
         return rank
 
     # -- sequence ---------------------------------------------------------------
@@ -161,7 +176,7 @@ class Registry(Sequence):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Registry):
-            return self._records == other._records
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
@@ -171,7 +186,15 @@ class Registry(Sequence):
         return f"<Registry{where}: {len(self):,} registrations, {int(self._status_active.sum()):,} active>"
 
     def __reduce__(self):
-        return (_restore_registry, (self._records, self.source))
+        return (_restore_registry, (tuple(self._records), self.source))
+
+    @property
+    def _index(self) -> dict[str, int]:
+        """Each id's position (a bulk load makes it when first asked: it is a tenth of a load)."""
+        positions = self._positions
+        if positions is None:
+            positions = self._positions = dict(zip(self._id_list, range(len(self._id_list))))   # a race: twice, equally
+        return positions
 
     def get(self, id: str, default: Any = None) -> Registration | Any:
         """The registration with this id, or ``default``."""
@@ -221,9 +244,10 @@ class Registry(Sequence):
         if inactive is None:
             # A record's status never changes: counted once per registry (a race counts twice, equally).
             inactive = {status: 0 for status in STATUSES if status != "active"}
-            for record in self._records:
-                if record.status != "active":
-                    inactive[record.status] += 1
+            statuses = self._columns.statuses if self._columns is not None else (r.status for r in self._records)
+            for status in statuses:
+                if status != "active":
+                    inactive[status] += 1
             self._inactive_statuses = inactive
         active = self._status_active
         not_yet_valid = active & (t < self._valid_from)       # checked first, as counts_at does
@@ -249,7 +273,11 @@ class Registry(Sequence):
         np.cumsum(sizes, out=reg_first[1:])
         rows = np.repeat(starts - reg_first[:-1], sizes) + np.arange(int(reg_first[-1]))
         version, hi, lo, plen = (a[rows] for a in (self._version, self._hi, self._lo, self._plen))
-        data = [self._records[i] for i in kept.tolist()]
+        picked, records = kept.tolist(), self._records
+        if isinstance(records, LazyList):   # records made when first read: so is the data
+            data: Sequence = LazyList(len(picked), lambda position: records[picked[position]])
+        else:
+            data = [records[i] for i in picked]
         return assemble(version, hi, lo, plen, reg_first, data)
 
     def _every_record(self) -> Compiled:
@@ -259,6 +287,13 @@ class Registry(Sequence):
             full = self._full = self._compile_mask(np.ones(len(self._records), dtype=bool))
             # a race builds it twice; both results are equal
         return full
+
+
+def _rank_of(order: np.ndarray) -> np.ndarray:
+    """Each position's place in ``order``."""
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
 
 
 def _restore_registry(records: tuple, source: str | None) -> Registry:
