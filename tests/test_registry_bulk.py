@@ -16,7 +16,8 @@ import pytest
 
 from ipallow import HostBitsWarning, ParseError
 from ipallow.registry import _io, parse_registry
-from ipallow.registry._bulk import _unquoted_columns, read_csv_registry, read_jsonl_registry
+from ipallow._trie import csv_columns
+from ipallow.registry._bulk import read_csv_registry, read_jsonl_registry
 
 ARRAYS = ("_status_active", "_valid_from", "_expires_at", "_reg_first", "_version", "_hi", "_lo", "_plen",
           "_owner", "_ids", "_bounds")
@@ -161,14 +162,16 @@ def test_a_lone_cr_ends_a_line_as_csv_reads_it(monkeypatch):
 
 
 def test_columns_are_refused_when_a_line_has_a_field_too_many_and_a_later_one_too_few():
-    assert _unquoted_columns("h,H\na,b\nc,d", 2) == [["a", "c"], ["b", "d"]]
-    assert _unquoted_columns("h,H\na,b\nc,d\n", 2) == [["a", "c"], ["b", "d"]]
-    assert _unquoted_columns("h,H\na,b,x\nc\ne,f", 2) is None     # as many fields in all
-    assert _unquoted_columns("h,H\na,b\nc,d,e", 2) is None
-    assert _unquoted_columns("h,H\na,b\n\nc,d", 2) is None        # a blank line
-    assert _unquoted_columns("h,H\na,b\nc,d\n\n", 2) is None
-    assert _unquoted_columns("h,H\n", 2) is None and _unquoted_columns("h,H", 2) is None
-    assert _unquoted_columns("h,H\na,b\nc,d", 3) is None
+    def columns(text: str, width: int):
+        return csv_columns(text, width, [False] * width)
+    assert columns("h,H\na,b\nc,d", 2) == [["a", "c"], ["b", "d"]]
+    assert columns("h,H\na,b\nc,d\n", 2) == [["a", "c"], ["b", "d"]]
+    assert columns("h,H\na,b,x\nc\ne,f", 2) is None     # as many fields in all
+    assert columns("h,H\na,b\nc,d,e", 2) is None
+    assert columns("h,H\na,b\n\nc,d", 2) is None        # a blank line
+    assert columns("h,H\na,b\nc,d\n\n", 2) is None
+    assert columns("h,H\n", 2) is None and columns("h,H", 2) is None
+    assert columns("h,H\na,b\nc,d", 3) is None
     with pytest.raises(ParseError) as caught:
         parse_registry("id,cidr\nA,10.0.0.0/8,x\nB\n", "r.csv")
     assert [(p.line, p.message) for p in caught.value.problems] == [

@@ -90,4 +90,5 @@ include "_index.pxi"        # the Index class
 include "_lazylist.pxi"     # a sequence whose items are made when first read (registry records)
 include "_match.pxi"        # the single-address answer: Index.lookup's Match
 include "_export.pxi"        # export: a text list read in one pass, the minimal CIDR cover, its text
+include "_csvcolumns.pxi"   # registry CSV: columns in one pass, repeated cells coded
 include "_lines.pxi"         # filter: the lines of a block as rows, and the selected lines copied out

@@ -3,10 +3,11 @@ loader's result, faster.
 
 A registry export is nearly always clean: one network per row, each id once, a handful of
 distinct statuses, categories and dates.  This reader takes such a file a column at a time:
-one split of the text (csv's reader when fields are quoted; a decoder per line for JSON
-Lines), the compiled core parses the whole network column, each distinct status, category,
-time and tags text is checked once, and the registry's arrays come from the columns instead
-of from the records.  It gives the registry the row-by-row loader (``registry._io``) gives,
+one pass of the compiled core over the text, which gives every column but the ids and the
+networks as a code per row and its distinct cells (csv's reader when fields are quoted; a
+decoder per line for JSON Lines), the core parses the whole network column, each distinct
+status, category, time and tags text is checked once, the registry's arrays come from the
+columns, and its records are made when first read (``registry._columns``).  It gives the registry the row-by-row loader (``registry._io``) gives,
 or None as soon as anything is not plain -- a problem to report, several networks or a range
 in a cell, host bits set, an id used twice, a row of empty fields -- and then the row-by-row
 loader reads the file: it owns every message, every ``path:line:col`` and every rule for
@@ -37,12 +38,17 @@ def read_csv_registry(text: str, name: str) -> Registry | None:
     not plain enough for this reader (see the module docstring)."""
     if "\0" in text:
         return None                         # csv refuses NUL: the row-by-row loader says where
-    columns = None
+    columns = layout = None
     if '"' not in text:                     # no quotes: no field holds a comma or a line end
         lines = text.replace("\r\n", "\n") if "\r" in text else text    # csv: CRLF ends a line as LF does
         if "\r" not in lines:
             header = lines[:lines.find("\n")].split(",") if "\n" in lines else lines.split(",")
-            columns = _unquoted_columns(lines, len(header))
+            layout = _layout(header, text, name)
+            if layout is None:
+                return None
+            # ids and networks are (nearly) all distinct: every other column is coded
+            distinct = {position for position, canonical in layout[0] if canonical in ("id", "networks")}
+            columns = _trie.csv_columns(lines, len(header), [p not in distinct for p in range(len(header))])
             del lines
     if columns is None:                     # quoted fields, blank lines, or a lone CR: csv's reader
         try:
@@ -53,16 +59,13 @@ def read_csv_registry(text: str, name: str) -> Registry | None:
             return None
         header = rows[0]
         data = [row for row in rows[1:] if row]     # blank lines: skipped by the row-by-row loader too
-        if any(len(row) != len(header) for row in data):
+        if not data or any(len(row) != len(header) for row in data):
             return None                     # a wrong width (reported there), or a row of blank fields
         columns = [list(map(itemgetter(position), data)) for position in range(len(header))]
-    if not columns or not columns[0]:
-        return None
-    problems: list = []
-    layout = _csv_layout(iter([_csvrecords.Record(1, header, [(1, 1)] * len(header))]), text, name, problems)
-    if layout is None or problems:
-        return None
-    core, extra_keys, _ = layout
+        layout = _layout(header, text, name)
+        if layout is None:
+            return None
+    core, extra_keys = layout
     field = {canonical: columns[position] for position, canonical in core}
     extra_columns = [(key, columns[position]) for position, key in extra_keys]
     del columns                             # each column is let go once read (a large export's peak)
@@ -70,6 +73,16 @@ def read_csv_registry(text: str, name: str) -> Registry | None:
         return _registry_of(field, extra_columns, name)
     except _Unusual:
         return None
+
+
+def _layout(header: list[str], text: str, name: str) -> tuple[list, list] | None:
+    """(position of each core field, position of each extra column) of a header row, or None
+    when it has a problem (reported by the row-by-row loader)."""
+    problems: list = []
+    layout = _csv_layout(iter([_csvrecords.Record(1, header, [(1, 1)] * len(header))]), text, name, problems)
+    if layout is None or problems:
+        return None
+    return layout[0], layout[1]
 
 
 def read_jsonl_registry(text: str, name: str) -> Registry | None:
@@ -115,27 +128,10 @@ _MAY_BE_NULL = frozenset(("owner", "valid_from", "expires_at", "tags"))    # wha
 _TEXT, _TEXT_OR_NULL = frozenset((str,)), frozenset((str, type(None)))
 
 
-def _unquoted_columns(text: str, width: int) -> list[list[str]] | None:
-    """The data columns of CSV text without quotes or CR (what csv's reader would give: the
-    header row is left out), or None unless every line has ``width`` fields.
-
-    One split of the whole text: a line end becomes a field of its own ("\\n"), so each row
-    takes ``width + 1`` places and the line ends must sit at every ``width + 1``-th place;
-    a line with a field too many or too few moves every line end after it.
-    """
-    cells = text.replace("\n", ",\n,").split(",")
-    if len(cells) > 2 and cells[-1] == "" and cells[-2] == "\n":
-        del cells[-2:]                      # the last line's end
-    rows, extra = divmod(len(cells) + 1, width + 1)
-    if extra or rows < 2 or cells[width::width + 1] != ["\n"] * (rows - 1):
-        return None
-    return [cells[width + 1 + position::width + 1] for position in range(width)]
-
-
 def _registry_of(field: dict, extra_columns: list, name: str) -> Registry | None:
     """The registry of the columns, checked as ``quick_fields`` checks one row; its records
     are made when first read (``registry._columns``)."""
-    ids = list(map(str.strip, field.pop("id")))
+    ids = list(map(str.strip, field.pop("id")))          # (never coded: see read_csv_registry)
     count = len(ids)
     order = _distinct_ids_order(ids)
     if order is None:
@@ -159,7 +155,8 @@ def _registry_of(field: dict, extra_columns: list, name: str) -> Registry | None
     if not _EXTRA_CLASHES.isdisjoint(keys):
         return None
     columns = RecordColumns(ids, version, hi, lo, plen, owners, categories, statuses, valid_from, expires_at,
-                            tags, keys, [column for _, column in extra_columns])
+                            tags, keys, [Coded(*column) if isinstance(column, tuple) else column
+                                         for _, column in extra_columns])
     return Registry._from_columns(columns, id_order=None if order is True else order, active=_mapped(statuses, lambda status: status == "active", bool),
                                   valid_from=start_stamps, expires_at=end_stamps, source=name)
 
@@ -179,10 +176,14 @@ def _distinct_ids_order(ids: list[str]) -> np.ndarray | bool | None:
 def _each(field: dict, column: str, check, count: int) -> Coded | list:
     """An optional column, coded: each distinct text checked once (``check`` raises
     ``_Unusual`` for anything not plain) to the value it stores; or, when the file does
-    not have it, its default for every row."""
+    not have it, its default for every row.  The column is its cells, or ``(codes,
+    distinct cells)`` as ``csv_columns`` codes it."""
     if column not in field:
         return [DEFAULTS[column]] * count
     cells = field.pop(column)
+    if isinstance(cells, tuple):
+        codes, distinct = cells
+        return Coded(codes, [check(text) for text in distinct])
     codes = dict.fromkeys(cells)            # each distinct text, in the order they come
     values = [check(text) for text in codes]
     for code, text in enumerate(codes):
