@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     # ipallow.registry: time and id order, the record (and a bulk load's columns of records), the
     # registry, then its file readers
     ("records", {"registry._time", "registry._ids", "registry._frozenmap", "registry._fields", "registry._record",
-                 "registry._columns"}),
+                 "registry._columnar"}),
     ("registry", {"registry._registry"}),
     ("registry files", {"registry._rows", "registry._bulk", "registry._io", "registry"}),
     ("loader", {"loaders"}),

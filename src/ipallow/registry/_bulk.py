@@ -7,7 +7,7 @@ one pass of the compiled core over the text, which gives every column but the id
 networks as a code per row and its distinct cells (csv's reader when fields are quoted; a
 decoder per line for JSON Lines), the core parses the whole network column, each distinct
 status, category, time and tags text is checked once, the registry's arrays come from the
-columns, and its records are made when first read (``registry._columns``).  It gives the registry the row-by-row loader (``registry._io``) gives,
+columns, and its records are made when first read (``registry._columnar``).  It gives the registry the row-by-row loader (``registry._io``) gives,
 or None as soon as anything is not plain -- a problem to report, several networks or a range
 in a cell, host bits set, an id used twice, a row of empty fields -- and then the row-by-row
 loader reads the file: it owns every message, every ``path:line:col`` and every rule for
@@ -27,7 +27,7 @@ from ipallow import _csvrecords, _trie
 from ipallow.registry._fields import (_CATEGORY_SET, _CORE_FIELDS, _EXTRA_CLASHES, _STATUS_SET,
                                       DEFAULTS, REGISTRY_NETWORK_COLUMNS, _quick_choice, _quick_tags,
                                       _quick_time, _Unusual)
-from ipallow.registry._columns import Coded, RecordColumns
+from ipallow.registry._columnar import Coded, RecordColumns
 from ipallow.registry._ids import one_prefix_numbers
 from ipallow.registry._registry import Registry
 from ipallow.registry._rows import _csv_layout, _Duplicate, decode_object
@@ -130,7 +130,7 @@ _TEXT, _TEXT_OR_NULL = frozenset((str,)), frozenset((str, type(None)))
 
 def _registry_of(field: dict, extra_columns: list, name: str) -> Registry | None:
     """The registry of the columns, checked as ``quick_fields`` checks one row; its records
-    are made when first read (``registry._columns``)."""
+    are made when first read (``registry._columnar``)."""
     ids = list(map(str.strip, field.pop("id")))          # (never coded: see read_csv_registry)
     count = len(ids)
     order = _distinct_ids_order(ids)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ipallow._compile import Compiled, assemble
 from ipallow._trie import LazyList
-from ipallow.registry._columns import RecordColumns
+from ipallow.registry._columnar import RecordColumns
 from ipallow.registry._fields import STATUSES
 from ipallow.registry._ids import natural_order
 from ipallow.registry._record import Explanation, Registration
@@ -85,7 +85,7 @@ class Registry(Sequence):
                       valid_from: np.ndarray, expires_at: np.ndarray, source: str | None) -> "Registry":
         """A registry of records with unique ids, each with one network, from the columns a
         bulk loader already holds (``registry._bulk``): what ``__init__`` would work out
-        record by record, and the records made when first read (``registry._columns``).
+        record by record, and the records made when first read (``registry._columnar``).
         ``id_order``: the ids' natural order (:func:`natural_order`), when the loader knows
         it.  ``valid_from`` / ``expires_at``: POSIX seconds, -inf / inf open."""
         self = object.__new__(cls)
