@@ -49,13 +49,16 @@ cdef class _CellCodes:
     cdef Py_ssize_t used
     cdef list distinct           # the distinct cells as str, by code
 
-    def __cinit__(self):
+    # Set up by setup(), not __cinit__: Cython's argument parsing for a __cinit__ without
+    # arguments offsets a NULL pointer when called with none (UBSan stops there).
+    cdef int setup(self) except -1:
         self.capacity = 64
         self.used = 0
         self.slots = <distinct_cell*>calloc(self.capacity, sizeof(distinct_cell))
         if self.slots == NULL:
             raise MemoryError()
         self.distinct = []
+        return 0
 
     def __dealloc__(self):
         free(self.slots)
@@ -170,6 +173,7 @@ def csv_columns(str text, Py_ssize_t width, coded):
             if wanted[column]:
                 codes = np.empty(rows, dtype=np.int32)
                 table = _CellCodes()
+                (<_CellCodes>table).setup()
                 out.append(codes)
                 tables.append(table)
                 code_rows[column] = <int32_t*>pointer_of(codes)
