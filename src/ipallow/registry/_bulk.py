@@ -157,8 +157,10 @@ def _registry_of(field: dict, extra_columns: list, name: str) -> Registry | None
     columns = RecordColumns(ids, version, hi, lo, plen, owners, categories, statuses, valid_from, expires_at,
                             tags, keys, [Coded(*column) if isinstance(column, tuple) else column
                                          for _, column in extra_columns])
-    return Registry._from_columns(columns, id_order=None if order is True else order, active=_mapped(statuses, lambda status: status == "active", bool),
-                                  valid_from=start_stamps, expires_at=end_stamps, source=name)
+    return Registry._from_columns(columns, id_order=None if order is True else order,
+                                  active=_mapped(statuses, lambda status: status == "active", bool),
+                                  valid_from=start_stamps, expires_at=end_stamps, version=version, hi=hi, lo=lo,
+                                  plen=plen, source=name)
 
 
 def _distinct_ids_order(ids: list[str]) -> np.ndarray | bool | None:

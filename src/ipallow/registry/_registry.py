@@ -82,7 +82,8 @@ class Registry(Sequence):
 
     @classmethod
     def _from_columns(cls, columns: RecordColumns, *, id_order: np.ndarray | None, active: np.ndarray,
-                      valid_from: np.ndarray, expires_at: np.ndarray, source: str | None) -> "Registry":
+                      valid_from: np.ndarray, expires_at: np.ndarray, version: np.ndarray, hi: np.ndarray,
+                      lo: np.ndarray, plen: np.ndarray, source: str | None) -> "Registry":
         """A registry of records with unique ids, each with one network, from the columns a
         bulk loader already holds (``registry._bulk``): what ``__init__`` would work out
         record by record, and the records made when first read (``registry._columnar``).
@@ -96,7 +97,7 @@ class Registry(Sequence):
         self.source = source
         self._full = None
         self._set_arrays(columns.ids, active, valid_from, expires_at, np.ones(count, dtype=np.int64),
-                         columns.version, columns.hi, columns.lo, columns.plen)
+                         version, hi, lo, plen)
         if id_order is not None:
             self._rank = _rank_of(id_order)
         return self
