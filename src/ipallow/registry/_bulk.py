@@ -7,11 +7,12 @@ one pass of the compiled core over the text, which gives every column but the id
 networks as a code per row and its distinct cells (csv's reader when fields are quoted; a
 decoder per line for JSON Lines), the core parses the whole network column, each distinct
 status, category, time and tags text is checked once, the registry's arrays come from the
-columns, and its records are made when first read (``registry._columnar``).  It gives the registry the row-by-row loader (``registry._io``) gives,
-or None as soon as anything is not plain -- a problem to report, several networks or a range
-in a cell, host bits set, an id used twice, a row of empty fields -- and then the row-by-row
-loader reads the file: it owns every message, every ``path:line:col`` and every rule for
-unusual rows, so nothing here reports anything.
+columns, and its records are made when first read (``registry._columnar``).  It gives the
+registry the row-by-row loader (``registry._io``) gives, or None as soon as anything is not
+plain -- a problem to report, several networks or a range in a cell, host bits set, an id
+used twice, a row of empty fields -- and then the row-by-row loader reads the file: it owns
+every message, every ``path:line:col`` and every rule for unusual rows, so nothing here
+reports anything.
 """
 
 from __future__ import annotations
@@ -146,8 +147,8 @@ def _registry_of(field: dict, extra_columns: list, name: str) -> Registry | None
     statuses = _each(field, "status", lambda text: _quick_choice(text, _STATUS_SET), count)
     valid_from = _each(field, "valid_from", _quick_time, count)
     expires_at = _each(field, "expires_at", _quick_time, count)
-    start_stamps = _mapped(valid_from, lambda time: -math.inf if time is None else time.timestamp(), np.float64)
-    end_stamps = _mapped(expires_at, lambda time: math.inf if time is None else time.timestamp(), np.float64)
+    start_stamps = _mapped(valid_from, lambda at: -math.inf if at is None else at.timestamp(), np.float64)
+    end_stamps = _mapped(expires_at, lambda at: math.inf if at is None else at.timestamp(), np.float64)
     if np.any(end_stamps <= start_stamps):
         return None                         # a window that ends before it starts
     tags = _each(field, "tags", _quick_tags, count)
@@ -159,8 +160,8 @@ def _registry_of(field: dict, extra_columns: list, name: str) -> Registry | None
                                          for _, column in extra_columns])
     return Registry._from_columns(columns, id_order=None if order is True else order,
                                   active=_mapped(statuses, lambda status: status == "active", bool),
-                                  valid_from=start_stamps, expires_at=end_stamps, version=version, hi=hi, lo=lo,
-                                  plen=plen, source=name)
+                                  valid_from=start_stamps, expires_at=end_stamps, version=version, hi=hi,
+                                  lo=lo, plen=plen, source=name)
 
 
 def _distinct_ids_order(ids: list[str]) -> np.ndarray | bool | None:

@@ -56,7 +56,8 @@ class RecordColumns:
         # (numpy's scalars are 5x slower), and a coded column is (values, codes).
         self._version, self._hi, self._lo, self._plen = map(memoryview, (version, hi, lo, plen))
         self._owners, self._categories, self._statuses, self._valid_from, self._expires_at, self._tags = (
-            _values_and_codes(column) for column in (owners, categories, statuses, valid_from, expires_at, tags))
+            _values_and_codes(column)
+            for column in (owners, categories, statuses, valid_from, expires_at, tags))
         self._extra_keys, self._extra_columns = extra_keys, extra_columns
 
     def make(self, i: int) -> Registration:

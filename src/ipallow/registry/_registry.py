@@ -122,8 +122,9 @@ class Registry(Sequence):
             networks.extend(r.networks)
         total = len(networks)
         values = [int(n.network_address) for n in networks]
-        self._set_arrays([r.id for r in records], np.array(active, dtype=bool), np.array(starts, dtype=np.float64),
-                         np.array(ends, dtype=np.float64), np.array(sizes, dtype=np.int64),
+        self._set_arrays([r.id for r in records], np.array(active, dtype=bool),
+                         np.array(starts, dtype=np.float64), np.array(ends, dtype=np.float64),
+                         np.array(sizes, dtype=np.int64),
                          np.fromiter((n.version for n in networks), np.uint8, total),
                          np.fromiter((v >> 64 for v in values), np.uint64, total),
                          np.fromiter((v & 0xFFFFFFFFFFFFFFFF for v in values), np.uint64, total),
@@ -194,7 +195,8 @@ class Registry(Sequence):
         """Each id's position (a bulk load makes it when first asked: it is a tenth of a load)."""
         positions = self._positions
         if positions is None:
-            positions = self._positions = dict(zip(self._id_list, range(len(self._id_list))))   # a race: twice, equally
+            # a race makes it twice, equally
+            positions = self._positions = dict(zip(self._id_list, range(len(self._id_list))))
         return positions
 
     def get(self, id: str, default: Any = None) -> Registration | Any:
@@ -245,7 +247,8 @@ class Registry(Sequence):
         if inactive is None:
             # A record's status never changes: counted once per registry (a race counts twice, equally).
             inactive = {status: 0 for status in STATUSES if status != "active"}
-            statuses = self._columns.statuses if self._columns is not None else (r.status for r in self._records)
+            statuses = (self._columns.statuses if self._columns is not None      # records not made yet
+                        else (r.status for r in self._records))
             for status in statuses:
                 if status != "active":
                     inactive[status] += 1
