@@ -291,3 +291,17 @@ def test_the_common_shape_takes_the_fast_path():
     for odd in (["PTA-01", "PTA-2"], ["PTA-1", "PTB-2"], ["PTA-1", "PTA-"], ["PTA-1", "PTA-2x"],
                 ["PTA-1", "PTA-" + "9" * 19], ["PTA-\u0661", "PTA-2"], ["A\n1", "A\n2"], []):
         assert one_prefix_numbers(odd) is None, odd
+
+
+def test_statuses_spelled_several_ways_are_counted_as_one_without_making_records(monkeypatch):
+    text = "id,cidr,status\n" + "".join(
+        f"PTA-{i},10.0.{i}.0/24,{spelling}\n"
+        for i, spelling in enumerate(["Suspended", "suspended", " SUSPENDED", "active", "Active", "revoked"]))
+    registry = parse_registry(text, "r.csv")
+    counts = registry._standing_counts(Y2030)
+    assert made(registry) == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(_io, "read_csv_registry", lambda text, name: None)
+        eager = parse_registry(text, "r.csv")
+    assert counts == eager._standing_counts(Y2030)
+    assert (counts["suspended"], counts["active"], counts["revoked"], counts["pending"]) == (3, 2, 1, 0)

@@ -29,7 +29,7 @@ from ipallow.registry._fields import (_CATEGORY_SET, _CORE_FIELDS, _EXTRA_CLASHE
                                       DEFAULTS, REGISTRY_NETWORK_COLUMNS, _quick_choice, _quick_tags,
                                       _quick_time, _Unusual)
 from ipallow.registry._columnar import Coded, RecordColumns
-from ipallow.registry._ids import one_prefix_numbers
+from ipallow.registry._ids import numbered_order
 from ipallow.registry._registry import Registry
 from ipallow.registry._rows import _csv_layout, _Duplicate, decode_object
 
@@ -167,11 +167,10 @@ def _registry_of(field: dict, extra_columns: list, name: str) -> Registry | None
 def _distinct_ids_order(ids: list[str]) -> np.ndarray | bool | None:
     """None when an id is empty or given twice; else their natural order when it comes
     cheaply (``PTA-<number>`` ids: distinct exactly when their numbers are), or True."""
-    numbers = one_prefix_numbers(ids)
-    if numbers is not None:
-        order = np.argsort(numbers)
-        ordered = numbers[order]
-        return None if np.any(ordered[1:] == ordered[:-1]) else order
+    found = numbered_order(ids)
+    if found is not None:
+        order, distinct_ids = found
+        return order if distinct_ids else None
     distinct = set(ids)
     return True if len(distinct) == len(ids) and "" not in distinct else None
 

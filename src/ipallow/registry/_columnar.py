@@ -9,7 +9,7 @@ sequence of records is a ``LazyList`` over :meth:`RecordColumns.make`, so every 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -30,28 +30,22 @@ class Coded:
     def __init__(self, codes: np.ndarray, values: list) -> None:
         self.codes, self.values = codes, values
 
-    def __len__(self) -> int:
-        return len(self.codes)
-
     def __getitem__(self, i: int) -> Any:
         return self.values[self.codes[i]]
-
-    def __iter__(self) -> Iterator[Any]:
-        return map(self.values.__getitem__, self.codes.tolist())
 
 
 class RecordColumns:
     """Every field of the records, a column each: one network per record, as ``version`` /
     ``hi`` / ``lo`` / ``plen``; each other field :class:`Coded`, or its default in every row."""
 
-    __slots__ = ("ids", "statuses", "_version", "_hi", "_lo", "_plen", "_owners", "_categories", "_statuses",
+    __slots__ = ("ids", "_version", "_hi", "_lo", "_plen", "_owners", "_categories", "_statuses",
                  "_valid_from", "_expires_at", "_tags", "_extra_keys", "_extra_columns")
 
     def __init__(self, ids: list, version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.ndarray,
                  owners: Coded | list, categories: Coded | list, statuses: Coded | list,
                  valid_from: Coded | list, expires_at: Coded | list, tags: Coded | list,
                  extra_keys: list, extra_columns: list) -> None:
-        self.ids, self.statuses = ids, statuses
+        self.ids = ids
         # make() reads one row of each column: a memoryview gives a Python int at once
         # (numpy's scalars are 5x slower), and a coded column is (values, codes).
         self._version, self._hi, self._lo, self._plen = map(memoryview, (version, hi, lo, plen))
@@ -78,12 +72,20 @@ class RecordColumns:
         return _ROW(self.ids[i], (network,), owners[owner[i]], categories[category[i]], statuses[status[i]],
                     starts[start[i]], ends[end[i]], tags[tag[i]], extra)
 
+    def status_counts(self) -> dict[str, int]:
+        """How many records have each status (the records are not made)."""
+        values, codes = self._statuses
+        counts: dict[str, int] = {}
+        for status, count in zip(values, np.bincount(np.asarray(codes), minlength=len(values)).tolist()):
+            counts[status] = counts.get(status, 0) + count     # 'Active' and 'active' are one status
+        return counts
+
 
 def _values_and_codes(column: Coded | list) -> tuple[list, Sequence[int]]:
     """(values, code of each row) of a column: a default column's one value, code 0 everywhere."""
     if isinstance(column, Coded):
         return column.values, memoryview(column.codes)
-    return [column[0] if column else None], bytes(len(column))
+    return [column[0] if column else None], memoryview(np.zeros(len(column), dtype=np.int32))
 
 
 _MAKE_IPV4, _MAKE_IPV6 = _NETWORK_MAKERS[4], _NETWORK_MAKERS[6]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -246,12 +247,9 @@ class Registry(Sequence):
         inactive = self._inactive_statuses
         if inactive is None:
             # A record's status never changes: counted once per registry (a race counts twice, equally).
-            inactive = {status: 0 for status in STATUSES if status != "active"}
-            statuses = (self._columns.statuses if self._columns is not None      # records not made yet
-                        else (r.status for r in self._records))
-            for status in statuses:
-                if status != "active":
-                    inactive[status] += 1
+            counts = (self._columns.status_counts() if self._columns is not None    # records not made
+                      else Counter(r.status for r in self._records))
+            inactive = {status: counts.get(status, 0) for status in STATUSES if status != "active"}
             self._inactive_statuses = inactive
         active = self._status_active
         not_yet_valid = active & (t < self._valid_from)       # checked first, as counts_at does
