@@ -124,7 +124,7 @@ def csv_columns(str text, Py_ssize_t width, coded):
     ``width`` under 2 or over 4096, a column with over 2**31 rows, a text that is not UTF-8
     (lone surrogates) and cells crafted to collide.
     """
-    cdef Py_ssize_t size = 0, data_start, end, rows, row, column, i
+    cdef Py_ssize_t size = 0, data_start, end, rows, row, column
     cdef const char* buf
     cdef const char* p
     cdef const char* line_end

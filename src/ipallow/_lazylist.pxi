@@ -70,7 +70,3 @@ cdef class LazyList:
     def __repr__(self):
         made = PyList_GET_SIZE(self.items) - self.items.count(None)
         return f"<LazyList: {PyList_GET_SIZE(self.items):,} items, {made:,} made>"
-
-
-from collections.abc import Sequence as _AbcSequence
-_AbcSequence.register(LazyList)

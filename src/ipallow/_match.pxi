@@ -330,6 +330,7 @@ cdef class Match:
 
 
 _Sequence.register(Match)
+_Sequence.register(LazyList)     # (_lazylist.pxi)
 
 # Users import Match from ipallow (or ipallow.allowlist): report that module, not this
 # private one.  A compiled class's module is the part of its C name before the last dot.
