@@ -11,6 +11,7 @@ import copy
 import gc
 import pickle
 import random
+import re
 import threading
 from collections.abc import Sequence
 
@@ -177,9 +178,9 @@ def export(rows: int, seed: int = 5) -> str:
 
 def made(registry) -> int:
     """How many of a bulk registry's records have been made."""
-    text = repr(registry._records)
-    assert text.startswith("<LazyList"), "expected a registry read in bulk"
-    return int(text.split(",")[-1].split()[0].replace("_", ""))
+    found = re.fullmatch(r"<LazyList: [\d,]+ items, ([\d,]+) made>", repr(registry._records))
+    assert found, "expected a registry read in bulk"
+    return int(found.group(1).replace(",", ""))
 
 
 def test_a_bulk_registry_makes_no_record_until_one_is_read(monkeypatch):
@@ -305,3 +306,9 @@ def test_statuses_spelled_several_ways_are_counted_as_one_without_making_records
         eager = parse_registry(text, "r.csv")
     assert counts == eager._standing_counts(Y2030)
     assert (counts["suspended"], counts["active"], counts["revoked"], counts["pending"]) == (3, 2, 1, 0)
+
+
+def test_made_counts_past_a_thousand():
+    registry = parse_registry(export(1500), "r.csv")
+    assert [registry[i].id for i in range(1234)] and made(registry) == 1234
+    assert len(list(registry)) == 1500 and made(registry) == 1500
