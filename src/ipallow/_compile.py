@@ -7,6 +7,7 @@ grouped by registration), the registration data, and the two Poptrie tables.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -33,8 +34,8 @@ class Compiled:
     first-appearance order, which keeps a leaf to one byte); registrations keep
     the order they were given in, and ``reg_rows`` lists each one's rows in the
     order its networks were given.  ``data`` is a sequence indexed by
-    registration (a list, or a lazily decoding view for snapshots), or None
-    when no registration carried data.
+    registration (a list, a lazily decoding view for snapshots, or a ``LazyList``
+    of a registry read in bulk), or None when no registration carried data.
     """
 
     version: np.ndarray      # uint8, per prefix
@@ -43,7 +44,7 @@ class Compiled:
     prefixlen: np.ndarray    # uint8, per prefix
     reg_first: np.ndarray    # int64, registration i owns rows reg_rows[reg_first[i]:reg_first[i+1]]
     prefix_reg: np.ndarray   # int32, registration index of each prefix
-    data: list | None        # registration data, or None when no entry carried any
+    data: Sequence | None    # registration data, or None when no entry carried any
     tables: tuple            # (dir4, heap4, bits4, dir6, heap6, bits6)
     reg_rows: np.ndarray     # int32, prefix rows of the registrations, in registration order
 
@@ -53,7 +54,7 @@ class Compiled:
 
 
 def assemble(version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.ndarray,
-             reg_first: np.ndarray, data: list | None) -> Compiled:
+             reg_first: np.ndarray, data: Sequence | None) -> Compiled:
     """Compile a prefix table laid out by registration (registration i owns
     rows ``reg_first[i]:reg_first[i+1]``), renumbering the rows as the tables do."""
     tables, order = build_tables(version, hi, lo, plen)
