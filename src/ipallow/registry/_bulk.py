@@ -175,13 +175,13 @@ def _distinct_ids_order(ids: list[str]) -> np.ndarray | bool | None:
     return True if len(distinct) == len(ids) and "" not in distinct else None
 
 
-def _each(field: dict, column: str, check, count: int) -> Coded | list:
+def _each(field: dict, column: str, check, count: int) -> Coded:
     """An optional column, coded: each distinct text checked once (``check`` raises
-    ``_Unusual`` for anything not plain) to the value it stores; or, when the file does
-    not have it, its default for every row.  The column is its cells, or ``(codes,
-    distinct cells)`` as ``csv_columns`` codes it."""
+    ``_Unusual`` for anything not plain) to the value it stores; when the file does not
+    have it, its default is the one value.  The column is its cells, or ``(codes, distinct
+    cells)`` as ``csv_columns`` codes it."""
     if column not in field:
-        return [DEFAULTS[column]] * count
+        return Coded(np.zeros(count, dtype=np.int32), [DEFAULTS[column]])
     cells = field.pop(column)
     if isinstance(cells, tuple):
         codes, distinct = cells
@@ -193,8 +193,6 @@ def _each(field: dict, column: str, check, count: int) -> Coded | list:
     return Coded(np.fromiter(map(codes.__getitem__, cells), np.int32, count), values)
 
 
-def _mapped(column: Coded | list, convert, dtype) -> np.ndarray:
+def _mapped(column: Coded, convert, dtype) -> np.ndarray:
     """``convert`` of every value of a column, in an array: once per distinct value."""
-    if isinstance(column, Coded):
-        return np.array([convert(value) for value in column.values], dtype)[column.codes]
-    return np.full(len(column), convert(column[0]), dtype)     # a default: the same in every row
+    return np.array([convert(value) for value in column.values], dtype)[column.codes]

@@ -9,7 +9,6 @@ sequence of records is a ``LazyList`` over :meth:`RecordColumns.make`, so every 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -36,21 +35,20 @@ class Coded:
 
 class RecordColumns:
     """Every field of the records, a column each: one network per record, as ``version`` /
-    ``hi`` / ``lo`` / ``plen``; each other field :class:`Coded`, or its default in every row."""
+    ``hi`` / ``lo`` / ``plen``; each other field :class:`Coded`."""
 
     __slots__ = ("ids", "_version", "_hi", "_lo", "_plen", "_owners", "_categories", "_statuses",
                  "_valid_from", "_expires_at", "_tags", "_extra_keys", "_extra_columns")
 
     def __init__(self, ids: list, version: np.ndarray, hi: np.ndarray, lo: np.ndarray, plen: np.ndarray,
-                 owners: Coded | list, categories: Coded | list, statuses: Coded | list,
-                 valid_from: Coded | list, expires_at: Coded | list, tags: Coded | list,
-                 extra_keys: list, extra_columns: list) -> None:
+                 owners: Coded, categories: Coded, statuses: Coded, valid_from: Coded,
+                 expires_at: Coded, tags: Coded, extra_keys: list, extra_columns: list) -> None:
         self.ids = ids
         # make() reads one row of each column: a memoryview gives a Python int at once
         # (numpy's scalars are 5x slower), and a coded column is (values, codes).
         self._version, self._hi, self._lo, self._plen = map(memoryview, (version, hi, lo, plen))
         self._owners, self._categories, self._statuses, self._valid_from, self._expires_at, self._tags = (
-            _values_and_codes(column)
+            (column.values, memoryview(column.codes))
             for column in (owners, categories, statuses, valid_from, expires_at, tags))
         self._extra_keys, self._extra_columns = extra_keys, extra_columns
 
@@ -79,13 +77,6 @@ class RecordColumns:
         for status, count in zip(values, np.bincount(np.asarray(codes), minlength=len(values)).tolist()):
             counts[status] = counts.get(status, 0) + count     # 'Active' and 'active' are one status
         return counts
-
-
-def _values_and_codes(column: Coded | list) -> tuple[list, Sequence[int]]:
-    """(values, code of each row) of a column: a default column's one value, code 0 everywhere."""
-    if isinstance(column, Coded):
-        return column.values, memoryview(column.codes)
-    return [column[0] if column else None], memoryview(np.zeros(len(column), dtype=np.int32))
 
 
 _MAKE_IPV4, _MAKE_IPV6 = _NETWORK_MAKERS[4], _NETWORK_MAKERS[6]
