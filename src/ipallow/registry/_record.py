@@ -94,10 +94,7 @@ class Registration:
     def _from_checked(cls, values: Mapping[str, Any]) -> "Registration":
         """The record of values :func:`check_fields` has checked and normalised (every
         field given): a loader's, which are not checked a second time."""
-        record = object.__new__(cls)
-        for name in FIELD_NAMES:
-            object.__setattr__(record, name, values[name])
-        return record
+        return cls._from_row(*map(values.__getitem__, FIELD_NAMES))
 
     @classmethod
     def _from_row(cls, id: str, networks: tuple, owner: str, category: str, status: str,
