@@ -1,5 +1,6 @@
 """Type stub for the compiled core (src/ipallow/_trie.pyx)."""
 
+from array import array
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence, SupportsIndex, final, overload
 
@@ -38,10 +39,7 @@ def check_prefix_table(
 def checksum(buffer: Any) -> int: ...
 def aggregate_prefixes(
     version: npt.ArrayLike, hi: npt.ArrayLike, lo: npt.ArrayLike, prefixlen: npt.ArrayLike
-) -> tuple[
-    npt.NDArray[np.uint64], npt.NDArray[np.uint8], npt.NDArray[np.uint64], npt.NDArray[np.uint64],
-    npt.NDArray[np.uint8],
-]: ...
+) -> tuple[array[int], array[int], array[int], array[int], array[int]]: ...
 def cidr_text(
     version: int, hi: npt.ArrayLike | None, lo: npt.ArrayLike, prefixlen: npt.ArrayLike, per_line: int = ...,
     line_start: bytes = ..., item_sep: bytes = ..., line_end: bytes = ...,
@@ -52,6 +50,9 @@ def scan_network_text(
     npt.NDArray[np.uint8], npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint8],
     npt.NDArray[np.int64],
 ] | None: ...
+def text_list_cover(
+    raw: bytes | bytearray | memoryview,
+) -> tuple[int, array[int], array[int], array[int], array[int], array[int]] | None: ...
 def line_rows(
     data: bytes, strip: bool
 ) -> tuple[bytes, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...

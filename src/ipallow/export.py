@@ -19,7 +19,9 @@ compiled core's ``aggregate_prefixes`` (spans sorted, merged and cut into
 aligned blocks, in C), which computes the same cover; the numpy version above
 stays as the reference (``aggregate(..., reference=True)``).
 
-The writers turn that list into text:
+The writers turn that list (of either kind: numpy ``Prefixes``, or the core's buffers) into
+text; they live in :mod:`ipallow._cidrtext`, which needs no numpy, so that ``ipallow export`` of
+a text list or a snapshot starts without it:
 
 * :func:`write_cidr` -- one CIDR per line (IPv4 first);
 * :func:`write_nft` -- an ``nft -f`` file: ``add table``, ``add set`` (interval
@@ -34,29 +36,21 @@ compares a new export with it before replacing it).
 
 from __future__ import annotations
 
-from typing import IO, Iterable
+from typing import Iterable
 
 import numpy as np
 
 # The one prefix type: export's public ``Prefixes`` is it.
 from ipallow import _trie
+from ipallow._cidrtext import (FAMILIES, IPSET_FAMILY, IPSET_MAXELEM, NFT_TYPES, address_count,
+                               halved_zero_length, set_names, text, write_cidr, write_ipset, write_nft)
 from ipallow._prefixes import Prefixes, split
 
-__all__ = ["Prefixes", "aggregate", "aggregate_allowlist", "address_count", "cidr_texts",
-           "write_cidr", "write_nft", "write_ipset", "FAMILIES", "IPSET_MAXELEM",
-           "export_entries", "read_export", "lost_addresses"]
+__all__ = ["Prefixes", "aggregate", "aggregate_allowlist", "as_prefixes", "address_count", "cidr_texts",
+           "write_cidr", "write_nft", "write_ipset", "set_names", "FAMILIES", "IPSET_MAXELEM",
+           "IPSET_FAMILY", "NFT_TYPES", "export_entries", "read_export", "lost_addresses"]
 
 _ONE = np.uint64(1)
-
-#: --family value -> IP versions it exports.
-FAMILIES = {"inet": (4, 6), "ip": (4,), "ip6": (6,)}
-
-#: ``maxelem`` of every ipset this module creates.  A constant on purpose:
-#: ``ipset create ... -exist`` fails when an existing set differs in maxelem,
-#: and a swapped-in set keeps the maxelem of the temporary set, so the value
-#: must not depend on the list size.  (hashsize may differ: ipset ignores it
-#: in that comparison, and it grows by itself.)
-IPSET_MAXELEM = 1 << 24
 
 
 def _sort_order(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -126,15 +120,22 @@ def aggregate(version: np.ndarray, hi: np.ndarray, lo: np.ndarray,
     ['10.0.0.0/8']
     """
     if not reference:
-        addr4, plen4, hi6, lo6, plen6 = _trie.aggregate_prefixes(version, hi, lo, prefixlen)
-        return {4: Prefixes(4, np.zeros(len(addr4), np.uint64), addr4, plen4),
-                6: Prefixes(6, hi6, lo6, plen6)}
+        return as_prefixes(_trie.aggregate_prefixes(version, hi, lo, prefixlen))
     result = split(version, hi, lo, prefixlen)
     for v, p in result.items():
         if len(p):
             p = p.outermost()
             result[v] = Prefixes(v, *_merge_siblings(p.hi, p.lo, p.prefixlen, p.bits))
     return result
+
+
+def as_prefixes(cover: tuple) -> dict[int, Prefixes]:
+    """``{4: Prefixes, 6: Prefixes}`` viewing the core's cover ``(addr4, plen4, hi6, lo6,
+    plen6)`` (``array.array``'s) without a copy."""
+    addr4, plen4, hi6, lo6, plen6 = (np.frombuffer(a, np.uint8 if a.typecode == "B" else np.uint64)
+                                     for a in cover)
+    return {4: Prefixes(4, np.zeros(len(addr4), np.uint64), addr4, plen4),
+            6: Prefixes(6, hi6, lo6, plen6)}
 
 
 def aggregate_allowlist(allowlist, registrations: Iterable[int] | None = None) -> dict[int, Prefixes]:
@@ -148,24 +149,9 @@ def aggregate_allowlist(allowlist, registrations: Iterable[int] | None = None) -
     return aggregate(c.version[rows], c.hi[rows], c.lo[rows], c.prefixlen[rows])
 
 
-def address_count(prefixes: Prefixes) -> int:
-    """Number of addresses covered by disjoint prefixes (exact, any size)."""
-    bits = prefixes.bits
-    per_length = np.bincount(prefixes.prefixlen, minlength=bits + 1)
-    return sum(int(n) << (bits - length) for length, n in enumerate(per_length.tolist()) if n)
-
-
 # -- text ------------------------------------------------------------------------
-
-def _halved_zero_length(p: Prefixes) -> Prefixes:
-    """A /0 as its two /1 halves (ipset's hash:net cannot store a /0); anything else as is."""
-    if len(p) and int(p.prefixlen.min()) == 0:
-        top = np.uint64(1 << 31) if p.version == 4 else np.uint64(1 << 63)
-        if p.version == 4:
-            return Prefixes(4, np.zeros(2, np.uint64), np.array([0, top], np.uint64), np.ones(2, np.uint8))
-        return Prefixes(6, np.array([0, top], np.uint64), np.zeros(2, np.uint64), np.ones(2, np.uint8))
-    return p
-
+# The writers (write_cidr, write_nft, write_ipset) and address_count live in ipallow._cidrtext,
+# which needs no numpy; they are this module's public API.
 
 def cidr_texts(prefixes: Prefixes, *, no_zero_length: bool = False) -> list[str]:
     """``"address/length"`` for each prefix.
@@ -173,99 +159,8 @@ def cidr_texts(prefixes: Prefixes, *, no_zero_length: bool = False) -> list[str]
     ``no_zero_length``: write a /0 as its two /1 halves (ipset's hash:net
     cannot store a /0).
     """
-    p = _halved_zero_length(prefixes) if no_zero_length else prefixes
-    return p.strings()
-
-
-def _text(p: Prefixes, per_line: int = 1, line_start: str = "", item_sep: str = "",
-          line_end: str = "\n") -> str:
-    """The prefixes as one string, written by the compiled core: lines of ``per_line``
-    items, each ``line_start + item (item_sep item)... + line_end``."""
-    return _trie.cidr_text(p.version, p.hi, p.lo, p.prefixlen, per_line, line_start.encode("ascii"),
-                           item_sep.encode("ascii"), line_end.encode("ascii"))
-
-
-# -- writers ---------------------------------------------------------------------
-
-def _header(out: IO[str], comment: Iterable[str]) -> None:
-    for line in comment:
-        out.write(f"# {line}\n" if line else "#\n")
-
-
-def write_cidr(out: IO[str], agg: dict[int, Prefixes], versions: Iterable[int] = (4, 6)) -> None:
-    """One CIDR per line, IPv4 first, nothing else."""
-    for v in versions:
-        if len(agg[v]):
-            out.write(_text(agg[v]))
-
-
-NFT_TYPES = {4: "ipv4_addr", 6: "ipv6_addr"}
-_NFT_PER_STATEMENT = 4096     # elements per 'add element' statement (all in one transaction)
-
-
-def set_names(name: str, versions: tuple[int, ...]) -> dict[int, str]:
-    """The set name of each exported IP version: NAME alone, or NAME_v4 / NAME_v6 for both."""
-    if len(versions) == 1:
-        return {versions[0]: name}
-    return {v: f"{name}_v{v}" for v in versions}
-
-
-def write_nft(out: IO[str], agg: dict[int, Prefixes], *, table: str, name: str,
-              family: str, comment: Iterable[str] = ()) -> None:
-    """An nftables file defining interval set(s) with exactly the aggregated prefixes.
-
-    ``nft -f FILE`` runs the whole file as one transaction: the table and set
-    are created if missing, the set is flushed and refilled, and packets see
-    either the old contents or the new, never a mix or an empty set.  A set
-    for a family with no prefixes is still flushed (the list may have lost
-    its last IPv6 entry).
-    """
-    versions = FAMILIES[family]
-    _header(out, [*comment, "", f"load atomically with: nft -f FILE  (family {family}, table {table})"])
-    out.write("\n")
-    out.write(f"add table {family} {table}\n")
-    for v, set_name in set_names(name, versions).items():
-        out.write(f"add set {family} {table} {set_name} {{ type {NFT_TYPES[v]}; flags interval; }}\n")
-        out.write(f"flush set {family} {table} {set_name}\n")
-        p = agg[v]
-        for start in range(0, len(p), _NFT_PER_STATEMENT):
-            stop = start + _NFT_PER_STATEMENT
-            chunk = Prefixes(v, p.hi[start:stop], p.lo[start:stop], p.prefixlen[start:stop])
-            out.write(f"add element {family} {table} {set_name} {{\n")
-            out.write(_text(chunk, 8, "\t", ", ", ",\n"))
-            out.write("}\n")
-
-
-IPSET_FAMILY = {4: "inet", 6: "inet6"}
-
-
-def write_ipset(out: IO[str], agg: dict[int, Prefixes], *, name: str, family: str,
-                comment: Iterable[str] = ()) -> None:
-    """An ``ipset restore`` script: fill ``NAME.tmp``, swap it with ``NAME``, destroy it.
-
-    The live set is created (empty) if missing, so the swap always has a
-    partner; traffic sees the old members until the swap, then the new ones.
-    A ``/0`` is written as two ``/1`` (``hash:net`` cannot hold a /0).
-    """
-    versions = FAMILIES[family]
-    _header(out, [*comment, "", "load with: ipset restore -file FILE   (or: ipset restore < FILE)"])
-    for v, set_name in set_names(name, versions).items():
-        p = _halved_zero_length(agg[v])
-        hashsize = 1024
-        while hashsize * 4 < len(p):
-            hashsize *= 2
-        params = f"hash:net family {IPSET_FAMILY[v]} hashsize {hashsize} maxelem {IPSET_MAXELEM}"
-        temp = f"{set_name}.tmp"
-        out.write(f"create {set_name} {params} -exist\n")
-        out.write(f"create {temp} {params} -exist\n")
-        out.write(f"flush {temp}\n")
-        add = f"add {temp} "
-        if len(p) and add.isascii():
-            out.write(_text(p, 1, add))
-        elif len(p):                # a name outside ASCII (not from the command line, which checks)
-            out.write(add + f"\n{add}".join(p.strings()) + "\n")
-        out.write(f"swap {temp} {set_name}\n")
-        out.write(f"destroy {temp}\n")
+    p = halved_zero_length(prefixes) if no_zero_length else prefixes
+    return text(p).splitlines() if len(p) else []
 
 
 # -- reading an export back ---------------------------------------------------------
