@@ -40,25 +40,37 @@ from ipallow.errors import SnapshotError  # defined with the other exceptions; r
 from ipallow.snapshot._layout import (ALIGN, BYTE_ORDER_MARK, DATA, EAGER, FLAG_HAS_DATA, FORMAT_VERSION,
                                       HEADER, LAZY, MAGIC, MAX_SECTIONS, PER_PREFIX, SECTION, SECTION_ID,
                                       SECTIONS)
-from ipallow.snapshot._registration_data import register_json_type
-from ipallow.snapshot._header import file_header, info, read_header
-from ipallow.snapshot._read import from_buffer, map_file, read_file
 
 __all__ = ["save", "map_file", "to_bytes", "write_to", "from_buffer", "SnapshotError", "NotSharedWarning",
            "register_json_type", "FORMAT_VERSION"]
 
-_WRITING = ("save", "to_bytes", "write_to", "MAX_CREATED")
-_SHARING = ("NotSharedWarning", "LEASE_SIGNAL")
+# The names below are imported on first use, each from its module: a process that only opens
+# snapshots (privately) loads neither the atomic-write machinery (tempfile, shutil) nor the
+# lease's signal handling, and one that only reads a snapshot's header or prefix table (the
+# command line's `export`, `info`) does not load numpy, which reading tables needs.  The
+# command line's start reads MAGIC (is this file a snapshot?), and nothing else of these.
+_FIRST_USE = {
+    "save": "_write", "to_bytes": "_write", "write_to": "_write", "MAX_CREATED": "_write",
+    "NotSharedWarning": "_lease", "LEASE_SIGNAL": "_lease",
+    "from_buffer": "_read", "map_file": "_read", "read_file": "_read",
+    "file_header": "_header", "info": "_header", "read_header": "_header",
+    "register_json_type": "_registration_data",
+}
 
 
 def __getattr__(name: str):
-    # Writing and page sharing are imported on first use: a process that only opens
-    # snapshots (privately) loads neither the atomic-write machinery (tempfile,
-    # shutil) nor the lease's signal handling.
-    if name in _WRITING:
+    # Spelled out, not import_module: the layering test reads these imports.
+    where = _FIRST_USE.get(name)
+    if where == "_write":
         from ipallow.snapshot import _write as module
-    elif name in _SHARING:
+    elif where == "_lease":
         from ipallow.snapshot import _lease as module
+    elif where == "_read":
+        from ipallow.snapshot import _read as module
+    elif where == "_header":
+        from ipallow.snapshot import _header as module
+    elif where == "_registration_data":
+        from ipallow.snapshot import _registration_data as module
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(module, name)
@@ -67,4 +79,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WRITING) | set(_SHARING))
+    return sorted(set(globals()) | set(_FIRST_USE))

@@ -12,8 +12,12 @@ a file, reading only its first bytes.
 from __future__ import annotations
 
 import os
+import struct
 import sys
-from typing import Any
+
+TYPE_CHECKING = False           # typing is 2 ms of a start-up; only type checkers read this
+if TYPE_CHECKING:
+    from typing import Any
 
 from ipallow import _trie
 from ipallow.errors import SnapshotError
@@ -67,7 +71,7 @@ def read_header(buffer, source: str = "<buffer>",
         name, dtype = SECTIONS[sid]
         if name in sections:
             raise SnapshotError(source, f"section {name} appears twice")
-        if item_size != dtype.itemsize or nbytes != count * item_size:
+        if item_size != struct.calcsize(dtype) or nbytes != count * item_size:
             raise SnapshotError(source, f"section {name} has a wrong item size or length")
         if offset % ALIGN or offset < header.header_size or offset + nbytes > size:
             raise SnapshotError(source, f"section {name} lies outside the file or is misaligned")

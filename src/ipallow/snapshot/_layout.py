@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import struct
 
-import numpy as np
-
 from ipallow.errors import SnapshotError
 
 MAGIC = b"IPALLOW\x00"
@@ -26,22 +24,24 @@ HEADER = struct.Struct("=8sIIIIQQqQQIIQ")     # see Header below for the field o
 SECTION = struct.Struct("=IIQQQQ")            # id, item size, offset, nbytes, count, checksum
 MAX_SECTIONS = 64
 
-# Section ids -> (name, dtype).  Names are Compiled attributes (tables by position).
+# Section ids -> (name, element type).  Names are Compiled attributes (tables by position).  The
+# types are typecodes of struct, array and memoryview.cast (native sizes), which numpy reads as
+# dtypes too: this module, which the command line's start reads, needs no numpy.
 SECTIONS = {
-    1: ("dir4", np.dtype(np.uint32)),
-    2: ("heap4", np.dtype(np.uint32)),
-    4: ("dir6", np.dtype(np.uint32)),
-    5: ("heap6", np.dtype(np.uint32)),
-    7: ("prefix_reg", np.dtype(np.int32)),
-    8: ("version", np.dtype(np.uint8)),
-    9: ("hi", np.dtype(np.uint64)),
-    10: ("lo", np.dtype(np.uint64)),
-    11: ("prefixlen", np.dtype(np.uint8)),
-    12: ("reg_first", np.dtype(np.int64)),
-    13: ("data_offsets", np.dtype(np.uint64)),
-    14: ("data_blob", np.dtype(np.uint8)),
-    15: ("reg_rows", np.dtype(np.int32)),
-    16: ("lifecycle", np.dtype(np.uint8)),
+    1: ("dir4", "I"),
+    2: ("heap4", "I"),
+    4: ("dir6", "I"),
+    5: ("heap6", "I"),
+    7: ("prefix_reg", "i"),
+    8: ("version", "B"),
+    9: ("hi", "Q"),
+    10: ("lo", "Q"),
+    11: ("prefixlen", "B"),
+    12: ("reg_first", "q"),
+    13: ("data_offsets", "Q"),
+    14: ("data_blob", "B"),
+    15: ("reg_rows", "i"),
+    16: ("lifecycle", "B"),
 }   # ids 3 and 6 were format 1's leaf arrays; ids are never reused
 # Optional: "lifecycle" (a registry's instant, ids and non-counting records, JSON;
 # see ipallow.registry.encode_lifecycle).  A reader that does not know it refuses
