@@ -24,12 +24,12 @@ SOURCE = Path(importlib.util.find_spec(PACKAGE).origin).resolve().parent
 #: before it, never after.  ``ipallow`` (the package, which re-exports) is the top.
 LAYERS: list[tuple[str, set[str]]] = [
     ("errors", {"errors", "_version"}),
-    ("core", {"_parse", "_hugepages", "_blocks", "_compile", "_output"}),   # and the compiled _trie
+    ("core", {"_parse", "_hugepages", "_blocks", "_compile", "_output", "_cidrtext"}),   # and the compiled _trie
     ("prefixes", {"_prefixes"}),
     ("columns", {"_columns", "_delimited"}),
     # ipallow.snapshot: the layout, the data encoding and the lease, then validating, writing, reading
     ("snapshot parts", {"snapshot._layout", "snapshot._registration_data", "snapshot._lease"}),
-    ("snapshot files", {"snapshot._header", "snapshot._write", "snapshot._read"}),
+    ("snapshot files", {"snapshot._header", "snapshot._write", "snapshot._read", "snapshot._cover"}),
     ("sources", {"_csvrecords", "_formats", "_lineblocks", "snapshot"}),
     # ipallow.registry: time and id order, the record (and a bulk load's columns of records), the
     # registry, then its file readers

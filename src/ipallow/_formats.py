@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from ipallow.errors import AddressError, ParseError, Problem
 
-__all__ = ["NETWORK_COLUMNS", "JSONL_SUFFIXES", "detect_format", "decode", "problem"]
+__all__ = ["HEAD", "NETWORK_COLUMNS", "JSONL_SUFFIXES", "detect_format", "decode", "problem"]
 
 #: The column of a plain CSV list (and of a registry CSV) holding the network.
 NETWORK_COLUMNS = ("cidr", "network", "ip")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _SHOWN_TEXT = 80         # longer offending text is cut in file messages
+
+#: Bytes read from the start of a file to recognise its format.
+HEAD = 65536
 
 #: The formats a list file can be read as (``--list-format``, ``format=``).
 FORMATS = ("txt", "csv", "jsonl", "registry-csv", "snapshot")

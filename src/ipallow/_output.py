@@ -25,7 +25,11 @@ import contextlib
 import errno
 import os
 import stat
-from typing import IO, Iterator
+
+TYPE_CHECKING = False           # typing is 2 ms of a start-up; only type checkers read this
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import IO
 
 NEW_FILE_MODE = 0o644
 

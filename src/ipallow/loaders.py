@@ -27,14 +27,13 @@ from typing import Any, NamedTuple
 from ipallow import snapshot
 from ipallow import _trie
 from ipallow._compile import Compiled, assemble, compile_entries
-from ipallow._formats import FORMATS, NETWORK_COLUMNS, decode as _decode, detect_format, problem as _problem
+from ipallow._formats import FORMATS, HEAD, NETWORK_COLUMNS, decode as _decode, detect_format, problem as _problem
 from ipallow._parse import iter_text_lines, text_entries
 from ipallow.errors import ParseError, Problem
 
 __all__ = ["load", "load_bytes", "detect_format", "Loaded", "FORMATS", "NETWORK_COLUMNS"]
 
 #: Values of ``format=`` (and of the command line's ``--list-format``).
-_HEAD = 65536            # bytes read to recognise a file
 
 
 class Loaded(NamedTuple):
@@ -64,7 +63,7 @@ def load(path: str | os.PathLike, *, format: str | None = None, strict: bool = T
         name = os.fsdecode(name)
     _check_format(format)
     with open(name, "rb") as handle:
-        head = handle.read(_HEAD)
+        head = handle.read(HEAD)
         kind = format or detect_format(name, head)
         if kind == "snapshot" and stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             return Loaded(kind, snapshot.map_file(name), None)      # map it, parse nothing
@@ -80,7 +79,7 @@ def load_bytes(raw: bytes, name: str, *, format: str | None = None, strict: bool
         raise TypeError(f"content must be bytes, not {type(raw).__name__}")
     _check_format(format)
     raw = bytes(raw)
-    kind = format or detect_format(name, raw[:_HEAD])
+    kind = format or detect_format(name, raw[:HEAD])
     if kind == "snapshot":
         return Loaded(kind, snapshot.from_buffer(raw, name), None)
     return _parse_content(raw, name, kind, strict)

@@ -6,12 +6,10 @@ module of this package.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Iterator
 
 import ipallow
 from ipallow import _output
@@ -19,7 +17,15 @@ from ipallow.errors import Problem
 from ipallow.commands import EXIT_OK, LIST_ENV, UsageError
 from ipallow.commands._progress import Progress
 
+# argparse and typing are imported where they are used, not here: `ipallow export` reads its
+# common command lines without argparse (ipallow.cli.parse_arguments), and the two imports are
+# ~11 ms of a start-up.  Type checkers read the block below.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterator
+    from typing import Any
+
     from ipallow.allowlist import Allowlist
 
 STDIN_NAME = "<stdin>"
@@ -32,6 +38,7 @@ def register(subparsers) -> None:  # noqa: ARG001 - see the module docstring
 def add_parser(subparsers: argparse._SubParsersAction, name: str, *, help: str,
                description: str, examples: str) -> argparse.ArgumentParser:
     """A subcommand parser with the shared look: examples and exit codes in the epilog."""
+    import argparse
     return subparsers.add_parser(name, help=help, description=description, epilog=examples,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
@@ -66,6 +73,7 @@ AT_HELP = ("for a registry (CSV with an id column, or JSON Lines): use the regis
 
 def parse_at_argument(text: str) -> float:
     """argparse type of --at: ISO 8601 (no offset = UTC) -> POSIX seconds; a usage error otherwise."""
+    import argparse
     from ipallow.registry import _parse_time_text
     try:
         return _parse_time_text(text).timestamp()

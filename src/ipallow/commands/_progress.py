@@ -17,11 +17,15 @@ module of this package.
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
-import threading
 import time
-from typing import IO
+
+TYPE_CHECKING = False           # typing is 2 ms of a start-up; only type checkers read this
+if TYPE_CHECKING:
+    import threading
+    from typing import IO
 
 from ipallow.commands._format import BYTES, COUNT, human
 
@@ -44,7 +48,8 @@ def enabled_for(stream: IO[str]) -> bool:
 # 'compiling FILE' waits while the loader's 'loading FILE' is up instead of taking turns
 # with it on the one terminal line.  One lock for all of them: they share that line.
 _OPEN: list["Progress"] = []
-_SCREEN = threading.Lock()
+# threading (0.6 ms of a start-up) is imported only when a line is drawn; its Lock is this one.
+_SCREEN = _thread.allocate_lock()
 
 
 def _default_delay() -> float:
@@ -83,7 +88,7 @@ class Progress:
         self.enabled = enabled_for(self.stream) if enabled is None else enabled
         self.done = 0.0
         self._start = time.monotonic()
-        self._stop = threading.Event()
+        self._stop: threading.Event | None = None       # both made when drawing starts
         self._thread: threading.Thread | None = None
         self._drawn = False
 
@@ -97,6 +102,8 @@ class Progress:
     def start(self) -> None:
         self._start = time.monotonic()
         if self.enabled and self._thread is None:
+            import threading
+            self._stop = threading.Event()
             with _SCREEN:
                 _OPEN.append(self)
             if self.delay <= 0:
@@ -159,7 +166,8 @@ class Progress:
 
     def close(self) -> None:
         """Stop drawing and erase the line (so the next message starts clean)."""
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None

@@ -3,12 +3,10 @@ or a MaxMind DB."""
 
 from __future__ import annotations
 
-import argparse
-import re
 import sys
 
 import ipallow
-from ipallow import ParseError, _output
+from ipallow import ParseError, _cidrtext, _output
 from ipallow.commands import EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK
 from ipallow.commands._progress import Progress
 from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, Source, add_list_format_argument,
@@ -16,10 +14,17 @@ from ipallow.commands._common import (AT_HELP, POSITIONAL_LIST_HELP, Source, add
                                       output_file, parse_at_argument, plural, positional_list, print_json,
                                       stops_quietly_on_closed_output)
 
-# ipallow.export (numpy) is imported by the functions that use it: `ipallow --help` imports this module.
+# ipallow.export (numpy) is imported by the functions that use it: `ipallow --help` imports this
+# module, and an export of a text list or a snapshot runs without numpy (_cidrtext writes it).
 
-#: --family: ipallow.export.FAMILIES' names, spelled out here so that --help needs no numpy.
-FAMILY_CHOICES = ("inet", "ip", "ip6")
+FAMILY_CHOICES = tuple(_cidrtext.FAMILIES)
+FORMAT_CHOICES = ("nft", "ipset", "cidr", "mmdb")
+#: The defaults of the options that have one (argparse's and quick_arguments' alike).
+DEFAULTS = {"family": "inet", "name": "allowed", "table": "ipallow", "max_loss": 0.5}
+
+TYPE_CHECKING = False           # typing and argparse: 2 + 9 ms of a start-up; only type checkers read this
+if TYPE_CHECKING:
+    import argparse
 
 EXAMPLES = """\
 examples:
@@ -66,20 +71,30 @@ guards (nothing is written when one refuses; exit 1 with the counts):
 exit status: 0 written, 1 refused by a guard (empty, or lost more than --max-loss),
 2 usage error, unreadable or invalid list or previous export, or write error"""
 
-_NFT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_IPSET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+# Names checked with str methods, not re (its import is 4 ms of a start-up).
+_WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _nft_name_ok(name: str) -> bool:
+    """[A-Za-z_][A-Za-z0-9_]*: nft's identifiers."""
+    return bool(name) and not name[0].isdigit() and set(name) <= _WORD
+
+
+def _ipset_name_ok(name: str) -> bool:
+    """[A-Za-z0-9_][A-Za-z0-9_.-]*: ipset's set names."""
+    return bool(name) and name[0] in _WORD and set(name) <= _WORD | {".", "-"}
+
 IPSET_NAME_MAX = 31          # IPSET_MAXNAMELEN - 1
 
 
 def _check_names(args: argparse.Namespace) -> str | None:
-    from ipallow import export
-    names = export.set_names(args.name, export.FAMILIES[args.family])
+    names = _cidrtext.set_names(args.name, _cidrtext.FAMILIES[args.family])
     if args.format == "nft":
         for name in (args.table, args.name):
-            if not _NFT_NAME.match(name):
+            if not _nft_name_ok(name):
                 return f"invalid nftables name {name!r}: use letters, digits and '_', not starting with a digit"
     elif args.format == "ipset":
-        if not _IPSET_NAME.match(args.name):
+        if not _ipset_name_ok(args.name):
             return f"invalid ipset name {args.name!r}: use letters, digits, '_', '.', '-'"
         for name in names.values():
             if len(f"{name}.tmp") > IPSET_NAME_MAX:
@@ -90,6 +105,7 @@ def _check_names(args: argparse.Namespace) -> str | None:
 
 def max_loss_argument(text: str) -> float:
     """--max-loss: a percentage (50, 50%, 12.5%) -> a fraction."""
+    import argparse
     try:
         value = float(text.strip().rstrip("%"))
     except ValueError:
@@ -142,7 +158,6 @@ def _refusal(args, loaded, agg, versions, previous_name, previous) -> str | None
     registered user at once, and one much smaller than the last is more
     often a truncated or half-written registry than a real change.
     """
-    from ipallow import export
     if args.force:
         return None
     counts = counting_text(loaded)
@@ -153,6 +168,7 @@ def _refusal(args, loaded, agg, versions, previous_name, previous) -> str | None
                 f"writes it anyway")
     if previous is None:
         return None
+    from ipallow import export
     for v in versions:
         before = export.address_count(previous[v])
         lost = export.lost_addresses(previous[v], agg[v])
@@ -165,16 +181,16 @@ def _refusal(args, loaded, agg, versions, previous_name, previous) -> str | None
 
 
 def _previous_summary(name, previous, agg, versions) -> dict | None:
-    from ipallow import export
     if previous is None:
         return None
+    from ipallow import export
     return {"file": name,
             "addresses": {f"ipv{v}": str(export.address_count(previous[v])) for v in versions},
             "lost": {f"ipv{v}": str(export.lost_addresses(previous[v], agg[v])) for v in versions}}
 
 
 class _Registrations:
-    """What an export of a plain text list needs of its allowlist: how many registrations."""
+    """What an export read without the loader needs of its allowlist: how many registrations."""
 
     def __init__(self, count: int) -> None:
         self.count = count
@@ -183,60 +199,75 @@ class _Registrations:
         return self.count
 
 
-def _plain_list(args: argparse.Namespace):
-    """(Source, aggregated prefixes) of a plain text list the core reads in one pass, or None.
+def _read_without_numpy(args: argparse.Namespace) -> tuple[Source, tuple] | None:
+    """(Source, the core's minimal CIDR cover) of a plain text list or a plain list's snapshot,
+    or None.
 
-    A text file of networks and ranges needs no index: its prefixes go straight from the
-    core's one-pass reader to the aggregation.  Anything else -- a registry, a CSV list, a
-    snapshot, stdin or a FIFO (which cannot be read twice), a non-ASCII byte, an error to
-    report with its line and column -- goes through the one loader, so the messages and
-    the result are the loader's.
+    Neither needs an index: a text list's prefixes go straight from the core's one-pass
+    reader to the aggregation, a snapshot's verified prefix table likewise, and neither
+    imports numpy.  Anything else -- a registry or its snapshot (what counts depends on
+    --at), a CSV list, stdin or a FIFO (which cannot be read twice), a non-ASCII byte, an
+    error to report with its line and column -- goes through the one loader, so the messages
+    and the result are the loader's.
     """
     import os
     import stat
-    from ipallow import _formats, _trie, export, loaders
-    if args.file == "-" or args.format == "mmdb" or args.list_format not in (None, "txt"):
+    from ipallow import _formats, _trie
+    if args.file == "-" or args.format == "mmdb" or args.list_format not in (None, "txt", "snapshot"):
         return None
     try:
         with open(args.file, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 return None
-            raw = handle.read(loaders._HEAD)       # a snapshot or registry is not read twice
-            if (args.list_format or _formats.detect_format(args.file, raw)) != "txt":
-                return None
-            raw += handle.read()
+            raw = handle.read(_formats.HEAD)       # a snapshot or registry is not read twice
+            kind = args.list_format or _formats.detect_format(args.file, raw)
+            if kind == "txt":
+                handle.seek(0)                      # one buffer of the file's size: no copy
+                raw = handle.read()
     except OSError:
         return None                 # the loader says what is wrong, as for every command
-    with Progress("loading list"):
-        table = _trie.scan_network_text(raw)
-    if table is None:
+    if kind == "snapshot":
+        from ipallow.snapshot._cover import read_cover
+        with Progress("loading snapshot"):
+            found = read_cover(args.file)
+        if found is None:
+            return None
+        registrations, cover = found
+    elif kind == "txt":
+        with Progress("loading list"):
+            scanned = _trie.text_list_cover(raw)
+        if scanned is None:
+            return None
+        registrations, cover = scanned[0], scanned[1:]
+    else:
         return None
-    version, hi, lo, plen, reg_first = table
-    with Progress("aggregating"):
-        agg = export.aggregate(version, hi, lo, plen)
-    return Source(_Registrations(len(reg_first) - 1), None, display_name(args.file), args.at), agg
+    return Source(_Registrations(registrations), None, display_name(args.file), args.at), cover
 
 
 @stops_quietly_on_closed_output
 def cmd_export(args: argparse.Namespace) -> int:
-    from ipallow import export
     args.file = positional_list(args, args.file)
     check_output(args.output)           # before loading: a bad -o fails at once, not after the work
     problem = _check_names(args)
     if problem:
         print(f"ipallow export: {problem}", file=sys.stderr)
         return EXIT_ERROR
-    fast = _plain_list(args)
+    fast = _read_without_numpy(args)
     if fast is not None:
-        loaded, agg = fast
+        loaded, cover = fast
+        agg = _cidrtext.covers(cover)
     else:
+        from ipallow import export
         loaded = load_source(args.file, list_format=args.list_format, at=args.at)
         with Progress("aggregating"):
             agg = export.aggregate_allowlist(loaded.allowlist)
     allowlist = loaded.allowlist
-    versions = export.FAMILIES[args.family]
+    versions = _cidrtext.FAMILIES[args.family]
     source = display_name(args.file)
     previous_name, previous = _previous_export(args)
+    if previous is not None and fast is not None:
+        from ipallow import export
+        agg = export.as_prefixes(cover)         # the loss check compares numpy prefix tables
     refusal = _refusal(args, loaded, agg, versions, previous_name, previous)
     if refusal is not None:
         if args.json:
@@ -256,39 +287,41 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _write_mmdb(args, allowlist, agg, versions, source, previous_name, previous)
     with output_file(args.output) as out:
         if args.format == "nft":
-            export.write_nft(out, agg, table=args.table, name=args.name, family=args.family,
-                             comment=comment)
+            _cidrtext.write_nft(out, agg, table=args.table, name=args.name, family=args.family,
+                                comment=comment)
         elif args.format == "ipset":
-            export.write_ipset(out, agg, name=args.name, family=args.family, comment=comment)
+            _cidrtext.write_ipset(out, agg, name=args.name, family=args.family, comment=comment)
         else:
-            export.write_cidr(out, agg, versions)
+            _cidrtext.write_cidr(out, agg, versions)
         out.flush()
     left_out = {v: len(agg[v]) for v in (4, 6) if v not in versions and len(agg[v])}
-    summary = {
-        "file": source, "format": args.format, "family": args.family,
-        "registrations": len(allowlist),
-        "cidrs": {f"ipv{v}": len(agg[v]) for v in versions},
-        "addresses": {f"ipv{v}": str(export.address_count(agg[v])) for v in versions},
-        "left_out": {f"ipv{v}": n for v, n in left_out.items()},
-        "output": args.output or "-",
-        "written": True,
-        "previous": _previous_summary(previous_name, previous, agg, versions),
-    }
-    if args.format != "cidr":
-        summary["sets"] = list(export.set_names(args.name, versions).values())
+    sets = list(_cidrtext.set_names(args.name, versions).values()) if args.format != "cidr" else []
+    if args.json:
+        # Made only when asked for: the exact address counts are 1 ms of a 100k-CIDR export.
+        summary = {
+            "file": source, "format": args.format, "family": args.family,
+            "registrations": len(allowlist),
+            "cidrs": {f"ipv{v}": len(agg[v]) for v in versions},
+            "addresses": {f"ipv{v}": str(_cidrtext.address_count(agg[v])) for v in versions},
+            "left_out": {f"ipv{v}": n for v, n in left_out.items()},
+            "output": args.output or "-",
+            "written": True,
+            "previous": _previous_summary(previous_name, previous, agg, versions),
+        }
+        if sets:
+            summary["sets"] = sets
         if args.format == "nft":
             summary["table"] = f"{args.family} {args.table}"
-    if args.json:
         print_json(summary, sys.stderr)
     elif not args.quiet:
         for v, n in left_out.items():
             print(f"ipallow export: left out {plural(n, f'IPv{v} CIDR')} (--family {args.family})",
                   file=sys.stderr)
         where = f" to {args.output}" if args.output and args.output != "-" else ""
-        sets = f" (sets {', '.join(summary['sets'])})" if "sets" in summary else ""
+        named = f" (sets {', '.join(sets)})" if sets else ""
         print(f"ipallow export: {plural(len(allowlist), 'registration')} -> "
               + " + ".join(plural(len(agg[v]), f"IPv{v} CIDR") for v in versions)
-              + f", {args.format}{sets}{where}", file=sys.stderr)
+              + f", {args.format}{named}{where}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -340,16 +373,16 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "the registrations as a MaxMind DB (nginx geoip2 and every MaxMind reader).",
         examples=EXAMPLES)
     parser.add_argument("file", metavar="FILE", nargs="?", help=POSITIONAL_LIST_HELP)
-    parser.add_argument("--format", required=True, choices=("nft", "ipset", "cidr", "mmdb"),
+    parser.add_argument("--format", required=True, choices=FORMAT_CHOICES,
                         help="nft: 'nft -f' file; ipset: 'ipset restore' script; cidr: plain list; "
                              "mmdb: MaxMind DB")
-    parser.add_argument("--family", choices=FAMILY_CHOICES, default="inet",
+    parser.add_argument("--family", choices=FAMILY_CHOICES, default=DEFAULTS["family"],
                         help="inet: IPv4 and IPv6 (default); ip: IPv4 only; ip6: IPv6 only. "
                              "For nft also the table family")
-    parser.add_argument("--name", default="allowed",
+    parser.add_argument("--name", default=DEFAULTS["name"],
                         help="set name (default: allowed; with --family inet the sets are NAME_v4 "
                              "and NAME_v6)")
-    parser.add_argument("--table", default="ipallow",
+    parser.add_argument("--table", default=DEFAULTS["table"],
                         help="nft table to hold the set(s) (default: ipallow; created if missing)")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write to FILE instead of stdout: a regular file is replaced atomically "
@@ -358,7 +391,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     guard.add_argument("--previous", metavar="FILE",
                        help="an earlier export (nft, ipset or cidr) to compare with; default: the "
                             "-o FILE about to be replaced, when it reads as an export")
-    guard.add_argument("--max-loss", metavar="PERCENT", type=max_loss_argument, default=0.5,
+    guard.add_argument("--max-loss", metavar="PERCENT", type=max_loss_argument, default=DEFAULTS["max_loss"],
                        help="refuse an export that drops more than PERCENT of the previous export's "
                             "addresses, per family (default 50)")
     guard.add_argument("--allow-empty", action="store_true",
@@ -371,3 +404,52 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="summary as one JSON object on stderr (stdout carries the export)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     parser.set_defaults(handler=cmd_export)
+
+
+# -- the common command lines, read without argparse (see ipallow.cli.parse_arguments) ----------
+
+_QUICK_VALUES = {"--format": "format", "--family": "family", "--name": "name", "--table": "table",
+                 "-o": "output", "--output": "output", "--list-format": "list_format"}
+_QUICK_FLAGS = {"--allow-empty": "allow_empty", "--force": "force", "--json": "json",
+                "-q": "quiet", "--quiet": "quiet"}
+
+
+def quick_arguments(argv: list[str]):
+    """The arguments of ``ipallow export`` (``argv`` after the command's name) as argparse
+    would parse them, for the forms an export job uses: FILE, ``--format``, ``--family``,
+    ``--name``, ``--table``, ``-o``, ``--list-format`` (``--opt VALUE`` or ``--opt=VALUE``)
+    and the flags; None for anything else -- ``--previous``, ``--max-loss``, ``--at``, an
+    abbreviation, a value starting with '-', a second FILE, ``--``, help, an invalid choice,
+    a missing ``--format`` -- which argparse then parses or refuses as always.
+    """
+    from types import SimpleNamespace
+    from ipallow._formats import FORMATS
+    choices = {"format": FORMAT_CHOICES, "family": FAMILY_CHOICES, "list_format": FORMATS}
+    values = {"file": None, "format": None, "output": None, "previous": None, "list_format": None,
+              "at": None, **DEFAULTS, **dict.fromkeys(_QUICK_FLAGS.values(), False)}
+    positional = 0
+    tokens = iter(argv)
+    for token in tokens:
+        option, equals, value = token.partition("=") if token.startswith("--") else (token, "", "")
+        if option in _QUICK_VALUES:
+            if not equals:
+                value = next(tokens, None)
+                if value is None:
+                    return None
+            if value.startswith("-"):
+                return None
+            dest = _QUICK_VALUES[option]
+            if dest in choices and value not in choices[dest]:
+                return None
+            values[dest] = value
+        elif token in _QUICK_FLAGS:
+            values[_QUICK_FLAGS[token]] = True
+        elif not token.startswith("-") and not positional:
+            values["file"] = token
+            positional = 1
+        else:
+            return None
+    if values["format"] is None:
+        return None
+    return SimpleNamespace(command="export", handler=cmd_export, **values)
+
