@@ -5,6 +5,10 @@ of it and a column (a snapshot-magic prefix may also give ``SnapshotError`` / ``
 For text files the ``ipaddress`` oracle decides line by line: the load succeeds exactly when every
 entry line is valid, registers each line's networks, and otherwise lists exactly the bad lines.
 
+The core's one-pass reader of a text list straight to its CIDR cover (``text_list_cover``,
+``ipallow export``'s path without numpy) must agree: where it takes a file, the loader loads it
+with as many registrations and the same cover; where the loader refuses one, it leaves it.
+
 Input layout: byte 0 even = text file, odd = CSV; the rest is the file.
 """
 
@@ -16,6 +20,9 @@ import shutil
 import tempfile
 
 from fuzz_support import Zone, ipallow, line_count, main, outcome, reference_entry
+
+with __import__("fuzz_support").instrumented():
+    from ipallow import _trie, export
 
 _DIRECTORY = tempfile.mkdtemp(prefix="ipallow-fuzz-")
 atexit.register(shutil.rmtree, _DIRECTORY, True)
@@ -61,6 +68,15 @@ def test_one_input(data: bytes) -> None:
             assert 1 <= problem.line <= limit and problem.column >= 1, (problem, limit)
     if csv or raw.startswith(b"IPALLOW\0"):
         return
+    covered, cover = outcome(_trie.text_list_cover, raw)
+    assert covered == "ok", repr(cover)
+    if cover is not None:
+        assert kind == "ok", f"the core's reader took a file the loader refuses: {result!r}"
+        assert cover[0] == len(result)
+        want = export.aggregate_allowlist(result)
+        got = export.as_prefixes(tuple(cover[1:]))
+        for v in (4, 6):
+            assert export.cidr_texts(got[v]) == export.cidr_texts(want[v]), v
     lines = text_lines(raw)
     if lines is None:
         assert kind == "raised" and len(result.problems) == 1, "invalid UTF-8 was loaded"

@@ -7,20 +7,33 @@ refuse the buffer only with ``SnapshotError`` (or the core's ``TableError`` for 
 walk); whatever is served must answer lookups without crashing, with the batch path agreeing with
 the scalar one, and registration data must decode.
 
+``ipallow export``'s reader of a snapshot file's prefix table (``read_cover``, no numpy) gets
+each buffer too: it may refuse only as opening does, and where both serve, its CIDR cover is the
+one aggregated from the opened list.
+
 The seed corpus (tests/fuzz/corpus/snapshot/) holds valid snapshots: see make_corpus.py.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import struct
+import tempfile
 
 import numpy as np
 
 from fuzz_support import ipallow, main, outcome
 
 with __import__("fuzz_support").instrumented():
-    from ipallow import _trie, snapshot
+    from ipallow import _trie, export, snapshot
     from ipallow.allowlist import loads
+    from ipallow.snapshot._cover import read_cover
+
+_DIRECTORY = tempfile.mkdtemp(prefix="ipallow-fuzz-")
+atexit.register(shutil.rmtree, _DIRECTORY, True)
+PATH = os.path.join(_DIRECTORY, "list.ipallow")
 
 REFUSALS = (ipallow.SnapshotError, ipallow.TableError)
 PROBES = ["0.0.0.0", "10.1.2.3", "10.255.0.1", "192.0.2.200", "203.0.113.9", "255.255.255.255",
@@ -73,6 +86,24 @@ def use(allowlist) -> None:
         assert isinstance(entries, REFUSALS), repr(entries)
 
 
+def cover_agrees(buffer: bytes, allowlist) -> None:
+    """read_cover on the buffer as a file: refusals as opening's; its cover the opened list's."""
+    with open(PATH, "wb") as handle:
+        handle.write(buffer)
+    kind, found = outcome(read_cover, PATH)
+    if kind == "raised":
+        assert isinstance(found, REFUSALS), repr(found)
+        return
+    if found is None or allowlist is None:
+        return                  # a registry's snapshot; or opening refused a section export skips
+    served, want = outcome(export.aggregate_allowlist, allowlist)
+    assert served == "ok", f"read_cover took a prefix table that opening refuses: {want!r}"
+    got = export.as_prefixes(found[1])
+    assert found[0] == len(allowlist)
+    for v in (4, 6):
+        assert export.cidr_texts(got[v]) == export.cidr_texts(want[v]), v
+
+
 def test_one_input(data: bytes) -> None:
     candidates = [data]
     sealed = outcome(reseal, data)
@@ -81,6 +112,7 @@ def test_one_input(data: bytes) -> None:
         candidates.append(sealed[1])
     for buffer in candidates:
         kind, allowlist = outcome(loads, buffer)
+        cover_agrees(buffer, allowlist if kind == "ok" else None)
         if kind == "raised":
             assert isinstance(allowlist, REFUSALS), repr(allowlist)
             continue
