@@ -247,3 +247,23 @@ def test_an_export_of_a_text_list_or_plain_snapshot_imports_neither_numpy_nor_ar
         # (-o writes through tempfile, which imports shutil: the file is replaced atomically.)
         assert stdlib == ([] if "-o" not in argv else ["shutil"]), (argv, stdlib)
         assert "ipallow._trie" in loaded and "ipallow.export" not in loaded
+
+
+def test_the_executable_reads_its_command_line_without_collections_and_works_with_them(tmp_path):
+    # console_main keeps the cyclic collector off while the command's modules are imported
+    # (~2 ms of passes over objects that live until exit), then freezes those objects and turns
+    # it back on: a long filter or compile must not run without it.
+    path = tmp_path / "list.txt"
+    path.write_text("10.0.0.0/8\n")
+    code = ("import contextlib, gc, io, sys\n"
+            "from ipallow import cli\n"
+            "seen = []\n"
+            "real = cli.run\n"
+            "cli.run = lambda args: seen.append((gc.isenabled(), gc.get_freeze_count() > 0)) or real(args)\n"
+            f"sys.argv = ['ipallow', 'export', '--format', 'cidr', {str(path)!r}]\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+            "    status = cli.console_main()\n"
+            "print(seen, status, gc.isenabled())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    assert out.split("\n")[0] == "[(True, True)] 0 True", out

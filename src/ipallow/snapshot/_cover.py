@@ -15,23 +15,48 @@ import os
 from ipallow import _trie
 from ipallow.errors import SnapshotError
 from ipallow.snapshot._header import read_header
-from ipallow.snapshot._layout import LAZY, file_size
+from ipallow.snapshot._layout import HEADER, LAZY, MAX_SECTIONS, SECTION, aligned, file_size
+
+#: The sections read: the prefix table and what its structure check needs.
+READ = (*LAZY, "prefix_reg")
 
 
-def _private_copy(name: str) -> memoryview:
-    """The file read into anonymous memory: page-aligned (the core reads the sections through
-    uint64_t pointers), and out of reach of a writer that rewrites or truncates the file."""
+def _read_into(handle, target: memoryview, offset: int, name: str) -> None:
+    handle.seek(offset)
+    done = 0
+    while done < len(target):
+        got = handle.readinto(target[done:])
+        if not got:
+            raise SnapshotError(name, "truncated while being read")
+        done += got
+
+
+def _prefix_table(name: str):
+    """``(header, sections, {section: its bytes})`` of the snapshot file ``name``, the header
+    and section table validated; the sections of :data:`READ` only (not the lookup tables nor
+    the registration data), or none for a registry's snapshot.
+
+    One open file for all of it, so a file replaced meanwhile is never read half old, half new;
+    each section lands in anonymous memory at a 64-byte boundary (the core reads it through
+    uint64_t pointers), out of reach of a writer that rewrites or truncates the file.
+    """
     with open(name, "rb", buffering=0) as handle:
         size = file_size(handle.fileno(), name)
-        buffer = mmap.mmap(-1, size)
-        view = memoryview(buffer)
-        filled = 0
-        while filled < size:
-            got = handle.readinto(view[filled:])
-            if not got:          # shrank while being read: the header check names it truncated
-                break
-            filled += got
-    return view[:filled]
+        start = handle.read(HEADER.size + SECTION.size * MAX_SECTIONS)
+        header, sections = read_header(start, name, size)
+        if "lifecycle" in sections:
+            return header, sections, None
+        places, total = {}, 0
+        for section in READ:
+            places[section] = total
+            total += aligned(sections[section][1])
+        memory = memoryview(mmap.mmap(-1, max(total, 1)))
+        raw = {}
+        for section in READ:
+            offset, nbytes = sections[section][:2]
+            raw[section] = memory[places[section]:places[section] + nbytes]
+            _read_into(handle, raw[section], offset, name)
+    return header, sections, raw
 
 
 def read_cover(path: str | os.PathLike) -> tuple[int, tuple] | None:
@@ -46,17 +71,14 @@ def read_cover(path: str | os.PathLike) -> tuple[int, tuple] | None:
         OSError: it cannot be read.
     """
     name = os.fspath(path)
-    view = _private_copy(name)
-    header, sections = read_header(view, name)
-    if "lifecycle" in sections:
+    header, sections, raw = _prefix_table(name)
+    if raw is None:
         return None
     columns = {}
-    for section in (*LAZY, "prefix_reg"):
-        offset, nbytes, _count, checksum, code = sections[section]
-        raw = view[offset:offset + nbytes]
-        if _trie.checksum(raw) != checksum:
+    for section in READ:
+        if _trie.checksum(raw[section]) != sections[section][3]:
             raise SnapshotError(name, f"checksum mismatch in section {section}")
-        columns[section] = raw.cast(code)
+        columns[section] = raw[section].cast(sections[section][4])
     problem = _trie.check_prefix_table(*(columns[section] for section in LAZY), columns["prefix_reg"],
                                        header.n_prefixes)
     if problem:
