@@ -267,3 +267,27 @@ def test_the_executable_reads_its_command_line_without_collections_and_works_wit
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          check=True).stdout
     assert out.split("\n")[0] == "[(True, True)] 0 True", out
+
+
+def test_the_core_imports_numpy_and_ipaddress_when_first_needed():
+    # The compiled core's start-up is its own: numpy (65 ms) comes in with the first function
+    # that returns or reads an array, ipaddress (~1.5 ms) with the first address object, network
+    # or network text.  Neither is needed to read a text list and write its CIDR cover.
+    code = ("import sys\n"
+            "from ipallow import _trie\n"
+            "seen = [sorted(m for m in ('numpy', 'ipaddress') if m in sys.modules)]\n"
+            "cover = _trie.text_list_cover(b'10.0.0.0/9\\n10.128.0.0/9\\n')\n"
+            "seen.append(sorted(m for m in ('numpy', 'ipaddress') if m in sys.modules))\n"
+            "import ipaddress\n"
+            "seen.append(_trie.address_key(ipaddress.ip_address('10.1.2.3')))\n"
+            "seen.append(_trie.address_key(ipaddress.ip_address('::ffff:10.1.2.3')))\n"
+            "try:\n"
+            "    _trie.address_key(1.5)\n"
+            "except TypeError as exc:\n"
+            "    seen.append(type(exc).__name__)\n"
+            "seen.append(type(_trie.scan_network_text(b'10.0.0.0/8\\n')[0]).__module__)\n"
+            "print(seen, cover[1].tolist(), cover[2].tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True).stdout.strip()
+    assert out == ("[[], [], (4, 167838211), (4, 167838211), 'TypeError', 'numpy'] "
+                   "[167772160] [8]"), out

@@ -91,17 +91,20 @@ cdef int key_from_object(object ip, uint64_t* hi, uint64_t* lo) except -1:
             version = 6
         else:
             raise AddressError(repr(ip), f"packed address must be 4 or 16 bytes, not {n}", None)
-    elif type(ip) is IPv4Address or type(ip) is IPv6Address:
-        # The stdlib's address objects keep their value in ``_ip``: skip the
-        # Python converter (and its isinstance chain) for the common case.
-        key_from_int_value(ip._ip, ip, hi, lo)
-        version = 4 if type(ip) is IPv4Address else 6
     else:
-        if object_converter is None:
-            raise TypeError(f"expected an IP address, got {type(ip).__name__}")
-        converted_version, value = object_converter(ip)
-        key_from_int_value(value, ip, hi, lo)
-        version = converted_version
+        if not ipaddress_bound:
+            bind_ipaddress()
+        if type(ip) is IPv4Address or type(ip) is IPv6Address:
+            # The stdlib's address objects keep their value in ``_ip``: skip the
+            # Python converter (and its isinstance chain) for the common case.
+            key_from_int_value(ip._ip, ip, hi, lo)
+            version = 4 if type(ip) is IPv4Address else 6
+        else:
+            if object_converter is None:
+                raise TypeError(f"expected an IP address, got {type(ip).__name__}")
+            converted_version, value = object_converter(ip)
+            key_from_int_value(value, ip, hi, lo)
+            version = converted_version
     if version == 6 and hi[0] == 0 and (lo[0] >> 32) == 0xFFFF:
         lo[0] &= 0xFFFFFFFFu
         version = 4

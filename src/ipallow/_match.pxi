@@ -3,7 +3,6 @@
 # network costs microseconds, so a Match keeps the address and the matched prefix row
 # as C integers and makes the network only when ``.network`` is first read.
 
-from ipaddress import IPv4Network, IPv6Network
 from collections.abc import Sequence as _Sequence
 
 from cpython.list cimport PyList_GET_ITEM
@@ -24,6 +23,8 @@ cdef object cached_network(dict cache, Py_ssize_t row, int version, object value
     """The ``ipaddress`` network of prefix ``row``, from ``cache`` or built (and kept) now."""
     network = cache.get(row)
     if network is None:
+        if not ipaddress_bound:
+            bind_ipaddress()
         network = (IPv4Network if version == 4 else IPv6Network)((value, prefixlen))
         if len(cache) >= NETWORK_CACHE_SIZE:
             cache.clear()
@@ -240,6 +241,8 @@ cdef class Match:
         if not self.version:
             return str(self._network)
         plen = self.prefix_key(&hi, &lo)
+        if not ipaddress_bound:
+            bind_ipaddress()
         if self.version == 4:
             return f"{IPv4Address(lo)}/{plen}"
         return f"{IPv6Address(((<object>hi) << 64) | lo)}/{plen}"

@@ -49,7 +49,6 @@ from ipallow._core cimport (
 )
 
 import os
-from ipaddress import IPv4Address, IPv6Address
 
 from ipallow.errors import AddressError, TableError
 
@@ -79,6 +78,20 @@ class _NumpyOnFirstUse:
 
 
 np = _NumpyOnFirstUse()
+
+# ipaddress's classes, bound when first needed (an address object looked up, a match's network
+# or its text): its import is ~1.5 ms of a command's start-up that needs none of them.
+cdef object IPv4Address = None, IPv6Address = None, IPv4Network = None, IPv6Network = None
+cdef bint ipaddress_bound = False
+
+
+cdef int bind_ipaddress() except -1:
+    global IPv4Address, IPv6Address, IPv4Network, IPv6Network, ipaddress_bound
+    import ipaddress
+    IPv4Address, IPv6Address = ipaddress.IPv4Address, ipaddress.IPv6Address
+    IPv4Network, IPv6Network = ipaddress.IPv4Network, ipaddress.IPv6Network
+    ipaddress_bound = True
+    return 0
 
 if not cpu_ok():
     raise ImportError("this build of ipallow was compiled for CPUs with the POPCNT instruction "
