@@ -71,6 +71,10 @@ def _commands_needed(argv: Sequence[str]) -> list[str] | None:
     return None
 
 
+#: The commands whose module reads its commonest command lines without argparse.
+QUICK_COMMANDS = ("export",)
+
+
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     """The parsed command line.
 
@@ -85,10 +89,6 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         if args is not None:
             return args
     return build_parser(_commands_needed(argv)).parse_args(argv)
-
-
-#: The commands whose module reads its commonest command lines without argparse.
-QUICK_COMMANDS = ("export",)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
