@@ -14,8 +14,8 @@ import os
 
 from ipallow import _trie
 from ipallow.errors import SnapshotError
-from ipallow.snapshot._header import read_header
-from ipallow.snapshot._layout import HEADER, LAZY, MAX_SECTIONS, SECTION, aligned, file_size
+from ipallow.snapshot._header import check_prefix_table, header_of_open_file, verify_section
+from ipallow.snapshot._layout import LAZY, aligned
 
 #: The sections read: the prefix table and what its structure check needs.
 READ = (*LAZY, "prefix_reg")
@@ -41,9 +41,7 @@ def _prefix_table(name: str):
     uint64_t pointers), out of reach of a writer that rewrites or truncates the file.
     """
     with open(name, "rb", buffering=0) as handle:
-        size = file_size(handle.fileno(), name)
-        start = handle.read(HEADER.size + SECTION.size * MAX_SECTIONS)
-        header, sections = read_header(start, name, size)
+        header, sections = header_of_open_file(handle, name)
         if "lifecycle" in sections:
             return header, sections, None
         places, total = {}, 0
@@ -76,12 +74,8 @@ def read_cover(path: str | os.PathLike) -> tuple[int, tuple] | None:
         return None
     columns = {}
     for section in READ:
-        if _trie.checksum(raw[section]) != sections[section][3]:
-            raise SnapshotError(name, f"checksum mismatch in section {section}")
+        verify_section(raw[section], sections, section, name)
         columns[section] = raw[section].cast(sections[section][4])
-    problem = _trie.check_prefix_table(*(columns[section] for section in LAZY), columns["prefix_reg"],
-                                       header.n_prefixes)
-    if problem:
-        raise SnapshotError(name, f"prefix table: {problem}")
+    check_prefix_table(columns, columns["prefix_reg"], header, name)
     return header.n_registrations, _trie.aggregate_prefixes(
         columns["version"], columns["hi"], columns["lo"], columns["prefixlen"])

@@ -113,15 +113,34 @@ def _check_layout(header: Header, sections: dict, source: str) -> None:
         raise SnapshotError(source, "section data_offsets does not have one row per registration")
 
 
+def header_of_open_file(handle, name: str) -> tuple[Header, dict[str, tuple]]:
+    """The validated header and section table of the snapshot open as ``handle`` (at its start)."""
+    size = file_size(handle.fileno(), name)
+    # Only the header and the section table, read (not mapped: a file
+    # truncated meanwhile must not kill the process).
+    start = handle.read(HEADER.size + SECTION.size * MAX_SECTIONS)
+    return read_header(start, name, size)
+
+
 def file_header(path: str | os.PathLike) -> tuple[Header, dict[str, tuple]]:
     """The validated header and section table of a snapshot file; no section is read."""
     name = os.fspath(path)
     with open(name, "rb") as handle:
-        size = file_size(handle.fileno(), name)
-        # Only the header and the section table, read (not mapped: a file
-        # truncated meanwhile must not kill the process).
-        start = handle.read(HEADER.size + SECTION.size * MAX_SECTIONS)
-    return read_header(start, name, size)
+        return header_of_open_file(handle, name)
+
+
+def verify_section(raw, sections: dict, name: str, source: str) -> None:
+    """SnapshotError unless section ``name``'s bytes ``raw`` match its checksum in the table."""
+    if _trie.checksum(raw) != sections[name][3]:
+        raise SnapshotError(source, f"checksum mismatch in section {name}")
+
+
+def check_prefix_table(columns: dict, prefix_reg, header: Header, source: str) -> None:
+    """SnapshotError unless the prefix table (``columns``: the sections of LAZY, any buffers)
+    and ``prefix_reg`` are consistent, as the core's ``check_prefix_table`` judges them."""
+    problem = _trie.check_prefix_table(*(columns[name] for name in LAZY), prefix_reg, header.n_prefixes)
+    if problem:
+        raise SnapshotError(source, f"prefix table: {problem}")
 
 
 def info(path: str | os.PathLike) -> dict[str, Any]:

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ipallow import _hugepages, _trie
+from ipallow import _hugepages
 from ipallow._compile import Compiled
 from ipallow.errors import SnapshotError
-from ipallow.snapshot._header import read_header
+from ipallow.snapshot._header import check_prefix_table, read_header, verify_section
 from ipallow.snapshot._layout import EAGER, FLAG_HAS_DATA, LAZY, Header, file_size
 from ipallow.snapshot._registration_data import LazyData
 
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 def _section(buffer, sections, name, source, verify=True) -> np.ndarray:
     offset, nbytes, count, checksum, dtype = sections[name]
     raw = np.frombuffer(buffer, dtype=np.uint8, count=nbytes, offset=offset)
-    if verify and _trie.checksum(raw) != checksum:
-        raise SnapshotError(source, f"checksum mismatch in section {name}")
+    if verify:
+        verify_section(raw, sections, name, source)
     array = raw.view(dtype)
     if not array.flags.aligned:
         # A buffer handed in at an odd address (a slice of a larger one): the core reads the
@@ -96,11 +96,7 @@ class _SnapshotCompiled(Compiled):
 
     def _verify_prefix_table(self) -> dict[str, Any]:
         arrays = {name: self._section(name) for name in LAZY}
-        problem = _trie.check_prefix_table(arrays["version"], arrays["hi"], arrays["lo"],
-                                           arrays["prefixlen"], arrays["reg_first"], arrays["reg_rows"],
-                                           self.prefix_reg, self._header.n_prefixes)
-        if problem:
-            raise SnapshotError(self._source, f"prefix table: {problem}")
+        check_prefix_table(arrays, self.prefix_reg, self._header, self._source)
         return arrays
 
     def _verify_data(self) -> dict[str, Any]:
