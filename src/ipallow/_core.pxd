@@ -42,6 +42,7 @@ cdef extern from "ipallow_parse.h" nogil:
     const signed char* HEX "ipallow_hex"
     void hex_init "ipallow_hex_init"() noexcept
     int parse_ipv4_fast "ipallow_parse_ipv4_fast"(const char* s, Py_ssize_t n, uint32_t* out) noexcept
+    int parse_ipv6_fast "ipallow_parse_ipv6_fast"(const char* s, Py_ssize_t n, uint64_t* hi, uint64_t* lo) noexcept
 
 
 cdef extern from "ipallow_checksum.h" nogil:

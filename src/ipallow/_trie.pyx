@@ -45,7 +45,7 @@ from ipallow._core cimport (
     NODE_FLAG, INNER_FLAG, OFFSET_MASK, HEAD_WORDS, INNER_HEAD_WORDS, HEAP_SLACK, CHUNK,
     table_t, load64, store64, popcount64, slot_of, cpu_ok,
     table_lookup, table_lookup4, walk, walk4, select_paths,
-    HEX, hex_init, parse_ipv4_fast, c_checksum,
+    HEX, hex_init, parse_ipv4_fast, parse_ipv6_fast, c_checksum,
 )
 
 import os

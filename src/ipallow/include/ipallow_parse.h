@@ -152,4 +152,132 @@ static inline int ipallow_parse_ipv4_fast(const char* s, ptrdiff_t n, uint32_t* 
     return 4;
 }
 
+/* Index of the lowest set bit of a nonzero word below 2**64 (two 32-bit halves: no
+   64-bit bit scan is needed, which 32-bit MSVC lacks). */
+static inline int ipallow_ctz64(uint64_t m) {
+    return (uint32_t)m ? ipallow_ctz32((uint32_t)m) : 32 + ipallow_ctz32((uint32_t)(m >> 32));
+}
+
+/* Set bits of a word (SWAR, branch free; a build without POPCNT would otherwise call
+   libgcc's generic routine). */
+static inline int ipallow_bit_count(uint64_t x) {
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (int)((x * 0x0101010101010101ULL) >> 56);
+}
+
+#if defined(IPALLOW_HAVE_SSE2)
+/* Bit k of *colons / *hexd: byte k of x is ':' / a hex digit; the digits' values are
+   stored to nib[0:16] (0 for any other byte). */
+static inline void ipallow_classify_hex_sse2(__m128i x, unsigned char* nib, uint32_t* colons, uint32_t* hexd) {
+    __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
+    __m128i l = _mm_sub_epi8(_mm_or_si128(x, _mm_set1_epi8(0x20)), _mm_set1_epi8('a'));
+    __m128i is_digit = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);       /* d <= 9 */
+    __m128i is_letter = _mm_cmpeq_epi8(_mm_min_epu8(l, _mm_set1_epi8(5)), l);      /* l <= 5 */
+    __m128i value = _mm_or_si128(_mm_and_si128(is_digit, d),
+                                 _mm_and_si128(is_letter, _mm_add_epi8(l, _mm_set1_epi8(10))));
+    _mm_storeu_si128((__m128i*)nib, value);
+    *colons = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(':')));
+    *hexd = (uint32_t)_mm_movemask_epi8(_mm_or_si128(is_digit, is_letter));
+}
+#endif
+
+/* The groups of s between `from` and the terminators in `ends` (the colons after each
+   group, and the bit just past the last), written to g[0..]: every group must hold 1 to 4
+   digits.  nib[k + 4] is the value of hex digit s[k]; a group is read as the 4 bytes
+   before its terminator, masked to its length, so no branch depends on the digits. */
+static inline int ipallow_hex_groups(const unsigned char* nib, uint64_t ends, int from, uint32_t* g) {
+    int count = 0, ok = 1;
+    while (ends) {
+        int end = ipallow_ctz64(ends);
+        unsigned len = (unsigned)(end - from);
+        uint32_t w = ((uint32_t)nib[end] << 24) | ((uint32_t)nib[end + 1] << 16)
+                     | ((uint32_t)nib[end + 2] << 8) | (uint32_t)nib[end + 3];
+        ends &= ends - 1;
+        ok &= len - 1u <= 3u;
+        w &= 0xFFFFFFFFu >> (8 * ((4u - len) & 3u));
+        g[count++] = ((w >> 12) & 0xF000u) | ((w >> 8) & 0x0F00u) | ((w >> 4) & 0x00F0u) | (w & 0x000Fu);
+        from = end + 1;
+    }
+    return ok ? count : -1;
+}
+
+/* A valid IPv6 address in s[0:n] written with hex groups and colons only (no embedded
+   IPv4, no zone): 6 and its value in *hi, *lo; 0 for *anything* else, valid or not, and
+   the caller runs the exact parser, which owns every error message.  One pass classifies
+   every byte (SSE2, or a table); the structure is then checked on the bitmaps, where a
+   digit-by-digit parser would mispredict at most group ends.  Reads s[0:n] only. */
+static inline int ipallow_parse_ipv6_fast(const char* s, ptrdiff_t n, uint64_t* hi, uint64_t* lo) {
+    unsigned char nib[4 + 48];             /* nib[k + 4]: the value of hex digit s[k] */
+    uint32_t g[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    uint64_t colons = 0, hexd = 0, all, pairs;
+    int k, gap, n_left = 0, n_right = 0;
+    if (n < 2 || n > 39) return 0;
+    memset(nib, 0, 4);
+#if defined(IPALLOW_HAVE_SSE2)
+    if (ipallow_scan_sse2) {
+        uint32_t c, h;
+        if (n >= 16) {                     /* blocks at 0, 16 and n - 16: never past s[n-1] */
+            ipallow_classify_hex_sse2(_mm_loadu_si128((const __m128i*)s), nib + 4, &c, &h);
+            colons = c;
+            hexd = h;
+            if (n > 32) {
+                ipallow_classify_hex_sse2(_mm_loadu_si128((const __m128i*)(s + 16)), nib + 20, &c, &h);
+                colons |= (uint64_t)c << 16;
+                hexd |= (uint64_t)h << 16;
+            }
+            ipallow_classify_hex_sse2(_mm_loadu_si128((const __m128i*)(s + n - 16)), nib + 4 + n - 16, &c, &h);
+            colons |= (uint64_t)c << (n - 16);
+            hexd |= (uint64_t)h << (n - 16);
+        } else {
+            unsigned char b[16];
+            memset(b, 0, sizeof b);
+            memcpy(b, s, (size_t)n);
+            ipallow_classify_hex_sse2(_mm_loadu_si128((const __m128i*)b), nib + 4, &c, &h);
+            colons = c;
+            hexd = h;
+        }
+    } else
+#endif
+    {
+        for (k = 0; k < n; k++) {
+            signed char v = ipallow_hex[(unsigned char)s[k]];
+            colons |= (uint64_t)(s[k] == ':') << k;
+            hexd |= (uint64_t)(v >= 0) << k;
+            nib[k + 4] = (unsigned char)(v & 15);
+        }
+    }
+    all = ((uint64_t)1 << n) - 1;
+    colons &= all;
+    hexd &= all;
+    if ((colons | hexd) != all) return 0;            /* another character: '.', '%', ... */
+    /* Any other colon out of place (one at either end, ":::", a second "::") leaves an
+       empty group, which the group reader refuses.  The counts keep g[8] from overflowing. */
+    pairs = colons & (colons >> 1);                  /* bit k: "::" at s[k] */
+    if (!pairs) {                                    /* eight groups */
+        if (ipallow_bit_count(colons) > 7) return 0;
+        if (ipallow_hex_groups(nib, colons | ((uint64_t)1 << n), 0, g) != 8) return 0;
+    } else {
+        gap = ipallow_ctz64(pairs);                  /* the first "::", at s[gap:gap+2] */
+        if (gap > 0) {                               /* groups before it */
+            uint64_t ends = (colons & (((uint64_t)1 << gap) - 1)) | ((uint64_t)1 << gap);
+            if (ipallow_bit_count(ends) > 7) return 0;
+            n_left = ipallow_hex_groups(nib, ends, 0, g);
+            if (n_left < 0) return 0;
+        }
+        if (gap + 2 < n) {                           /* groups after it */
+            uint32_t right[8];
+            uint64_t ends = (colons & ~(((uint64_t)1 << (gap + 2)) - 1)) | ((uint64_t)1 << n);
+            if (n_left + ipallow_bit_count(ends) > 7) return 0;
+            n_right = ipallow_hex_groups(nib, ends, gap + 2, right);
+            if (n_right < 0) return 0;
+            for (k = 0; k < n_right; k++) g[8 - n_right + k] = right[k];
+        }
+    }
+    *hi = ((uint64_t)g[0] << 48) | ((uint64_t)g[1] << 32) | ((uint64_t)g[2] << 16) | g[3];
+    *lo = ((uint64_t)g[4] << 48) | ((uint64_t)g[5] << 32) | ((uint64_t)g[6] << 16) | g[7];
+    return 6;
+}
+
 #endif
