@@ -266,13 +266,10 @@ static inline int ipallow_parse_ipv6_fast(const char* s, ptrdiff_t n, uint64_t* 
             n_left = ipallow_hex_groups(nib, ends, 0, g);
             if (n_left < 0) return 0;
         }
-        if (gap + 2 < n) {                           /* groups after it */
-            uint32_t right[8];
+        if (gap + 2 < n) {                           /* groups after it, read into the last ones */
             uint64_t ends = (colons & ~(((uint64_t)1 << (gap + 2)) - 1)) | ((uint64_t)1 << n);
-            if (n_left + ipallow_bit_count(ends) > 7) return 0;
-            n_right = ipallow_hex_groups(nib, ends, gap + 2, right);
-            if (n_right < 0) return 0;
-            for (k = 0; k < n_right; k++) g[8 - n_right + k] = right[k];
+            n_right = ipallow_bit_count(ends);
+            if (n_left + n_right > 7 || ipallow_hex_groups(nib, ends, gap + 2, g + 8 - n_right) < 0) return 0;
         }
     }
     *hi = ((uint64_t)g[0] << 48) | ((uint64_t)g[1] << 32) | ((uint64_t)g[2] << 16) | g[3];
