@@ -232,12 +232,12 @@ def test_an_index_without_answers_refuses_lookup_instead_of_reading_nothing():
     index = _trie.Index()
     c = Allowlist(["10.0.0.0/8"]).compiled
     with pytest.raises(RuntimeError):       # the answers follow the tables
-        index._set_answers(c.prefixlen, None, {})
+        index._set_answers(c.version, c.hi, c.lo, c.prefixlen, None, {})
     index._set_tables(*c.tables, c.prefix_reg)
     with pytest.raises(RuntimeError):       # a bare Index has no way to load them itself
         index.lookup("10.0.0.1")
-    index._set_answers(c.prefixlen, ["A"], {})
-    index._set_answers(c.prefixlen, ["B"], {})   # the first answers stay
+    index._set_answers(c.version, c.hi, c.lo, c.prefixlen, ["A"], {})
+    index._set_answers(c.version, c.hi, c.lo, c.prefixlen, ["B"], {})   # the first answers stay
     assert index.lookup("10.0.0.1").data == "A"
 
 
@@ -274,10 +274,29 @@ def test_set_answers_checks_its_arrays():
         index = _trie.Index()
         index._set_tables(*c.tables, c.prefix_reg)
         with pytest.raises(error):
-            index._set_answers(bad, None, {})
+            index._set_answers(c.version, c.hi, c.lo, bad, None, {})
 
 
 # -- the cyclic garbage collector ------------------------------------------------------
+
+def test_a_match_from_a_lookup_stays_small():
+    """A gateway keeping its answers makes one Match per flow, and fresh memory costs page
+    faults: a lookup's Match keeps its prefix row, not the address or a copy of the prefix
+    (80 bytes with CPython's headers on 64-bit builds, against 112 before)."""
+    import sys
+    al = Allowlist(["10.0.0.0/8", ("2001:db8::/32", {"who": "x"})])
+    for match in (al.lookup("10.1.2.3"), al.lookup("2001:db8::1")):
+        assert sys.getsizeof(match) <= 80
+        assert match.network_text in ("10.0.0.0/8", "2001:db8::/32")
+
+
+def test_a_match_made_from_python_keeps_what_it_was_given():
+    network, index, data = object(), object(), object()
+    match = Match(network, index, data)
+    assert match.network is network and match.index is index and match.data is data
+    assert tuple(match) == (network, index, data)
+    assert match._replace(index=5) == Match(network, 5, data)
+
 
 def test_a_plain_list_match_is_not_followed_by_the_collector_until_it_holds_a_network():
     """A lookup on a list without data answers with a Match CPython's collector need not follow

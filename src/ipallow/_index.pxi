@@ -50,14 +50,15 @@ cdef class Index:
     def __contains__(self, ip):
         return self.leaf_of(ip) != 0
 
-    def _set_answers(self, prefixlen, data, dict cache not None):
-        """Give lookup() each prefix row's length, the registrations' data and a network cache
-        (after the tables; once: when two threads race to set them, the first stays)."""
+    def _set_answers(self, version, hi, lo, prefixlen, data, dict cache not None):
+        """Give lookup() each prefix row's network (``Compiled.version``, ``hi``, ``lo``,
+        ``prefixlen``: valid networks), the registrations' data and a network cache (after the
+        tables; once: when two threads race to set them, the first stays)."""
         if self._arrays is None:
             raise RuntimeError("set the tables before the answers")
         if len(prefixlen) != self.n_prefixes:
             raise ValueError("prefixlen must have one row per prefix")
-        answers = Answers(prefixlen, self._arrays[4], data, cache)
+        answers = Answers(version, hi, lo, prefixlen, self._arrays[4], data, cache)
         if self.answers is None:
             self.answers = answers
 

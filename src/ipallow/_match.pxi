@@ -1,12 +1,13 @@
 # The single-address answer (included by _trie.pyx): ``Allowlist.lookup`` and its
 # ``Match``, built in C.  The walk costs tens of nanoseconds; building an ``ipaddress``
-# network costs microseconds, so a Match keeps the address and the matched prefix row
-# as C integers and makes the network only when ``.network`` is first read.
+# network costs microseconds, so a Match keeps the matched prefix row as a C integer and
+# makes the network (from the row's prefix) only when ``.network`` is first read.
 
 from collections.abc import Sequence as _Sequence
 
 from cpython.list cimport PyList_GET_ITEM
 from cpython.long cimport PyLong_FromSsize_t
+from libc.stdint cimport INT32_MAX
 from cpython.object cimport PyTypeObject
 
 cdef extern from "Python.h":
@@ -37,38 +38,42 @@ def network_of(dict cache, Py_ssize_t row, int version, value, int prefixlen):
     return cached_network(cache, row, version, value, prefixlen)
 
 
-cdef inline uint64_t high_bits(int bits) noexcept nogil:
-    """A 64-bit word with its top ``bits`` bits set (none below 1, all from 64)."""
-    if bits <= 0:
-        return 0
-    if bits >= 64:
-        return 0xFFFFFFFFFFFFFFFF
-    return (<uint64_t>0xFFFFFFFFFFFFFFFF) << (64 - bits)
+cdef const void* column_pointer(str name, column, dtype, Py_ssize_t n) except? NULL:
+    """The data of a 1-D C-contiguous ``dtype`` array of ``n`` rows (NULL when empty)."""
+    if not isinstance(column, np.ndarray) or column.dtype != dtype \
+            or column.ndim != 1 or not column.flags.c_contiguous:
+        raise TypeError(f"{name} must be a 1-D C-contiguous {np.dtype(dtype).name} array")
+    if column.shape[0] != n:
+        raise ValueError(f"{name} must have one row per prefix")
+    return pointer_of(column) if n else NULL
 
 
 cdef class PrefixRows:
-    """Each prefix row's length and registration, and the allowlist's cache of ``ipaddress``
-    networks: what a Match needs to make its network and index later (and all it keeps,
-    beside its own fields)."""
+    """Each prefix row's network (``Compiled.version``, ``hi``, ``lo``, ``prefixlen``) and
+    registration, and the allowlist's cache of ``ipaddress`` networks: what a Match needs to
+    make its network and index later (and all it keeps, beside its own fields).  The rows of
+    an Allowlist are valid networks (its compiler makes them so; a snapshot's are checked
+    before its first lookup), so a network built from one never fails."""
+    cdef const uint8_t* version
+    cdef const uint64_t* hi
+    cdef const uint64_t* lo
     cdef const uint8_t* prefixlen
     cdef const int32_t* prefix_reg
-    cdef object _arrays          # keeps the buffers behind ``prefixlen`` and ``prefix_reg`` alive
+    cdef object _arrays          # keeps the buffers behind the pointers alive
     cdef Py_ssize_t n_prefixes
     cdef dict cache
 
-    def __cinit__(self, prefixlen, prefix_reg, dict cache not None):
-        if not isinstance(prefixlen, np.ndarray) or prefixlen.dtype != np.uint8 \
-                or prefixlen.ndim != 1 or not prefixlen.flags.c_contiguous:
-            raise TypeError("prefixlen must be a 1-D C-contiguous uint8 array")
-        if not isinstance(prefix_reg, np.ndarray) or prefix_reg.dtype != np.int32 \
-                or prefix_reg.ndim != 1 or not prefix_reg.flags.c_contiguous:
-            raise TypeError("prefix_reg must be a 1-D C-contiguous int32 array")
-        if prefix_reg.shape[0] != prefixlen.shape[0]:
-            raise ValueError("prefixlen and prefix_reg must have one row per prefix")
-        self._arrays = (prefixlen, prefix_reg)
-        self.n_prefixes = prefixlen.shape[0]
-        self.prefixlen = <const uint8_t*>pointer_of(prefixlen) if self.n_prefixes else NULL
-        self.prefix_reg = <const int32_t*>pointer_of(prefix_reg) if self.n_prefixes else NULL
+    def __cinit__(self, version, hi, lo, prefixlen, prefix_reg, dict cache not None):
+        cdef Py_ssize_t n = len(prefixlen)
+        if n > INT32_MAX:           # a Match keeps its row as an int32_t
+            raise ValueError("more than 2**31 - 1 prefix rows")
+        self.version = <const uint8_t*>column_pointer("version", version, np.uint8, n)
+        self.hi = <const uint64_t*>column_pointer("hi", hi, np.uint64, n)
+        self.lo = <const uint64_t*>column_pointer("lo", lo, np.uint64, n)
+        self.prefixlen = <const uint8_t*>column_pointer("prefixlen", prefixlen, np.uint8, n)
+        self.prefix_reg = <const int32_t*>column_pointer("prefix_reg", prefix_reg, np.int32, n)
+        self._arrays = (version, hi, lo, prefixlen, prefix_reg)
+        self.n_prefixes = n
         self.cache = cache
 
 
@@ -80,8 +85,8 @@ cdef class Answers:
     cdef bint data_is_list
     cdef bint data_is_lazy
 
-    def __cinit__(self, prefixlen, prefix_reg, data, dict cache not None):
-        self.rows = PrefixRows(prefixlen, prefix_reg, cache)
+    def __cinit__(self, version, hi, lo, prefixlen, prefix_reg, data, dict cache not None):
+        self.rows = PrefixRows(version, hi, lo, prefixlen, prefix_reg, cache)
         self.data = data
         self.data_is_list = type(data) is list
         self.data_is_lazy = type(data) is LazyList
@@ -126,10 +131,7 @@ cdef object match_of(Index index, object ip):
         raise RuntimeError("the tables answer a prefix the prefix table lacks")
     cdef Py_ssize_t reg
     cdef Match m = Match.__new__(Match)
-    m.version = version
-    m.hi = hi
-    m.lo = lo
-    m.row = row
+    m.row = <int32_t>row                    # fits: PrefixRows holds at most 2**31 - 1
     m.rows = answers.rows
     data = answers.data
     if data is None:
@@ -143,7 +145,7 @@ cdef object match_of(Index index, object ip):
         PyObject_GC_UnTrack(m)
         return m
     reg = answers.rows.prefix_reg[row]
-    m.reg = reg
+    m.reg = <int32_t>reg
     if answers.data_is_list and 0 <= reg < PyList_GET_SIZE(data):
         m.data = <object>PyList_GET_ITEM(data, reg)
     elif answers.data_is_lazy and 0 <= reg < PyList_GET_SIZE((<LazyList>data).items):
@@ -167,30 +169,30 @@ cdef class Match:
     ``_fields``, ``_asdict()`` and ``_replace()``; it is a ``collections.abc.Sequence``
     but no longer a ``tuple`` subclass.
     """
-    cdef int version             # 4 or 6, or 0 for a Match made from Python with its network
-    cdef uint64_t hi, lo         # the address looked up, as a key (IPv4 in lo)
-    cdef Py_ssize_t row          # the matched prefix row
-    cdef PrefixRows rows         # its length, and the network cache
-    cdef object _network         # None until built (or given)
-    cdef Py_ssize_t reg          # the registration index, for a Match from a lookup (-1: not read yet)
-    cdef object _index           # the index given to a Match made from Python
+    # 80 bytes with CPython's headers.  A gateway keeping its answers makes one per flow, and
+    # fresh memory costs page faults: 112 bytes (the address's key, its family and the given
+    # index in fields of their own) made a kept lookup ~25 ns dearer on a 600k IPv6 table.
+    cdef PrefixRows rows         # a lookup's rows (prefix, registration, network cache); None
+                                 # for a Match made from Python
+    cdef object _held            # a lookup's network once built (None until then); for a Match
+                                 # made from Python, the (network, index) it was given
     cdef readonly object data
+    cdef int32_t row             # a lookup's matched prefix row
+    cdef int32_t reg             # its registration index (-1: not read yet)
 
     _fields = ("network", "index", "data")
     __match_args__ = ("network", "index", "data")
 
     def __init__(self, network, index, data):
-        self._network = network
-        self._index = index
+        self._held = (network, index)
         self.data = data
-        self.version = 0
 
     @property
     def index(self):
         """The registration index (position in ``list(allowlist)``, ``allowlist[index]``)."""
         # Made when read: most registration indices are too big for Python's cached
         # small ints, and a lookup answered with an int object would pay for one.
-        return PyLong_FromSsize_t(self.registration()) if self.version else self._index
+        return self._held[1] if self.rows is None else PyLong_FromSsize_t(self.registration())
 
     cdef Py_ssize_t registration(self) noexcept:
         """The registration index of a Match from a lookup (read from its row if not yet)."""
@@ -201,51 +203,47 @@ cdef class Match:
     @property
     def network(self):
         """The matched ``ipaddress`` network (built on first read, then kept)."""
-        if self._network is None and self.version:
+        if self.rows is None:
+            return self._held[0]
+        if self._held is None:
             network = self._build_network()
             # Threads: the GIL is held from this check to the store, so the first
             # network stored is the one every reader gets.
-            if self._network is None:
-                self._network = network
+            if self._held is None:
+                self._held = network
                 if not PyObject_GC_IsTracked(self):   # an object now: it could lead back here
                     PyObject_GC_Track(self)
-        return self._network
+        return self._held
 
-    cdef int prefix_key(self, uint64_t* hi, uint64_t* lo) noexcept:
-        """The matched prefix length, and its network address (the query, host bits cleared)."""
-        cdef int plen = self.rows.prefixlen[self.row]
-        if self.version == 4:
-            hi[0] = 0
-            lo[0] = self.lo & (high_bits(plen) >> 32)
-        else:
-            hi[0] = self.hi & high_bits(plen)
-            lo[0] = self.lo & high_bits(plen - 64)
-        return plen
+    cdef int version(self) noexcept:
+        """The matched prefix's IP version (a Match from a lookup)."""
+        return self.rows.version[self.row]
+
+    cdef object network_value(self):
+        """The matched prefix's first address as a Python int (a Match from a lookup)."""
+        cdef Py_ssize_t row = self.row
+        if self.rows.version[row] == 4:
+            return self.rows.lo[row]
+        return ((<object>self.rows.hi[row]) << 64) | self.rows.lo[row]
 
     cdef object _build_network(self):
-        cdef uint64_t hi, lo
-        cdef int plen = self.prefix_key(&hi, &lo)
-        value = lo if self.version == 4 else ((<object>hi) << 64) | lo
-        return cached_network(self.rows.cache, self.row, self.version, value, plen)
+        return cached_network(self.rows.cache, self.row, self.version(), self.network_value(),
+                              self.rows.prefixlen[self.row])
 
     @property
     def prefixlen(self):
         """The matched prefix length (without building the network)."""
-        return self.rows.prefixlen[self.row] if self.version else self._network.prefixlen
+        return self._held[0].prefixlen if self.rows is None else self.rows.prefixlen[self.row]
 
     @property
     def network_text(self):
         """The matched network as CIDR text, e.g. ``'10.1.0.0/16'`` (without building it)."""
-        cdef uint64_t hi, lo
-        cdef int plen
-        if not self.version:
-            return str(self._network)
-        plen = self.prefix_key(&hi, &lo)
+        if self.rows is None:
+            return str(self._held[0])
         if not ipaddress_bound:
             bind_ipaddress()
-        if self.version == 4:
-            return f"{IPv4Address(lo)}/{plen}"
-        return f"{IPv6Address(((<object>hi) << 64) | lo)}/{plen}"
+        address = (IPv4Address if self.version() == 4 else IPv6Address)(self.network_value())
+        return f"{address}/{self.rows.prefixlen[self.row]}"
 
     # -- the tuple protocol ---------------------------------------------------
 
@@ -272,17 +270,18 @@ cdef class Match:
         return (self.network, self.index, self.data)
 
     cdef bint same_prefix(self, Match o):
-        cdef uint64_t hi, lo, o_hi, o_lo
-        if self.rows is o.rows:
+        cdef PrefixRows mine = self.rows, theirs = o.rows
+        if mine is theirs:
             return self.row == o.row
-        return (self.version == o.version and self.prefix_key(&hi, &lo) == o.prefix_key(&o_hi, &o_lo)
-                and hi == o_hi and lo == o_lo)
+        return (mine.version[self.row] == theirs.version[o.row] and mine.hi[self.row] == theirs.hi[o.row]
+                and mine.lo[self.row] == theirs.lo[o.row]
+                and mine.prefixlen[self.row] == theirs.prefixlen[o.row])
 
     def __richcmp__(self, other, int op):
         cdef Match o
         if isinstance(other, Match):
             o = <Match>other
-            if (op == 2 or op == 3) and self.version and o.version:
+            if (op == 2 or op == 3) and self.rows is not None and o.rows is not None:
                 # Both from lookups: compare the prefixes as integers, no networks built.
                 same = self.registration() == o.registration() and self.same_prefix(o) \
                     and (self.data is o.data or self.data == o.data)

@@ -320,7 +320,7 @@ class Allowlist(SetAlgebra, _trie.Index):
         # Called by the core at the first lookup(), not at install: a snapshot reads and
         # checks its prefix table only when something first needs it.
         c = self._compiled
-        self._set_answers(c.prefixlen, c.data, self._network_cache)
+        self._set_answers(c.version, c.hi, c.lo, c.prefixlen, c.data, self._network_cache)
 
     # -- single lookups ------------------------------------------------------
 

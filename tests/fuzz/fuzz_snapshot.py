@@ -76,11 +76,15 @@ def use(allowlist) -> None:
         scalar.append(index)
     assert allowlist.lookup_many(PROBES).tolist() == scalar
     assert allowlist.lookup_many(np.array(PROBES)).tolist() == scalar
-    for probe in PROBES:
+    for probe, index in zip(PROBES, scalar):
         kind, match = outcome(allowlist.lookup, probe)
         if kind == "raised":
             assert isinstance(match, REFUSALS), repr(match)
             return                  # the lazily checked prefix table was refused: nothing more
+        if match is not None:       # a served prefix table is valid: its networks are made
+            assert match.index == index
+            assert match.network_text == str(match.network)
+            assert match.prefixlen == match.network.prefixlen
     kind, entries = outcome(list, allowlist)
     if kind == "raised":
         assert isinstance(entries, REFUSALS), repr(entries)
