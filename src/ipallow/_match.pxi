@@ -76,6 +76,34 @@ cdef class PrefixRows:
         self.n_prefixes = n
         self.cache = cache
 
+    # Row helpers for Match: here rather than as Match's own C methods, which would cost every
+    # Match a method-table pointer (8 bytes, and 64 instead of 80 with the headers).
+
+    cdef object network_value(self, Py_ssize_t row):
+        """Prefix ``row``'s first address as a Python int."""
+        if self.version[row] == 4:
+            return self.lo[row]
+        return ((<object>self.hi[row]) << 64) | self.lo[row]
+
+    cdef object network(self, Py_ssize_t row):
+        """Prefix ``row`` as an ``ipaddress`` network (from the cache, or built and kept)."""
+        return cached_network(self.cache, row, self.version[row], self.network_value(row),
+                              self.prefixlen[row])
+
+    cdef object network_text(self, Py_ssize_t row):
+        """Prefix ``row`` as CIDR text, without making its network."""
+        if not ipaddress_bound:
+            bind_ipaddress()
+        address = (IPv4Address if self.version[row] == 4 else IPv6Address)(self.network_value(row))
+        return f"{address}/{self.prefixlen[row]}"
+
+    cdef bint same_network(self, Py_ssize_t row, PrefixRows other, Py_ssize_t other_row) noexcept:
+        if self is other:
+            return row == other_row
+        return (self.version[row] == other.version[other_row] and self.hi[row] == other.hi[other_row]
+                and self.lo[row] == other.lo[other_row]
+                and self.prefixlen[row] == other.prefixlen[other_row])
+
 
 cdef class Answers:
     """What a single lookup answers with beyond the tables: the prefix rows and the
@@ -169,9 +197,10 @@ cdef class Match:
     ``_fields``, ``_asdict()`` and ``_replace()``; it is a ``collections.abc.Sequence``
     but no longer a ``tuple`` subclass.
     """
-    # 80 bytes with CPython's headers.  A gateway keeping its answers makes one per flow, and
-    # fresh memory costs page faults: 112 bytes (the address's key, its family and the given
-    # index in fields of their own) made a kept lookup ~25 ns dearer on a 600k IPv6 table.
+    # 64 bytes with CPython's headers (and no C methods, which would add a table pointer).  A
+    # gateway keeping its answers makes one per flow, and fresh memory costs page faults: 112
+    # bytes (the address's key, its family and the given index in fields of their own) made a
+    # kept lookup ~25 ns dearer on a 600k IPv6 table than 80.
     cdef PrefixRows rows         # a lookup's rows (prefix, registration, network cache); None
                                  # for a Match made from Python
     cdef object _held            # a lookup's network once built (None until then); for a Match
@@ -192,13 +221,11 @@ cdef class Match:
         """The registration index (position in ``list(allowlist)``, ``allowlist[index]``)."""
         # Made when read: most registration indices are too big for Python's cached
         # small ints, and a lookup answered with an int object would pay for one.
-        return self._held[1] if self.rows is None else PyLong_FromSsize_t(self.registration())
-
-    cdef Py_ssize_t registration(self) noexcept:
-        """The registration index of a Match from a lookup (read from its row if not yet)."""
-        if self.reg < 0:
+        if self.rows is None:
+            return self._held[1]
+        if self.reg < 0:                    # a plain list's: read from the row when first asked
             self.reg = self.rows.prefix_reg[self.row]
-        return self.reg
+        return PyLong_FromSsize_t(self.reg)
 
     @property
     def network(self):
@@ -206,7 +233,7 @@ cdef class Match:
         if self.rows is None:
             return self._held[0]
         if self._held is None:
-            network = self._build_network()
+            network = self.rows.network(self.row)
             # Threads: the GIL is held from this check to the store, so the first
             # network stored is the one every reader gets.
             if self._held is None:
@@ -214,21 +241,6 @@ cdef class Match:
                 if not PyObject_GC_IsTracked(self):   # an object now: it could lead back here
                     PyObject_GC_Track(self)
         return self._held
-
-    cdef int version(self) noexcept:
-        """The matched prefix's IP version (a Match from a lookup)."""
-        return self.rows.version[self.row]
-
-    cdef object network_value(self):
-        """The matched prefix's first address as a Python int (a Match from a lookup)."""
-        cdef Py_ssize_t row = self.row
-        if self.rows.version[row] == 4:
-            return self.rows.lo[row]
-        return ((<object>self.rows.hi[row]) << 64) | self.rows.lo[row]
-
-    cdef object _build_network(self):
-        return cached_network(self.rows.cache, self.row, self.version(), self.network_value(),
-                              self.rows.prefixlen[self.row])
 
     @property
     def prefixlen(self):
@@ -240,10 +252,7 @@ cdef class Match:
         """The matched network as CIDR text, e.g. ``'10.1.0.0/16'`` (without building it)."""
         if self.rows is None:
             return str(self._held[0])
-        if not ipaddress_bound:
-            bind_ipaddress()
-        address = (IPv4Address if self.version() == 4 else IPv6Address)(self.network_value())
-        return f"{address}/{self.rows.prefixlen[self.row]}"
+        return self.rows.network_text(self.row)
 
     # -- the tuple protocol ---------------------------------------------------
 
@@ -269,22 +278,15 @@ cdef class Match:
     def _astuple(self):
         return (self.network, self.index, self.data)
 
-    cdef bint same_prefix(self, Match o):
-        cdef PrefixRows mine = self.rows, theirs = o.rows
-        if mine is theirs:
-            return self.row == o.row
-        return (mine.version[self.row] == theirs.version[o.row] and mine.hi[self.row] == theirs.hi[o.row]
-                and mine.lo[self.row] == theirs.lo[o.row]
-                and mine.prefixlen[self.row] == theirs.prefixlen[o.row])
-
     def __richcmp__(self, other, int op):
         cdef Match o
         if isinstance(other, Match):
             o = <Match>other
             if (op == 2 or op == 3) and self.rows is not None and o.rows is not None:
                 # Both from lookups: compare the prefixes as integers, no networks built.
-                same = self.registration() == o.registration() and self.same_prefix(o) \
-                    and (self.data is o.data or self.data == o.data)
+                same = (self.rows.prefix_reg[self.row] == o.rows.prefix_reg[o.row]
+                        and self.rows.same_network(self.row, o.rows, o.row)
+                        and (self.data is o.data or self.data == o.data))
                 return same if op == 2 else not same
             other = o._astuple()
         elif not isinstance(other, tuple):
