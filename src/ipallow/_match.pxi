@@ -198,9 +198,9 @@ cdef class Match:
     but no longer a ``tuple`` subclass.
     """
     # 64 bytes with CPython's headers (and no C methods, which would add a table pointer).  A
-    # gateway keeping its answers makes one per flow, and fresh memory costs page faults: 112
-    # bytes (the address's key, its family and the given index in fields of their own) made a
-    # kept lookup ~25 ns dearer on a 600k IPv6 table than 80.
+    # gateway keeping its answers makes one per flow, and fresh memory costs page faults: at
+    # 112 bytes (the address's key, its family and the given index in fields of their own) a
+    # kept lookup on a 600k IPv6 table cost ~25 ns more than at 80.
     cdef PrefixRows rows         # a lookup's rows (prefix, registration, network cache); None
                                  # for a Match made from Python
     cdef object _held            # a lookup's network once built (None until then); for a Match

@@ -408,7 +408,6 @@ def parse_address(text):
     return rc, (<object>hi << 64) | lo
 
 
-
 def _parse_ipv6_fast(bytes text not None):
     """The value the fast IPv6 reader gives ``text`` (ASCII bytes), or None where it leaves
     the text to the exact parser (for tests: whatever it accepts, it must read as the
@@ -417,6 +416,7 @@ def _parse_ipv6_fast(bytes text not None):
     if not parse_ipv6_fast(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), &hi, &lo):
         return None
     return (<object>hi << 64) | lo
+
 
 def parse_network(text, bint strict=True):
     """Parse network text -> ``(version, value, prefixlen, masked)``.

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "ipallow_node.h"               /* ipallow_popcount64_swar */
 /* SSE2 is part of x86-64 (and of MSVC's x64 target), so it needs no run-time check;
    the scalar scan stays selectable (IPALLOW_SCALAR=1) so that it is tested too. */
 #if defined(__SSE2__) || (defined(_MSC_VER) && (defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)))
@@ -158,15 +160,6 @@ static inline int ipallow_ctz64(uint64_t m) {
     return (uint32_t)m ? ipallow_ctz32((uint32_t)m) : 32 + ipallow_ctz32((uint32_t)(m >> 32));
 }
 
-/* Set bits of a word (SWAR, branch free; a build without POPCNT would otherwise call
-   libgcc's generic routine). */
-static inline int ipallow_bit_count(uint64_t x) {
-    x = x - ((x >> 1) & 0x5555555555555555ULL);
-    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
-    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
-    return (int)((x * 0x0101010101010101ULL) >> 56);
-}
-
 #if defined(IPALLOW_HAVE_SSE2)
 /* Bit k of *colons / *hexd: byte k of x is ':' / a hex digit; the digits' values are
    stored to nib[0:16] (0 for any other byte). */
@@ -206,8 +199,9 @@ static inline int ipallow_hex_groups(const unsigned char* nib, uint64_t ends, in
 /* A valid IPv6 address in s[0:n] written with hex groups and colons only (no embedded
    IPv4, no zone): 6 and its value in *hi, *lo; 0 for *anything* else, valid or not, and
    the caller runs the exact parser, which owns every error message.  One pass classifies
-   every byte (SSE2, or a table); the structure is then checked on the bitmaps, where a
-   digit-by-digit parser would mispredict at most group ends.  Reads s[0:n] only. */
+   every byte (SSE2, or a table), and the structure is checked on the bitmaps: no branch
+   depends on how many digits a group has, where a digit-by-digit parser mispredicts at
+   most group ends on random text.  Reads s[0:n] only. */
 static inline int ipallow_parse_ipv6_fast(const char* s, ptrdiff_t n, uint64_t* hi, uint64_t* lo) {
     unsigned char nib[4 + 48];             /* nib[k + 4]: the value of hex digit s[k] */
     uint32_t g[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -256,19 +250,19 @@ static inline int ipallow_parse_ipv6_fast(const char* s, ptrdiff_t n, uint64_t* 
        empty group, which the group reader refuses.  The counts keep g[8] from overflowing. */
     pairs = colons & (colons >> 1);                  /* bit k: "::" at s[k] */
     if (!pairs) {                                    /* eight groups */
-        if (ipallow_bit_count(colons) > 7) return 0;
+        if (ipallow_popcount64_swar(colons) > 7) return 0;
         if (ipallow_hex_groups(nib, colons | ((uint64_t)1 << n), 0, g) != 8) return 0;
     } else {
         gap = ipallow_ctz64(pairs);                  /* the first "::", at s[gap:gap+2] */
         if (gap > 0) {                               /* groups before it */
             uint64_t ends = (colons & (((uint64_t)1 << gap) - 1)) | ((uint64_t)1 << gap);
-            if (ipallow_bit_count(ends) > 7) return 0;
+            if (ipallow_popcount64_swar(ends) > 7) return 0;
             n_left = ipallow_hex_groups(nib, ends, 0, g);
             if (n_left < 0) return 0;
         }
         if (gap + 2 < n) {                           /* groups after it, read into the last ones */
             uint64_t ends = (colons & ~(((uint64_t)1 << (gap + 2)) - 1)) | ((uint64_t)1 << n);
-            n_right = ipallow_bit_count(ends);
+            n_right = ipallow_popcount64_swar(ends);
             if (n_left + n_right > 7 || ipallow_hex_groups(nib, ends, gap + 2, g + 8 - n_right) < 0) return 0;
         }
     }
