@@ -33,8 +33,6 @@ from ipallow.errors import ParseError, Problem
 
 __all__ = ["load", "load_bytes", "detect_format", "Loaded", "FORMATS", "NETWORK_COLUMNS"]
 
-#: Values of ``format=`` (and of the command line's ``--list-format``).
-
 
 class Loaded(NamedTuple):
     """What a file held: its format, and either compiled entries or a registry.
