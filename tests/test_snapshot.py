@@ -105,6 +105,18 @@ def test_protocol5_pickle_sends_the_snapshot_out_of_band(compiled, snapshot_byte
     assert answers(clone, queries) == answers(compiled, queries)
 
 
+def test_a_saved_file_is_told_apart_from_a_list_by_the_magic_the_loader_knows(tmp_path):
+    # ipallow._formats spells the magic out again (the snapshot package is not imported to tell
+    # a text list from a snapshot): the two must never drift apart.
+    from ipallow import _formats
+    assert _formats.SNAPSHOT_MAGIC == snapshot.MAGIC
+    path = tmp_path / "no-suffix"
+    ipallow.Allowlist(["192.0.2.0/24"]).save(path)
+    assert path.read_bytes().startswith(snapshot.MAGIC)
+    assert _formats.detect_format(str(path), path.read_bytes()[:_formats.HEAD]) == "snapshot"
+    assert "192.0.2.7" in ipallow.load(path)
+
+
 def test_same_input_gives_byte_identical_files(tmp_path, monkeypatch):
     entries = random_entries(5, 400)
     first, second = tmp_path / "a.ipallow", tmp_path / "b.ipallow"

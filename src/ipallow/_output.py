@@ -21,14 +21,12 @@ One rule for every writer (``ipallow export -o``, ``compile -o``, ``bench --plot
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
 
 TYPE_CHECKING = False           # typing is 2 ms of a start-up; only type checkers read this
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from typing import IO
 
 NEW_FILE_MODE = 0o644
@@ -86,40 +84,78 @@ def _stat_or_none(name: str) -> os.stat_result | None:
         return None
 
 
-@contextlib.contextmanager
-def open_output(path: str | os.PathLike, *, binary: bool = False) -> Iterator[IO]:
-    """A handle to write ``path`` through, by the rules in the module docstring.
+class open_output:
+    """``with open_output(path, binary=False) as handle:`` a handle to write ``path`` through,
+    by the rules in the module docstring.
 
     The file appears (or changes) only when the ``with`` block ends without an
     exception; on an exception the temporary file is removed and what was
     there is left as it was.
+
+    A class, not a generator made a context manager: contextlib and functools are ~1 ms
+    of a command's start-up, and `ipallow export` to stdout needs neither.
     """
-    target, st, through = resolve(path)
-    encoding = None if binary else "utf-8"
-    if through:
-        # Append, never truncate: '-o /dev/stdout >> log' must not empty the log.
-        with open(target, "ab" if binary else "a", encoding=encoding) as handle:
-            yield handle
-        return
-    import tempfile         # here: `ipallow check` reads a snapshot and writes nothing
-    directory = os.path.dirname(os.path.abspath(target))
+
+    def __init__(self, path: str | os.PathLike, *, binary: bool = False) -> None:
+        self._path = path
+        self._binary = binary
+        self._handle: IO | None = None
+        self._temporary: str | None = None       # None: written through, nothing to rename
+
+    def __enter__(self) -> IO:
+        path, binary = self._path, self._binary
+        self._target, self._st, through = resolve(path)
+        encoding = None if binary else "utf-8"
+        if through:
+            # Append, never truncate: '-o /dev/stdout >> log' must not empty the log.
+            self._handle = open(self._target, "ab" if binary else "a", encoding=encoding)
+            return self._handle
+        import tempfile         # here: `ipallow check` reads a snapshot and writes nothing
+        self._directory = os.path.dirname(os.path.abspath(self._target))
+        try:
+            fd, temporary = tempfile.mkstemp(prefix=".ipallow-", suffix=".tmp", dir=self._directory)
+        except OSError as exc:
+            # The temporary name means nothing to the operator: name what they asked to write.
+            raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from None
+        self._temporary = temporary
+        try:
+            self._handle = os.fdopen(fd, "wb" if binary else "w", encoding=encoding)
+        except BaseException:
+            os.close(fd)
+            _remove_quietly(temporary)
+            raise
+        return self._handle
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        handle, temporary = self._handle, self._temporary
+        if temporary is None:
+            handle.close()
+            return False
+        try:
+            try:
+                if exc_type is None:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            finally:
+                handle.close()
+            if exc_type is not None:
+                _remove_quietly(temporary)
+                return False            # the with block's exception goes on
+            _copy_identity(temporary, self._st)
+            os.replace(temporary, self._target)
+        except BaseException:
+            _remove_quietly(temporary)
+            raise
+        _fsync_directory(self._directory)
+        return False
+
+
+def _remove_quietly(temporary: str) -> None:
+    """Remove a temporary file that will not be renamed (already gone or not: nothing to say)."""
     try:
-        fd, temporary = tempfile.mkstemp(prefix=".ipallow-", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        # The temporary name means nothing to the operator: name what they asked to write.
-        raise type(exc)(exc.errno, exc.strerror, os.fspath(path)) from None
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", encoding=encoding) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        _copy_identity(temporary, st)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(directory)
+        os.unlink(temporary)
+    except OSError:
+        pass
 
 
 def check_writable(path: str | os.PathLike) -> None:
@@ -162,8 +198,10 @@ def _copy_identity(temporary: str, st: os.stat_result | None) -> None:
     if (mine.st_uid, mine.st_gid) != (st.st_uid, st.st_gid):
         # Only root (or the owner, for a group it belongs to) may; install(1) and
         # rsync do the same without privileges: keep going with our own ids.
-        with contextlib.suppress(PermissionError):
+        try:
             os.chown(temporary, st.st_uid, st.st_gid)
+        except PermissionError:
+            pass
     os.chmod(temporary, stat.S_IMODE(st.st_mode))    # after chown, which clears set-id bits
 
 

@@ -8,7 +8,6 @@ validation error), 2 usage, input or I/O error.
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import sys
 
@@ -53,7 +52,7 @@ def build_parser(only: Sequence[str] | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for module in dict.fromkeys(MODULE_OF.get(name, name) for name in (command_names() if only is None else only)):
-        importlib.import_module(f"ipallow.commands.{module}").register(subparsers)
+        ipallow._import_module(f"ipallow.commands.{module}").register(subparsers)
     return parser
 
 
@@ -85,7 +84,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     means; tests hold every form a module reads to argparse's answer.
     """
     if argv and argv[0] in QUICK_COMMANDS:
-        args = importlib.import_module(f"ipallow.commands.{argv[0]}").quick_arguments(argv[1:])
+        args = ipallow._import_module(f"ipallow.commands.{argv[0]}").quick_arguments(argv[1:])
         if args is not None:
             return args
     return build_parser(_commands_needed(argv)).parse_args(argv)
