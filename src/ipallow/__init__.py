@@ -36,8 +36,8 @@ _WHERE = {
 def _import_module(name: str):
     """The module ``name`` (absolute), imported if need be.
 
-    importlib's ``import_module`` would do the same, but importing importlib costs a command's
-    start-up ~0.35 ms (it brings warnings): a tenth of what `ipallow export` spends importing.
+    importlib's ``import_module`` does the same for an absolute name, but importing importlib
+    (and warnings with it) costs every command's start-up ~0.35 ms.
     """
     __import__(name)
     return _sys.modules[name]

@@ -22,7 +22,7 @@ HEAD = 65536
 #: The first bytes of a snapshot: ``ipallow.snapshot.MAGIC``, spelled out again so that telling
 #: a text list from a snapshot does not import the snapshot package (and struct), 0.3 ms of an
 #: export's start-up.  The snapshot layout sits below this module, so it cannot import it from
-#: here; tests/test_files.py holds the two equal.
+#: here; tests/test_snapshot.py holds the two equal.
 SNAPSHOT_MAGIC = b"IPALLOW\x00"
 
 #: The formats a list file can be read as (``--list-format``, ``format=``).
