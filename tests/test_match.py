@@ -8,6 +8,7 @@ import gc
 import ipaddress
 import pickle
 import random
+import sys
 import threading
 import weakref
 from collections.abc import Sequence
@@ -216,6 +217,46 @@ def test_match_fields_are_read_only(al):
 def test_match_is_importable_where_users_import_it():
     assert ipallow.Match is ipallow.allowlist.Match is _trie.Match
     assert Match.__module__ == "ipallow.allowlist" and Match.__qualname__ == "Match"
+
+
+def test_allowlist_lookup_is_the_core_function_described_as_a_method_of_allowlist(al):
+    # The same C function as Index.lookup, whose descriptor names Allowlist: CPython keeps the
+    # specialized call only while self is exactly of the descriptor's class (see below).
+    method = Allowlist.__dict__["lookup"]
+    assert type(method) is type(_trie.Index.__dict__["lookup"]) and method.__objclass__ is Allowlist
+    assert method.__doc__ == _trie.Index.lookup.__doc__
+    assert al.lookup("10.1.2.3") == _trie.Index.lookup(al, "10.1.2.3")
+    assert al.lookup("2001:db8::1").data == "B" and al.lookup("11.0.0.1") is None
+    with pytest.raises(TypeError):      # a descriptor of Allowlist reads only Allowlists
+        Allowlist.lookup(_trie.Index(), "10.0.0.1")
+    with pytest.raises(TypeError):
+        _trie.method_of_subclass(int, "lookup")
+    with pytest.raises(AttributeError):
+        _trie.method_of_subclass(Allowlist, "no_such_method")
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython" or sys.version_info < (3, 11),
+                    reason="CPython's specializing interpreter (3.11+)")
+def test_al_lookup_written_out_stays_on_cpythons_specialized_call(al):
+    # `al.lookup(q)` in a loop: CPython specializes the call for a method descriptor whose C
+    # function takes one argument, and leaves that path when self is not exactly of the
+    # descriptor's class.  With Index.lookup on an Allowlist it left it on every call and was
+    # specialized again every ~50 calls: 30-60 ns a call (benchmarks/RESULTS.md, session 15).
+    import dis
+    import io
+
+    def call(queries):
+        return [al.lookup(q) for q in queries]
+
+    loop = next(c for c in call.__code__.co_consts if hasattr(c, "co_code")) \
+        if sys.version_info < (3, 12) else call.__code__     # 3.12+ inlines the comprehension
+    states = []
+    for _ in range(40):
+        call(["10.1.2.3"] * 7)
+        text = io.StringIO()
+        dis.dis(loop, adaptive=True, file=text)
+        states.append("METHOD_DESCRIPTOR_O" in text.getvalue())
+    assert all(states[5:]), states
 
 
 def test_lookup_on_snapshot_and_pickled_allowlists_returns_the_data(tmp_path, al):

@@ -40,6 +40,7 @@ from cpython.bool cimport PyBool_Check
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.number cimport PyNumber_AsSsize_t
+from cpython.object cimport PyMethodDef, PyTypeObject
 
 from ipallow._core cimport (
     NODE_FLAG, INNER_FLAG, OFFSET_MASK, HEAD_WORDS, INNER_HEAD_WORDS, HEAP_SLACK, CHUNK,

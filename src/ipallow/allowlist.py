@@ -324,10 +324,6 @@ class Allowlist(SetAlgebra, _trie.Index):
 
     # -- single lookups ------------------------------------------------------
 
-    # Allowlist.lookup is the compiled core's Index.lookup itself (documented there): a
-    # Python method around it would double the cost of the call gateways make per flow.
-    lookup = _trie.Index.lookup
-
     def contains_many(self, addresses: Any, out: np.ndarray | None = None) -> np.ndarray:
         """Membership of every address: a numpy ``bool`` array.
 
@@ -561,6 +557,13 @@ class Allowlist(SetAlgebra, _trie.Index):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+
+
+# Allowlist.lookup is the compiled core's Index.lookup itself (documented there): a Python
+# method around it would double the cost of the call gateways make per flow.  It is
+# described as a method of Allowlist, not taken from Index, so that CPython's specialized
+# call serves ``al.lookup(q)`` (see _trie.method_of_subclass).
+Allowlist.lookup = _trie.method_of_subclass(Allowlist, "lookup")
 
 
 def load(path: str | os.PathLike, *, share: bool = False) -> Allowlist:
