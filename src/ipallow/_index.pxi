@@ -239,8 +239,6 @@ cdef class Index:
                     "nbytes": d6.nbytes + h6.nbytes}}
 
 
-
-
 cdef extern from "Python.h":
     object PyDescr_NewMethod(type cls, PyMethodDef* method)
 
