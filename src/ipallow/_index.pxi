@@ -247,8 +247,8 @@ def method_of_subclass(type cls, str name):
     """Index's C method ``name`` as a method descriptor of ``cls``, a subclass of Index.
 
     ``al.lookup(q)`` on an Allowlist (a Python subclass) paid 30-60 ns more than a bound
-    ``lookup(q)`` on Python 3.11 (6-8 ns more than now on 3.12 and 3.13): CPython (3.11-3.13)
-    specializes that call for a method descriptor only
+    ``lookup(q)`` on Python 3.11, and on 3.12 and 3.13 6-8 ns more than it does with this
+    descriptor: CPython (3.11-3.13) specializes that call for a method descriptor only
     while ``self`` is exactly of the descriptor's class, and Index.lookup's class is Index;
     every call then left the specialized path, and it was tried again and again.  The same
     C function, described as a method of ``cls``, keeps the call on the fast path.  Calling
